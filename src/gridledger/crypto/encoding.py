@@ -1,0 +1,254 @@
+"""Canonical encoding of everything that is signed, hashed or sent.
+
+Deterministic CBOR (RFC 8949 §4.2.1, core deterministic encoding) over a small
+data model: ``None``, ``bool``, integers in ``[-2**64, 2**64 - 1]``, ``bytes``,
+``str``, lists (tuples encode as lists) and maps with text keys. Floats, tags,
+undefined and non-text map keys are refused: money and energy are integers, and
+a narrow model leaves no two encodings of one value.
+
+With text keys only, RFC 8949's bytewise key order coincides with the older
+length-first order that ``cbor2``'s ``canonical`` mode applies, so encoding is
+delegated to ``cbor2`` (C accelerated) and decoding is checked by re-encoding:
+any input that does not re-encode to exactly the same bytes (non-shortest
+integers or lengths, indefinite lengths, unsorted or duplicate keys, trailing
+bytes) is rejected with :class:`EncodingError`.
+
+Frozen dataclasses registered with :func:`wire_type` encode as maps carrying
+their type name under ``"_t"``; :func:`decode_as` rebuilds them and checks the
+field types, so a message of one type can never be decoded as another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, Union, cast
+
+import cbor2
+
+from gridledger.crypto.errors import EncodingError
+
+DEFAULT_MAX_SIZE = 16 * 1024 * 1024
+MAX_DEPTH = 64
+_INT_MIN = -(2**64)
+_INT_MAX = 2**64 - 1
+TYPE_KEY = "_t"
+
+Value = Any  # None | bool | int | bytes | str | list[Value] | dict[str, Value]
+
+T = TypeVar("T")
+
+_REGISTRY: dict[str, type[Any]] = {}
+_NAMES: dict[type[Any], str] = {}
+
+
+def wire_type(name: str) -> Callable[[type[T]], type[T]]:
+    """Register a frozen dataclass under a unique wire name (e.g. ``"ledger.tx/1"``)."""
+
+    def register(cls: type[T]) -> type[T]:
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"{cls.__name__} is not a dataclass")
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise TypeError(f"wire name {name!r} already registered")
+        _REGISTRY[name] = cls
+        _NAMES[cls] = name
+        return cls
+
+    return register
+
+
+def wire_name(cls: type[Any]) -> str:
+    """The registered wire name of a dataclass."""
+    try:
+        return _NAMES[cls]
+    except KeyError:
+        raise EncodingError(f"{cls.__name__} is not a registered wire type") from None
+
+
+def to_value(obj: Any, _depth: int = 0) -> Value:
+    """Convert a Python object (dataclasses included) to the encodable data model."""
+    if _depth > MAX_DEPTH:
+        raise EncodingError("value nested too deeply")
+    if obj is None or isinstance(obj, (bool, bytes, str)):
+        return obj
+    if isinstance(obj, int):
+        if not _INT_MIN <= obj <= _INT_MAX:
+            raise EncodingError("integer outside the 64-bit range; encode it as bytes")
+        return int(obj)
+    if isinstance(obj, (list, tuple)):
+        return [to_value(x, _depth + 1) for x in obj]
+    if isinstance(obj, Mapping):
+        out: dict[str, Value] = {}
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                raise EncodingError("map keys must be text strings")
+            out[k] = to_value(v, _depth + 1)
+        return out
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        name = _NAMES.get(type(obj))
+        if name is None:
+            raise EncodingError(f"{type(obj).__name__} is not a registered wire type")
+        fields: dict[str, Value] = {TYPE_KEY: name}
+        for f in dataclasses.fields(obj):
+            fields[f.name] = to_value(getattr(obj, f.name), _depth + 1)
+        return fields
+    raise EncodingError(f"cannot encode values of type {type(obj).__name__}")
+
+
+def encode(obj: Any) -> bytes:
+    """The canonical bytes of ``obj`` (a data-model value or a registered dataclass)."""
+    try:
+        return cbor2.dumps(to_value(obj), canonical=True)
+    except EncodingError:
+        raise
+    except Exception as exc:  # cbor2 raises its own types on exotic input
+        raise EncodingError(f"cannot encode: {exc}") from None
+
+
+def _check_model(v: Any, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise EncodingError("value nested too deeply")
+    if v is None or isinstance(v, (bool, bytes, str)):
+        return
+    if isinstance(v, int):
+        if not _INT_MIN <= v <= _INT_MAX:
+            raise EncodingError("integer outside the 64-bit range")
+        return
+    if isinstance(v, list):
+        for x in v:
+            _check_model(x, depth + 1)
+        return
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if not isinstance(k, str):
+                raise EncodingError("map keys must be text strings")
+            _check_model(x, depth + 1)
+        return
+    raise EncodingError(f"type {type(v).__name__} is not allowed in canonical data")
+
+
+def decode(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Value:
+    """Decode canonical bytes to a data-model value, refusing anything else."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise EncodingError("input must be bytes")
+    data = bytes(data)
+    if len(data) > max_size:
+        raise EncodingError(f"input of {len(data)} bytes exceeds the limit of {max_size}")
+    if not data:
+        raise EncodingError("empty input")
+    try:
+        value = cbor2.loads(data)
+    except Exception as exc:  # truncated, malformed, unknown simple values, ...
+        raise EncodingError(f"malformed CBOR: {type(exc).__name__}") from None
+    _check_model(value)
+    if cbor2.dumps(value, canonical=True) != data:
+        raise EncodingError("not the canonical encoding of its value")
+    return value
+
+
+def _coerce(tp: Any, v: Value, where: str) -> Any:
+    """Check ``v`` against the annotation ``tp`` and rebuild nested dataclasses."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return v
+    if origin is Union or origin is types.UnionType:
+        args = typing.get_args(tp)
+        if v is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, v, where)
+            except EncodingError as exc:
+                errors.append(exc.reason)
+        raise EncodingError(f"{where}: no alternative matches ({'; '.join(errors)})")
+    if origin is typing.Literal:
+        if v not in typing.get_args(tp):
+            raise EncodingError(f"{where}: {v!r} is not one of {typing.get_args(tp)}")
+        return v
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(v, list):
+            raise EncodingError(f"{where}: expected a list")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], x, f"{where}[]") for x in v)
+        if len(args) != len(v):
+            raise EncodingError(f"{where}: expected {len(args)} items")
+        return tuple(
+            _coerce(a, x, f"{where}[{i}]") for i, (a, x) in enumerate(zip(args, v, strict=True))
+        )
+    if origin is list:
+        (arg,) = typing.get_args(tp)
+        if not isinstance(v, list):
+            raise EncodingError(f"{where}: expected a list")
+        return [_coerce(arg, x, f"{where}[]") for x in v]
+    if origin is dict or origin is Mapping:
+        _kt, vt = typing.get_args(tp)
+        if not isinstance(v, dict):
+            raise EncodingError(f"{where}: expected a map")
+        return {k: _coerce(vt, x, f"{where}.{k}") for k, x in v.items()}
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return from_value(tp, v)
+    if tp is bool:
+        if not isinstance(v, bool):
+            raise EncodingError(f"{where}: expected bool")
+        return v
+    if tp is int or (isinstance(tp, type) and issubclass(tp, int) and tp is not bool):
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise EncodingError(f"{where}: expected int")
+        return tp(v) if tp is not int else v
+    if tp is bytes:
+        if not isinstance(v, bytes):
+            raise EncodingError(f"{where}: expected bytes")
+        return v
+    if tp is str or (isinstance(tp, type) and issubclass(tp, str)):
+        if not isinstance(v, str):
+            raise EncodingError(f"{where}: expected text")
+        return tp(v) if tp is not str else v
+    if tp is type(None):
+        if v is not None:
+            raise EncodingError(f"{where}: expected null")
+        return None
+    # NewType wrappers: check against the supertype.
+    supertype = getattr(tp, "__supertype__", None)
+    if supertype is not None:
+        return _coerce(supertype, v, where)
+    raise EncodingError(f"{where}: unsupported annotation {tp!r}")
+
+
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def from_value(cls: type[T], value: Value) -> T:
+    """Rebuild a registered dataclass from a decoded map, checking every field's type."""
+    if not isinstance(value, dict):
+        raise EncodingError(f"{cls.__name__}: expected a map")
+    name = wire_name(cls)
+    if value.get(TYPE_KEY) != name:
+        raise EncodingError(f"expected a {name}, got {value.get(TYPE_KEY)!r}")
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = typing.get_type_hints(cls)
+        _HINTS[cls] = hints
+    fields = dataclasses.fields(cast(Any, cls))
+    expected = {f.name for f in fields} | {TYPE_KEY}
+    if set(value) != expected:
+        extra = sorted(set(value) - expected)
+        missing = sorted(expected - set(value))
+        raise EncodingError(f"{name}: unexpected fields {extra}, missing {missing}")
+    kwargs = {f.name: _coerce(hints[f.name], value[f.name], f"{name}.{f.name}") for f in fields}
+    try:
+        return cls(**kwargs)
+    except EncodingError:
+        raise
+    except (TypeError, ValueError) as exc:  # __post_init__ validation
+        raise EncodingError(f"{name}: {exc}") from None
+
+
+def decode_as(cls: type[T], data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> T:
+    """Decode canonical bytes into the registered dataclass ``cls``."""
+    return from_value(cls, decode(data, max_size=max_size))

@@ -1,0 +1,83 @@
+"""The ``gridledger`` command line.
+
+Every command has ``--help``. A user mistake (a missing directory, a corrupt
+config, a refused transaction) ends in one clear line on stderr and exit code 2,
+never a traceback: :func:`main` turns every :class:`GridledgerError` into that.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from gridledger.errors import GridledgerError
+
+app = typer.Typer(
+    name="gridledger",
+    help="Private peer-to-peer electricity trading over a consortium blockchain.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+def demo(
+    seed: int = typer.Option(7, help="Seed of the demo's deterministic randomness."),
+) -> None:
+    """Run the end-to-end demo on the embedded default scenario."""
+    from gridledger.node.demo import run_demo
+
+    run_demo(seed=seed)
+
+
+def _register_subcommands() -> None:
+    """Attach the sub-apps of the layers that provide them (kept lazy and optional)."""
+    try:
+        from gridledger.node.cli_consortium import (
+            consortium_app,
+            explorer_app,
+            node_app,
+        )
+    except ImportError:  # pragma: no cover - during bring-up only
+        return
+    app.add_typer(consortium_app, name="consortium")
+    app.add_typer(node_app, name="node")
+    app.add_typer(explorer_app, name="explorer")
+
+
+@app.callback()
+def _root() -> None:
+    """Private peer-to-peer electricity trading over a consortium blockchain."""
+
+
+_register_subcommands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; a gridledger error becomes one line on stderr and exit code 2.
+
+    Usage errors are click's own (exit code 2, with the usage line); ``--help``
+    exits 0.
+    """
+    try:
+        app(args=argv, prog_name="gridledger")
+    except GridledgerError as exc:
+        typer.secho(f"error: {exc.reason}", err=True, fg=typer.colors.RED)
+        return 2
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def run() -> None:
+    """Console-script wrapper: exit with :func:`main`'s status."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

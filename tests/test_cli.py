@@ -1,0 +1,52 @@
+"""The command line: help everywhere, the demo runs, user mistakes are one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from gridledger.errors import ConfigError
+from gridledger.node import cli
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gridledger.node.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_help_lists_commands() -> None:
+    res = _run("--help")
+    assert res.returncode == 0
+    assert "demo" in res.stdout
+
+
+def test_demo_runs() -> None:
+    res = _run("demo")
+    assert res.returncode == 0, res.stderr
+    assert "gridledger demo" in res.stdout
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    res = _run("no-such-command")
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+
+
+def test_gridledger_errors_become_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(seed: int = 0) -> None:
+        raise ConfigError("no such directory: /nowhere")
+
+    monkeypatch.setattr("gridledger.node.demo.run_demo", broken)
+    assert cli.main(["demo"]) == 2
+    err = capsys.readouterr().err
+    assert "error: no such directory: /nowhere" in err
+    assert "Traceback" not in err
