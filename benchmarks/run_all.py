@@ -1,0 +1,63 @@
+"""Run every benchmark and rewrite ``docs/benchmarks.md`` with their tables.
+
+Each benchmark is a script that prints markdown; this runs them one after the
+other as subprocesses (bounded by a timeout each) and collects their output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = [
+    ("crypto_ops.py", 300),
+    ("identity.py", 600),
+    ("consensus_scaling.py", 600),
+    ("ledger_load.py", 1200),
+]
+
+
+def main() -> int:
+    sections = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`benchmarks/run_all.py`); each section is the output",
+        "of one script in `benchmarks/`, run on the machine it names.",
+        f"Last run: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
+        "",
+    ]
+    failed = False
+    only = set(sys.argv[1:])
+    for script, timeout in BENCHMARKS:
+        if only and script not in only:
+            continue
+        path = ROOT / "benchmarks" / script
+        if not path.exists():
+            continue
+        print(f"running {script} ...", flush=True)
+        try:
+            res = subprocess.run(
+                [sys.executable, str(path)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                cwd=ROOT,
+                check=False,
+            )
+            out = res.stdout.strip()
+            if res.returncode != 0:
+                failed = True
+                out += f"\n\n(exit code {res.returncode})\n\n```\n{res.stderr[-2000:]}\n```"
+        except subprocess.TimeoutExpired:
+            failed = True
+            out = f"(timed out after {timeout} s)"
+        sections += [f"## {script}", "", out, ""]
+    (ROOT / "docs" / "benchmarks.md").write_text("\n".join(sections))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

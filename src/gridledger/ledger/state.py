@@ -1,0 +1,105 @@
+"""The world state: a flat map of byte keys to byte values, authenticated by a root.
+
+Keys are namespaced by contract: ``b"<namespace>/" + key``; the namespace
+``sys`` is reserved for the state machine itself (used nonces). The whole map
+lives in memory beside its :class:`~gridledger.ledger.smt.SparseMerkleTree`;
+on restart it is reloaded from the block store's state table and the tree is
+rebuilt from the entries (SMT nodes are not persisted: a rebuild costs about
+10 µs per entry).
+
+Execution never writes to :class:`WorldState` directly: it reads through
+:class:`Overlay` layers (one per block, one per transaction) and the block's
+final write set is applied with :meth:`WorldState.apply_writes`, which returns
+the previous values so that a speculative block can be undone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Protocol
+
+from gridledger.ledger.smt import SparseMerkleTree, StateProof
+
+WriteSet = dict[bytes, bytes | None]
+"""Key → new value, ``None`` meaning deleted; insertion-ordered."""
+
+SYSTEM_NAMESPACE = "sys"
+
+
+def compute_state_key(namespace: str, key: bytes) -> bytes:
+    """The full state key of ``key`` inside ``namespace``."""
+    return namespace.encode() + b"/" + key
+
+
+class StateReader(Protocol):
+    """Read access to state as seen at some point of execution."""
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value under the full key ``key``, or ``None``."""
+        ...
+
+
+class WorldState:
+    """Committed state: values plus their sparse Merkle tree."""
+
+    def __init__(self, entries: Iterable[tuple[bytes, bytes]] = ()) -> None:
+        self._values: dict[bytes, bytes] = {}
+        self._tree = SparseMerkleTree()
+        for key, value in entries:
+            self._values[key] = value
+            self._tree.set(key, value)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._values.get(key)
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
+        """All entries, sorted by key (for snapshots and tests)."""
+        for key in sorted(self._values):
+            yield key, self._values[key]
+
+    @property
+    def root(self) -> bytes:
+        """The state root committed to in block headers."""
+        return self._tree.root()
+
+    def apply_writes(self, writes: Mapping[bytes, bytes | None]) -> WriteSet:
+        """Apply ``writes``; return the previous values (an undo write set)."""
+        undo: WriteSet = {}
+        for key, value in writes.items():
+            if key not in undo:
+                undo[key] = self._values.get(key)
+            if value is None:
+                self._values.pop(key, None)
+            else:
+                self._values[key] = value
+            self._tree.set(key, value)
+        return undo
+
+    def prove(self, key: bytes) -> tuple[bytes | None, StateProof]:
+        """The current value of ``key`` (or ``None``) and its proof against :attr:`root`."""
+        return self._values.get(key), self._tree.prove(key)
+
+
+class Overlay:
+    """Uncommitted writes on top of a reader; :meth:`commit_to` folds them into a parent."""
+
+    def __init__(self, base: StateReader) -> None:
+        self._base = base
+        self.writes: WriteSet = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        if key in self.writes:
+            return self.writes[key]
+        return self._base.get(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.writes[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self.writes[key] = None
+
+    def commit_to(self, parent: Overlay) -> None:
+        parent.writes.update(self.writes)

@@ -1,0 +1,219 @@
+"""The SQLite :class:`~gridledger.ledger.storage.BlockStore`.
+
+One database file, WAL journal, one transaction per block: ``put_block`` writes
+the block, its receipts, its transaction index, its certificate and its state
+writes between ``BEGIN IMMEDIATE`` and ``COMMIT``. SQLite's journal makes that
+all-or-nothing across a crash of the process or of the machine.
+
+``synchronous=FULL`` is the default: every commit (one per block, and one per
+``put_meta``) is fsynced before it returns. With ``NORMAL`` a WAL database stays
+consistent after a power failure but may lose its last commits; that is harmless
+for blocks (state transfer refetches them) but not for the consensus log, which
+must never forget a vote the replica already sent, or it could vote twice after
+a restart. One fsync per block is cheap next to executing a 1,000-transaction
+block, so durability wins. Pass ``synchronous="NORMAL"`` for throwaway runs.
+
+State is stored as plain entries; the sparse Merkle tree is rebuilt from them
+when a :class:`~gridledger.ledger.chain.Ledger` opens the store.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+from gridledger.crypto.encoding import decode, decode_as, encode, from_value
+from gridledger.ledger.block import Block, BlockHeader
+from gridledger.ledger.certificate import CommitCertificate
+from gridledger.ledger.errors import StorageError
+from gridledger.ledger.execution import Receipt
+from gridledger.ledger.tx import Transaction
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS blocks (
+    height INTEGER PRIMARY KEY, header BLOB NOT NULL, txs BLOB NOT NULL, receipts BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS certificates (height INTEGER PRIMARY KEY, cert BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS txs (
+    tx_hash BLOB PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+"""
+_MAX_BLOB = 256 * 1024 * 1024
+
+
+class SqliteBlockStore:
+    """A :class:`~gridledger.ledger.storage.BlockStore` in one SQLite file (WAL mode)."""
+
+    def __init__(
+        self, path: str | Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    ) -> None:
+        try:
+            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open block store {path}: {exc}") from None
+        self._lock = threading.Lock()
+        self._head = self._read_head()
+
+    def _read_head(self) -> int | None:
+        row = self._db.execute("SELECT MAX(height) FROM blocks").fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def put_block(
+        self,
+        block: Block,
+        receipts: Sequence[Receipt],
+        certificate: CommitCertificate | None,
+        state_writes: Mapping[bytes, bytes | None],
+    ) -> None:
+        if len(receipts) != len(block.transactions):
+            raise StorageError("one receipt per transaction is required")
+        header = encode(block.header)
+        txs = encode(block.transactions)
+        encoded_receipts = encode(tuple(receipts))
+        cert = None if certificate is None else encode(certificate)
+        with self._lock:
+            expected = 0 if self._head is None else self._head + 1
+            if block.height != expected:
+                raise StorageError(f"block {block.height} cannot be stored: next is {expected}")
+            self._in_transaction(
+                lambda db: self._write_block(
+                    db, block, header, txs, encoded_receipts, cert, state_writes
+                )
+            )
+            self._head = block.height
+
+    @staticmethod
+    def _write_block(
+        db: sqlite3.Connection,
+        block: Block,
+        header: bytes,
+        txs: bytes,
+        receipts: bytes,
+        cert: bytes | None,
+        state_writes: Mapping[bytes, bytes | None],
+    ) -> None:
+        height = block.height
+        db.execute("INSERT INTO blocks VALUES (?, ?, ?, ?)", (height, header, txs, receipts))
+        if cert is not None:
+            db.execute("INSERT OR REPLACE INTO certificates VALUES (?, ?)", (height, cert))
+        db.executemany(
+            "INSERT OR IGNORE INTO txs VALUES (?, ?, ?)",
+            ((tx.tx_hash, height, i) for i, tx in enumerate(block.transactions)),
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO state VALUES (?, ?)",
+            ((k, v) for k, v in state_writes.items() if v is not None),
+        )
+        db.executemany(
+            "DELETE FROM state WHERE key = ?",
+            ((k,) for k, v in state_writes.items() if v is None),
+        )
+
+    def _in_transaction(self, body: Callable[[sqlite3.Connection], object]) -> None:
+        """Run ``body(db)`` inside BEGIN IMMEDIATE ... COMMIT; roll back on any exception."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot begin a transaction: {exc}") from None
+        try:
+            body(self._db)
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"write failed and was rolled back: {exc}") from None
+            raise
+
+    def _one(self, sql: str, args: tuple[object, ...]) -> tuple[object, ...] | None:
+        with self._lock:
+            try:
+                row: tuple[object, ...] | None = self._db.execute(sql, args).fetchone()
+            except sqlite3.Error as exc:
+                raise StorageError(f"read failed: {exc}") from None
+        return row
+
+    def get_block(self, height: int) -> Block | None:
+        row = self._one("SELECT header, txs FROM blocks WHERE height = ?", (height,))
+        if row is None:
+            return None
+        header = decode_as(BlockHeader, _blob(row[0]))
+        txs = tuple(from_value(Transaction, v) for v in decode(_blob(row[1]), max_size=_MAX_BLOB))
+        return Block(header, txs)
+
+    def get_header(self, height: int) -> BlockHeader | None:
+        row = self._one("SELECT header FROM blocks WHERE height = ?", (height,))
+        return None if row is None else decode_as(BlockHeader, _blob(row[0]))
+
+    def get_receipts(self, height: int) -> tuple[Receipt, ...] | None:
+        row = self._one("SELECT receipts FROM blocks WHERE height = ?", (height,))
+        if row is None:
+            return None
+        return tuple(from_value(Receipt, v) for v in decode(_blob(row[0]), max_size=_MAX_BLOB))
+
+    def get_certificate(self, height: int) -> CommitCertificate | None:
+        row = self._one("SELECT cert FROM certificates WHERE height = ?", (height,))
+        return None if row is None else decode_as(CommitCertificate, _blob(row[0]))
+
+    def put_certificate(self, height: int, certificate: CommitCertificate) -> None:
+        cert = encode(certificate)
+        with self._lock:
+            if self._head is None or not 0 <= height <= self._head:
+                raise StorageError(f"no block at height {height}")
+            self._in_transaction(
+                lambda db: db.execute(
+                    "INSERT OR REPLACE INTO certificates VALUES (?, ?)", (height, cert)
+                )
+            )
+
+    def head_height(self) -> int | None:
+        return self._head
+
+    def find_tx(self, tx_hash: bytes) -> tuple[int, int] | None:
+        row = self._one("SELECT height, idx FROM txs WHERE tx_hash = ?", (tx_hash,))
+        return None if row is None else (_int(row[0]), _int(row[1]))
+
+    def get_state(self, key: bytes) -> bytes | None:
+        row = self._one("SELECT value FROM state WHERE key = ?", (key,))
+        return None if row is None else _blob(row[0])
+
+    def iter_state(self) -> Iterator[tuple[bytes, bytes]]:
+        with self._lock:
+            rows = self._db.execute("SELECT key, value FROM state ORDER BY key").fetchall()
+        for key, value in rows:
+            yield bytes(key), bytes(value)
+
+    def put_meta(self, key: str, value: bytes) -> None:
+        with self._lock:
+            self._in_transaction(
+                lambda db: db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+            )
+
+    def get_meta(self, key: str) -> bytes | None:
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else _blob(row[0])
+
+    def delete_meta(self, key: str) -> None:
+        with self._lock:
+            self._in_transaction(lambda db: db.execute("DELETE FROM meta WHERE key = ?", (key,)))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _blob(value: object) -> bytes:
+    if not isinstance(value, bytes):
+        raise StorageError("stored value is not a blob")
+    return value
+
+
+def _int(value: object) -> int:
+    if not isinstance(value, int):
+        raise StorageError("stored value is not an integer")
+    return value

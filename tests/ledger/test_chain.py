@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from gridledger.ledger.block import GenesisConfig, genesis_block, validate_block_link
+from gridledger.ledger.chain import Ledger
+from gridledger.ledger.errors import CertificateError, ChainError, StorageError
+from gridledger.ledger.light import LightClient
+from gridledger.ledger.merkle import verify_inclusion
+from gridledger.ledger.storage import MemoryBlockStore, SqliteBlockStore
+
+from .helpers import CHAIN, GENESIS, VALIDATORS, certify, key, kv_tx, make_registry
+
+ALICE, BOB = key("alice"), key("bob")
+
+
+def _ledger() -> Ledger:
+    return Ledger(MemoryBlockStore(), make_registry(), GENESIS)
+
+
+def test_genesis() -> None:
+    ledger = _ledger()
+    g = genesis_block(GENESIS)
+    assert ledger.head == g.header and ledger.height == 0
+    assert g.header.prev_hash == GENESIS.config_hash
+    assert ledger.state.get(b"roles/ca") == b"ca-key"
+    other = GenesisConfig.create(CHAIN, VALIDATORS[:3], 1_000, {b"roles/ca": b"ca-key"})
+    assert genesis_block(other).header.header_hash != g.header.header_hash
+    with pytest.raises(ValueError):
+        GenesisConfig(CHAIN, VALIDATORS, 0, ((b"b", b""), (b"a", b"")))
+
+
+def test_commit_attach_and_proofs() -> None:
+    ledger = _ledger()
+    txs = [kv_tx(ALICE, 1, b"a", b"1"), kv_tx(BOB, 1, b"b", b"2"), kv_tx(BOB, 1, b"c", b"3")]
+    block, outcome = ledger.commit(txs, 5_000, 1, 0)
+    assert ledger.head == block.header and ledger.state_root == block.header.state_root
+    assert [r.ok for r in outcome.receipts] == [True, True, False]
+    ledger.attach_certificate(1, certify(block.header))
+    with pytest.raises(CertificateError):
+        ledger.attach_certificate(1, certify(ledger.get_block(0).header))
+    proof = ledger.get_tx_proof(1, txs[1].tx_hash)
+    verify_inclusion(block.header.tx_root, txs[1].tx_hash, proof)
+    with pytest.raises(ChainError):
+        ledger.get_tx_proof(1, bytes(32))
+    height, value, _ = ledger.get_state_proof(b"test/b")
+    assert (height, value) == (1, b"2")
+
+
+def test_propose_changes_nothing() -> None:
+    ledger = _ledger()
+    root = ledger.state.root
+    block = ledger.propose([kv_tx(ALICE, 1, b"a", b"1")], 5_000, 0, 0)
+    assert block.height == 1 and ledger.height == 0 and ledger.state.root == root
+    ledger.apply(block)
+    assert ledger.head == block.header
+
+
+def test_state_transfer_reexecutes_and_checks_the_certificate() -> None:
+    source = _ledger()
+    for h in range(1, 4):
+        block, _ = source.commit([kv_tx(ALICE, h, b"k", b"%d" % h)], 5_000 + h, 0, 0)
+        source.attach_certificate(h, certify(block.header))
+    target = _ledger()
+    for block, cert in source.export_blocks(1, 10):
+        assert cert is not None
+        target.import_block(block, cert)
+    assert target.head == source.head
+    assert dict(target.state.items()) == dict(source.state.items())
+
+
+def test_import_refuses_bad_blocks_and_certificates() -> None:
+    source = _ledger()
+    block, _ = source.commit([kv_tx(ALICE, 1, b"k", b"v")], 5_000, 0, 0)
+    target = _ledger()
+    root = target.state.root
+    # a header that claims another state root, certified by a quorum: execution disagrees
+    lying = dataclasses.replace(
+        block, header=dataclasses.replace(block.header, state_root=bytes(32))
+    )
+    with pytest.raises(ChainError):
+        target.import_block(lying, certify(lying.header))
+    # transactions swapped for others
+    swapped = dataclasses.replace(block, transactions=(kv_tx(BOB, 1, b"k", b"x"),))
+    with pytest.raises(ChainError):
+        target.import_block(swapped, certify(block.header))
+    # certificate short of a quorum, or for another header
+    with pytest.raises(CertificateError):
+        target.import_block(block, certify(block.header, (0, 1)))
+    with pytest.raises(CertificateError):
+        target.import_block(block, certify(lying.header))
+    assert target.height == 0 and target.state.root == root
+    target.import_block(block, certify(block.header))
+    assert target.head == block.header
+
+
+def test_validate_block_link() -> None:
+    ledger = _ledger()
+    block = ledger.propose([], 5_000, 0, 0)
+    g = ledger.head
+    validate_block_link(g, block.header)
+    for change in (
+        {"height": 2},
+        {"prev_hash": bytes(32)},
+        {"chain_id": "x"},
+        {"timestamp_ms": 1},
+    ):
+        with pytest.raises(ChainError):
+            validate_block_link(g, dataclasses.replace(block.header, **change))
+
+
+def test_timestamp_never_goes_back() -> None:
+    ledger = _ledger()
+    block, _ = ledger.commit([], 10, 0, 0)  # earlier than genesis: clamped
+    assert block.header.timestamp_ms == GENESIS.timestamp_ms
+
+
+def test_restart_from_sqlite_rebuilds_state(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    ledger = Ledger(SqliteBlockStore(path), make_registry(), GENESIS)
+    for h in range(1, 4):
+        ledger.commit([kv_tx(ALICE, h, b"k%d" % h, b"v")], 5_000 + h, 0, 0)
+    head, root = ledger.head, ledger.state.root
+    ledger.store.close()
+    again = Ledger(SqliteBlockStore(path), make_registry(), GENESIS)
+    assert again.head == head and again.state.root == root
+    again.commit([kv_tx(ALICE, 9, b"z", b"v")], 9_000, 0, 0)
+    again.store.close()
+    other_genesis = dataclasses.replace(GENESIS, timestamp_ms=1)
+    with pytest.raises(ChainError):
+        Ledger(SqliteBlockStore(path), make_registry(), other_genesis)
+
+
+def test_tampered_stored_state_is_detected(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    ledger = Ledger(SqliteBlockStore(path), make_registry(), GENESIS)
+    ledger.commit([kv_tx(ALICE, 1, b"k", b"v")], 5_000, 0, 0)
+    ledger.store.close()
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.execute("UPDATE state SET value = ? WHERE key = ?", (b"evil", b"test/k"))
+    db.commit()
+    db.close()
+    with pytest.raises(StorageError):
+        Ledger(SqliteBlockStore(path), make_registry(), GENESIS)
+
+
+def test_light_client_follows_a_ledger() -> None:
+    ledger = _ledger()
+    light = LightClient(GENESIS)
+    txs = [kv_tx(ALICE, 1, b"a", b"1"), kv_tx(ALICE, 2, b"", b"bad")]
+    block, _ = ledger.commit(txs, 5_000, 0, 0)
+    light.add_header(block.header, certify(block.header))
+    light.verify_tx_inclusion(1, txs[0].tx_hash, ledger.get_tx_proof(1, txs[0].tx_hash))
+    receipt, rproof = ledger.get_receipt_proof(1, txs[1].tx_hash)
+    light.verify_receipt(1, receipt, rproof)
+    assert not receipt.ok and receipt.reason == "empty key"
+    height, value, proof = ledger.get_state_proof(b"test/a")
+    light.verify_state_value(height, b"test/a", value, proof)
+    _, absent, proof2 = ledger.get_state_proof(b"test/nothing")
+    assert absent is None
+    light.verify_state_value(height, b"test/nothing", None, proof2)
