@@ -25,6 +25,7 @@ from gridledger.crypto.groups import (
     FFDHE3072,
     SHARE_GROUP,
     SHARE_K,
+    PrimeOrderGroup,
     SchnorrGroup,
 )
 from gridledger.crypto.hashing import register_tag
@@ -50,6 +51,7 @@ from gridledger.crypto.sharing import (
     verify_share,
 )
 from gridledger.crypto.signatures import RsaPrivateKey
+from tests.crypto.test_groups import parametrize_groups, twist
 
 G = FFDHE2048
 Q = G.q
@@ -154,20 +156,22 @@ def test_group_helpers() -> None:
 
 
 @st.composite
-def _sharing_case(draw: st.DrawFn) -> tuple[int, int, list[int], int, int]:
+def _sharing_case(draw: st.DrawFn, q: int) -> tuple[int, int, list[int], int, int]:
     n = draw(st.integers(1, 7))
     t = draw(st.integers(1, n))
     k = draw(st.integers(t, n))
     subset = draw(st.permutations(range(1, n + 1)))[:k]
-    secret = draw(st.integers(0, Q - 1))
+    secret = draw(st.integers(0, q - 1))
     seed = draw(st.integers(0, 2**32))
     return t, n, subset, secret, seed
 
 
-@given(_sharing_case())
-@settings(max_examples=25, deadline=None)
-def test_any_t_shares_reconstruct(case: tuple[int, int, list[int], int, int]) -> None:
-    t, n, subset, secret, seed = case
+@parametrize_groups
+@given(data=st.data())
+@settings(max_examples=15, deadline=None)
+def test_any_t_shares_reconstruct(group: PrimeOrderGroup, data: st.DataObject) -> None:
+    G = group
+    t, n, subset, secret, seed = data.draw(_sharing_case(G.q))
     dealing = split(secret, t, n, G, DeterministicRng(seed))
     assert dealing.threshold == t and len(dealing.shares) == n
     chosen = [dealing.shares[i - 1] for i in subset]
@@ -193,17 +197,14 @@ def _solve_mod(matrix: list[list[int]], rhs: list[int], q: int) -> list[int]:
     return [row[-1] for row in m]
 
 
-@given(
-    st.integers(2, 7),
-    st.data(),
-    st.integers(0, Q - 1),
-    st.integers(0, Q - 1),
-    st.integers(0, 2**32),
-)
-@settings(max_examples=25, deadline=None)
+@parametrize_groups
+@given(st.integers(2, 7), st.data(), st.integers(0, 2**32))
+@settings(max_examples=15, deadline=None)
 def test_t_minus_1_shares_are_consistent_with_every_secret(
-    t: int, data: st.DataObject, secret: int, other: int, seed: int
+    group: PrimeOrderGroup, t: int, data: st.DataObject, seed: int
 ) -> None:
+    G, Q = group, group.q
+    secret, other = data.draw(st.integers(0, Q - 1)), data.draw(st.integers(0, Q - 1))
     n = data.draw(st.integers(t, 7))
     dealing = split(secret, t, n, G, DeterministicRng(seed))
     subset = data.draw(st.permutations(range(1, n + 1)))[: t - 1]
@@ -234,13 +235,17 @@ def test_perfect_secrecy_exhaustively_in_a_toy_group(t: int) -> None:
         assert len(counts) == q ** (t - 1) and set(counts.values()) == {1}
 
 
-def test_t_minus_1_shares_give_a_wrong_secret() -> None:
+@parametrize_groups
+def test_t_minus_1_shares_give_a_wrong_secret(group: PrimeOrderGroup) -> None:
+    G = group
     secret = 123456789
     dealing = split(secret, 3, 5, G, DeterministicRng("wrong"))
     assert reconstruct(dealing.shares[:2], 2, G) != secret
 
 
-def test_too_few_shares() -> None:
+@parametrize_groups
+def test_too_few_shares(group: PrimeOrderGroup) -> None:
+    G = group
     dealing = split(42, 3, 5, G, DeterministicRng("few"))
     with pytest.raises(TooFewShares) as info:
         reconstruct(dealing.shares[:2], 3, G)
@@ -251,7 +256,9 @@ def test_too_few_shares() -> None:
         reconstruct([], 1, G)
 
 
-def test_duplicate_share() -> None:
+@parametrize_groups
+def test_duplicate_share(group: PrimeOrderGroup) -> None:
+    G = group
     dealing = split(42, 3, 5, G, DeterministicRng("dup"))
     s = dealing.shares
     with pytest.raises(DuplicateShare) as info:
@@ -263,7 +270,9 @@ def test_duplicate_share() -> None:
         reconstruct_verified([s[4], s[4], s[0]], 3, dealing.commitments, G)
 
 
-def test_bad_indices_and_values() -> None:
+@parametrize_groups
+def test_bad_indices_and_values(group: PrimeOrderGroup) -> None:
+    G, Q = group, group.q
     dealing = split(42, 2, 3, G, DeterministicRng("idx"))
     s = dealing.shares
     with pytest.raises(InvalidShare) as info:
@@ -280,7 +289,9 @@ def test_bad_indices_and_values() -> None:
         verify_share(Share(0, s[0].value), dealing.commitments, G)
 
 
-def test_split_parameters() -> None:
+@parametrize_groups
+def test_split_parameters(group: PrimeOrderGroup) -> None:
+    G, Q = group, group.q
     rng = DeterministicRng("params")
     for t, n in [(0, 3), (4, 3), (-1, 2)]:
         with pytest.raises(SharingError):
@@ -293,7 +304,9 @@ def test_split_parameters() -> None:
     assert reconstruct(dealing.shares, 1, G) == Q - 1
 
 
-def test_corrupted_share_is_detected_and_named() -> None:
+@parametrize_groups
+def test_corrupted_share_is_detected_and_named(group: PrimeOrderGroup) -> None:
+    G, Q = group, group.q
     dealing = split(7, 3, 5, G, DeterministicRng("corrupt"))
     for s in dealing.shares:
         verify_share(s, dealing.commitments, G)
@@ -312,12 +325,15 @@ def test_corrupted_share_is_detected_and_named() -> None:
         verify_share(Share(2, dealing.shares[0].value), dealing.commitments, G)
 
 
-def test_commitments_outside_the_group_are_rejected() -> None:
+@parametrize_groups
+def test_commitments_outside_the_group_are_rejected(group: PrimeOrderGroup) -> None:
+    G = group
     dealing = split(7, 2, 3, G, DeterministicRng("comm"))
     c0, c1 = dealing.commitments
-    # -C_0 and -C_1: the signs cancel for odd indices, so share 1 "verifies" the equation.
-    forged = ((G.p - c0) % G.p, (G.p - c1) % G.p)
-    assert G.exp_g(dealing.shares[0].value) == (forged[0] * forged[1]) % G.p
+    # -C_0 and -C_1 (mod p; on the curve, C_j + (0, -1)): the order-2 factors cancel for
+    # odd indices, so share 1 "verifies" the equation.
+    forged = (twist(G, c0), twist(G, c1))
+    assert G.exp_g(dealing.shares[0].value) == G.mul(forged[0], forged[1])
     with pytest.raises(InvalidShare) as info:
         verify_share(dealing.shares[0], forged, G)
     assert info.value.index == 1
@@ -341,7 +357,9 @@ def test_lagrange_coefficients() -> None:
         lagrange_coefficient(2, [2, 2 + Q], Q)
 
 
-def test_wire_round_trips() -> None:
+@parametrize_groups
+def test_wire_round_trips(group: PrimeOrderGroup) -> None:
+    G, Q = group, group.q
     dealing = split(99, 3, 4, G, DeterministicRng("wire"))
     for s in dealing.shares:
         data = s.to_bytes(G)
@@ -389,6 +407,7 @@ def test_share_a_real_rsa_private_exponent() -> None:
 
 
 def _run_dkg(
+    G: PrimeOrderGroup,
     t: int,
     n: int,
     dealings: Mapping[int, DkgDealing],
@@ -407,7 +426,7 @@ def _run_dkg(
     return complaints, results
 
 
-def _check_agreement(results: Mapping[int, DkgResult], t: int) -> int:
+def _check_agreement(G: PrimeOrderGroup, results: Mapping[int, DkgResult], t: int) -> int:
     first = next(iter(results.values()))
     for r in results.values():
         assert r.public_key == first.public_key
@@ -422,33 +441,37 @@ def _check_agreement(results: Mapping[int, DkgResult], t: int) -> int:
     return x
 
 
-def test_dkg_honest_run() -> None:
+@parametrize_groups
+def test_dkg_honest_run(group: PrimeOrderGroup) -> None:
+    G = group
     t, n = 3, 5
     rng = DeterministicRng("dkg-honest")
     dealings = {i: dkg_deal(i, t, n, G, rng.fork(str(i))) for i in range(1, n + 1)}
-    complaints, results = _run_dkg(t, n, dealings)
+    complaints, results = _run_dkg(G, t, n, dealings)
     assert all(not c for c in complaints.values())
     assert results[1].qualified == frozenset(range(1, n + 1))
-    x = _check_agreement(results, t)
+    x = _check_agreement(G, results, t)
     # No dealer held x: it is the sum of all dealers' secrets (each C_{i,0} = g^{s_i}).
-    y = 1
+    y = G.identity
     for dd in dealings.values():
         y = G.mul(y, dd.commitments[0])
     assert G.exp_g(x) == y == results[1].public_key
 
 
-def _cheat(dealing: DkgDealing, victim: int) -> DkgDealing:
+def _cheat(dealing: DkgDealing, victim: int, q: int) -> DkgDealing:
     shares = list(dealing.shares)
-    shares[victim - 1] = Share(victim, (shares[victim - 1].value + 1) % Q)
+    shares[victim - 1] = Share(victim, (shares[victim - 1].value + 1) % q)
     return DkgDealing(dealing.dealer, dealing.commitments, tuple(shares))
 
 
-def test_dkg_cheating_dealer_is_named_and_disqualified() -> None:
+@parametrize_groups
+def test_dkg_cheating_dealer_is_named_and_disqualified(group: PrimeOrderGroup) -> None:
+    G, Q = group, group.q
     t, n, cheater, victim = 3, 5, 2, 4
     rng = DeterministicRng("dkg-cheat")
     honest = {i: dkg_deal(i, t, n, G, rng.fork(str(i))) for i in range(1, n + 1)}
     dealings = dict(honest)
-    dealings[cheater] = _cheat(honest[cheater], victim)
+    dealings[cheater] = _cheat(honest[cheater], victim, Q)
     with pytest.raises(InvalidShare) as info:
         dkg_check_received(
             cheater,
@@ -461,44 +484,50 @@ def test_dkg_cheating_dealer_is_named_and_disqualified() -> None:
     assert info.value.index == cheater
     # The cheater answers the complaint with the same bad share: disqualified.
     bad_reveal = {(cheater, victim): dealings[cheater].share_for(victim)}
-    complaints, results = _run_dkg(t, n, dealings, bad_reveal)
+    complaints, results = _run_dkg(G, t, n, dealings, bad_reveal)
     assert complaints[victim] == {cheater}
     assert all(not complaints[j] for j in range(1, n + 1) if j != victim)
     assert results[1].qualified == frozenset({1, 3, 4, 5})
-    _check_agreement(results, t)
+    _check_agreement(G, results, t)
     # Silence is no better than a bad answer.
-    _, results = _run_dkg(t, n, dealings, {})
+    _, results = _run_dkg(G, t, n, dealings, {})
     assert results[1].qualified == frozenset({1, 3, 4, 5})
 
 
-def test_dkg_dealer_that_answers_a_complaint_correctly_stays() -> None:
+@parametrize_groups
+def test_dkg_dealer_that_answers_a_complaint_correctly_stays(group: PrimeOrderGroup) -> None:
+    G, Q = group, group.q
     t, n, dealer, victim = 3, 5, 3, 1
     rng = DeterministicRng("dkg-answer")
     honest = {i: dkg_deal(i, t, n, G, rng.fork(str(i))) for i in range(1, n + 1)}
     dealings = dict(honest)
-    dealings[dealer] = _cheat(honest[dealer], victim)  # e.g. lost in transit
+    dealings[dealer] = _cheat(honest[dealer], victim, Q)  # e.g. lost in transit
     reveal = {(dealer, victim): honest[dealer].share_for(victim)}
-    complaints, results = _run_dkg(t, n, dealings, reveal)
+    complaints, results = _run_dkg(G, t, n, dealings, reveal)
     assert complaints[victim] == {dealer}
     assert results[1].qualified == frozenset(range(1, n + 1))
-    _check_agreement(results, t)
+    _check_agreement(G, results, t)
 
 
-def test_dkg_dealer_with_t_complaints_or_bad_commitments_is_out() -> None:
+@parametrize_groups
+def test_dkg_dealer_with_t_complaints_or_bad_commitments_is_out(group: PrimeOrderGroup) -> None:
+    G, Q = group, group.q
     t, n = 2, 4
     rng = DeterministicRng("dkg-many")
     dealings = {i: dkg_deal(i, t, n, G, rng.fork(str(i))) for i in range(1, n + 1)}
-    dealings[1] = _cheat(_cheat(dealings[1], 2), 3)
+    dealings[1] = _cheat(_cheat(dealings[1], 2, Q), 3, Q)
     c = dealings[4].commitments
-    dealings[4] = DkgDealing(4, ((G.p - c[0]) % G.p, c[1]), dealings[4].shares)
+    dealings[4] = DkgDealing(4, (twist(G, c[0]), c[1]), dealings[4].shares)
     honest_reveals = {(1, 2): Share(2, 0), (1, 3): Share(3, 0)}  # ignored: >= t complaints
-    complaints, results = _run_dkg(t, n, dealings, honest_reveals)
+    complaints, results = _run_dkg(G, t, n, dealings, honest_reveals)
     assert complaints[2] == {1, 4} and complaints[3] == {1, 4}
     assert results[2].qualified == frozenset({2, 3})
-    _check_agreement(results, t)
+    _check_agreement(G, results, t)
 
 
-def test_dkg_parameters() -> None:
+@parametrize_groups
+def test_dkg_parameters(group: PrimeOrderGroup) -> None:
+    G = group
     rng = DeterministicRng("dkg-params")
     with pytest.raises(SharingError):
         dkg_deal(0, 2, 3, G, rng)

@@ -36,7 +36,7 @@ from gridledger.crypto.errors import (
     SharingError,
     TooFewShares,
 )
-from gridledger.crypto.groups import SchnorrGroup
+from gridledger.crypto.groups import PrimeOrderGroup
 from gridledger.crypto.rng import Rng
 
 
@@ -51,12 +51,12 @@ class Share:
     index: int
     value: int
 
-    def to_bytes(self, group: SchnorrGroup) -> bytes:
+    def to_bytes(self, group: PrimeOrderGroup) -> bytes:
         """Canonical wire bytes; the value is fixed-length big-endian."""
         return encode(_ShareWire(self.index, group.scalar_to_bytes(self.value)))
 
     @classmethod
-    def from_bytes(cls, data: bytes, group: SchnorrGroup) -> Share:
+    def from_bytes(cls, data: bytes, group: PrimeOrderGroup) -> Share:
         wire = decode_as(_ShareWire, data)
         return cls(wire.index, group.scalar_from_bytes(wire.value))
 
@@ -74,12 +74,12 @@ class _CommitmentsWire:
     commitments: tuple[bytes, ...]
 
 
-def commitments_to_bytes(commitments: Sequence[int], group: SchnorrGroup) -> bytes:
+def commitments_to_bytes(commitments: Sequence[int], group: PrimeOrderGroup) -> bytes:
     """Canonical wire bytes of a Feldman commitment vector (for broadcast)."""
     return encode(_CommitmentsWire(tuple(group.element_to_bytes(c) for c in commitments)))
 
 
-def commitments_from_bytes(data: bytes, group: SchnorrGroup) -> tuple[int, ...]:
+def commitments_from_bytes(data: bytes, group: PrimeOrderGroup) -> tuple[int, ...]:
     """Inverse of :func:`commitments_to_bytes`; membership is checked on use."""
     wire = decode_as(_CommitmentsWire, data)
     return tuple(group.element_from_bytes(c) for c in wire.commitments)
@@ -97,7 +97,7 @@ class FeldmanDealing:
         return len(self.commitments)
 
 
-def _check_parameters(t: int, n: int, group: SchnorrGroup) -> None:
+def _check_parameters(t: int, n: int, group: PrimeOrderGroup) -> None:
     if not 1 <= t <= n:
         raise SharingError(f"need 1 <= t <= n, got t={t}, n={n}")
     if n >= group.q:
@@ -112,7 +112,7 @@ def compute_polynomial(coefficients: Sequence[int], x: int, modulus: int) -> int
     return int(acc)
 
 
-def split(secret: int, t: int, n: int, group: SchnorrGroup, rng: Rng) -> FeldmanDealing:
+def split(secret: int, t: int, n: int, group: PrimeOrderGroup, rng: Rng) -> FeldmanDealing:
     """Share ``secret`` in Z_q so that any ``t`` of ``n`` shares recover it.
 
     Coefficients ``a_1 .. a_{t-1}`` are uniform in Z_q (zero allowed: excluding it
@@ -127,11 +127,12 @@ def split(secret: int, t: int, n: int, group: SchnorrGroup, rng: Rng) -> Feldman
     return FeldmanDealing(commitments, shares)
 
 
-def check_commitments(commitments: Sequence[int], group: SchnorrGroup) -> None:
+def check_commitments(commitments: Sequence[int], group: PrimeOrderGroup) -> None:
     """Raise :class:`SharingError` unless every commitment is a group element.
 
     Without this a dealer could hide a factor outside the order-q subgroup (say
-    ``-1``) in ``C_0`` that cancels for some indices and corrupts the public key.
+    ``-1`` mod p, or a torsion point on edwards25519) in ``C_0`` that cancels for
+    some indices and corrupts the public key.
     """
     if not commitments:
         raise SharingError("empty commitment vector")
@@ -140,19 +141,19 @@ def check_commitments(commitments: Sequence[int], group: SchnorrGroup) -> None:
             raise SharingError(f"commitment {j} is not a group element")
 
 
-def compute_commitment_at(commitments: Sequence[int], index: int, group: SchnorrGroup) -> int:
+def compute_commitment_at(commitments: Sequence[int], index: int, group: PrimeOrderGroup) -> int:
     """``prod_j C_j^{index^j} = g^{f(index)}``: the public image of share ``index``.
 
-    Horner's rule in the exponent: only small exponents (``index``) are used.
+    Horner's rule in the exponent: only small exponents (``index``) are used. The
+    commitments must be group elements (:func:`check_commitments`).
     """
-    p = group.p
-    acc = gmpy2.mpz(1)
+    acc = group.identity
     for c in reversed(commitments):
-        acc = gmpy2.powmod(acc, index, p) * c % p
-    return int(acc)
+        acc = group.mul(group.exp(acc, index), c)
+    return acc
 
 
-def _verify_share_against(share: Share, commitments: Sequence[int], group: SchnorrGroup) -> None:
+def _verify_share_against(share: Share, commitments: Sequence[int], group: PrimeOrderGroup) -> None:
     if share.index < 1 or share.index >= group.q:
         raise InvalidShare(share.index, "index out of range")
     if not group.is_scalar(share.value):
@@ -161,7 +162,7 @@ def _verify_share_against(share: Share, commitments: Sequence[int], group: Schno
         raise InvalidShare(share.index, "share does not match the Feldman commitments")
 
 
-def verify_share(share: Share, commitments: Sequence[int], group: SchnorrGroup) -> None:
+def verify_share(share: Share, commitments: Sequence[int], group: PrimeOrderGroup) -> None:
     """Raise :class:`InvalidShare` (naming ``share.index``) unless the share is consistent.
 
     Checks ``g^{value} = prod C_j^{index^j}``, after checking that the commitments
@@ -175,7 +176,7 @@ def verify_share(share: Share, commitments: Sequence[int], group: SchnorrGroup) 
     _verify_share_against(share, commitments, group)
 
 
-def is_valid_share(share: Share, commitments: Sequence[int], group: SchnorrGroup) -> bool:
+def is_valid_share(share: Share, commitments: Sequence[int], group: PrimeOrderGroup) -> bool:
     try:
         verify_share(share, commitments, group)
     except InvalidShare:
@@ -204,7 +205,9 @@ def lagrange_coefficient(i: int, indices: Iterable[int], modulus: int, *, at: in
     return int(num * gmpy2.invert(den, modulus) % modulus)
 
 
-def _check_share_set(shares: Sequence[Share], t: int, group: SchnorrGroup, n: int | None) -> None:
+def _check_share_set(
+    shares: Sequence[Share], t: int, group: PrimeOrderGroup, n: int | None
+) -> None:
     """Indices in range, no duplicates, at least ``t`` of them (in that order)."""
     if t < 1:
         raise SharingError("threshold must be at least 1")
@@ -231,7 +234,7 @@ def _interpolate_at_zero(shares: Sequence[Share], modulus: int) -> int:
 
 
 def reconstruct(
-    shares: Sequence[Share], t: int, group: SchnorrGroup, *, n: int | None = None
+    shares: Sequence[Share], t: int, group: PrimeOrderGroup, *, n: int | None = None
 ) -> int:
     """The secret, by Lagrange interpolation at 0 of the first ``t`` shares.
 
@@ -246,7 +249,7 @@ def reconstruct(
 
 
 def reconstruct_verified(
-    shares: Sequence[Share], t: int, commitments: Sequence[int], group: SchnorrGroup
+    shares: Sequence[Share], t: int, commitments: Sequence[int], group: PrimeOrderGroup
 ) -> int:
     """:func:`reconstruct` after checking every share against the commitments.
 
@@ -296,7 +299,7 @@ class DkgResult:
     """Coefficient-wise product of the qualified dealers' commitments."""
 
 
-def dkg_deal(i: int, t: int, n: int, group: SchnorrGroup, rng: Rng) -> DkgDealing:
+def dkg_deal(i: int, t: int, n: int, group: PrimeOrderGroup, rng: Rng) -> DkgDealing:
     """Trustee ``i`` deals a fresh random secret (its contribution to the key)."""
     _check_parameters(t, n, group)
     if not 1 <= i <= n:
@@ -311,7 +314,7 @@ def dkg_check_received(
     share: Share,
     commitments: Sequence[int],
     t: int,
-    group: SchnorrGroup,
+    group: PrimeOrderGroup,
 ) -> None:
     """Trustee ``receiver`` checks the share ``dealer`` sent it.
 
@@ -334,7 +337,7 @@ def dkg_complaints(
     commitments: Mapping[int, Sequence[int]],
     t: int,
     n: int,
-    group: SchnorrGroup,
+    group: PrimeOrderGroup,
 ) -> frozenset[int]:
     """The dealers trustee ``receiver`` complains about: missing or bad share or commitments."""
     bad: set[int] = set()
@@ -357,7 +360,7 @@ def dkg_qualified(
     commitments: Mapping[int, Sequence[int]],
     complaints: Mapping[int, Collection[int]],
     revealed: Mapping[tuple[int, int], Share],
-    group: SchnorrGroup,
+    group: PrimeOrderGroup,
 ) -> frozenset[int]:
     """The qualified set QUAL, computed identically by every trustee from public data.
 
@@ -403,7 +406,7 @@ def dkg_finalize(
     revealed: Mapping[tuple[int, int], Share],
     t: int,
     n: int,
-    group: SchnorrGroup,
+    group: PrimeOrderGroup,
 ) -> DkgResult:
     """Trustee ``receiver``'s key share ``x = sum_{i in QUAL} s_{i,receiver}``, the public
     key ``y = prod_{i in QUAL} C_{i,0}`` and every trustee's verification key.
@@ -415,9 +418,9 @@ def dkg_finalize(
         raise SharingError(f"trustee index {receiver} outside 1..{n}")
     if len(qualified) < 1:
         raise SharingError("no qualified dealer")
-    p, q = group.p, group.q
+    q = group.q
     x = gmpy2.mpz(0)
-    combined = [gmpy2.mpz(1)] * t
+    combined = [group.identity] * t
     for dealer in sorted(qualified):
         share = revealed.get((dealer, receiver), received.get(dealer))
         comms = commitments.get(dealer)
@@ -425,8 +428,8 @@ def dkg_finalize(
             raise InvalidShare(dealer, f"no share or commitments from qualified dealer {dealer}")
         dkg_check_received(dealer, receiver, share, comms, t, group)
         x = (x + share.value) % q
-        combined = [c * d % p for c, d in zip(combined, comms, strict=True)]
-    combined_t = tuple(int(c) for c in combined)
+        combined = [group.mul(c, d) for c, d in zip(combined, comms, strict=True)]
+    combined_t = tuple(combined)
     vks = tuple(compute_commitment_at(combined_t, k, group) for k in range(1, n + 1))
     key_share = Share(receiver, int(x))
     if group.exp_g(key_share.value) != vks[receiver - 1]:  # unreachable given the checks

@@ -1,6 +1,9 @@
 """Threshold ElGamal hybrid encryption: ``t`` of ``n`` trustees decrypt, none alone.
 
-This is the trace center's lock. Anyone encrypts to the shared public key
+This is the trace center's lock. It works in any :class:`~groups.PrimeOrderGroup`
+(written multiplicatively below); :data:`DEFAULT_THRESHOLD_GROUP` is edwards25519
+(~128-bit security, a decryption share in well under a millisecond), and the
+RFC 7919 group ffdhe2048 remains supported. Anyone encrypts to the shared public key
 ``y = g^x``; the private key ``x`` exists only as Shamir shares ``x_i`` (from a
 trusted dealer, :func:`deal_threshold_key`, or from the DKG,
 :func:`threshold_key_from_dkg`) and is never assembled on the normal path:
@@ -15,11 +18,12 @@ trusted dealer, :func:`deal_threshold_key`, or from the DKG,
 * a combiner checks ``t`` shares and computes ``y^r = prod d_i^{lambda_i}``
   (Lagrange in the exponent), then opens the AEAD.
 
-``c1`` is checked to be a group element other than 1 before any trustee
-exponentiates it: a value in a small subgroup would make ``d_i`` leak ``x_i``
-modulo the small order. Failures are typed: :class:`InvalidShare` names the
-trustee whose share is bad, :class:`DecryptionError` says only "no" for a
-tampered ciphertext, never returning garbage.
+``c1`` is checked to be a group element other than the identity before any
+trustee exponentiates it: a value in a small subgroup (``p - 1`` mod p, a torsion
+point on the curve) would make ``d_i`` leak ``x_i`` modulo the small order.
+Failures are typed: :class:`InvalidShare` names the trustee whose share is bad,
+:class:`DecryptionError` says only "no" for a tampered ciphertext, never
+returning garbage.
 """
 
 from __future__ import annotations
@@ -42,7 +46,13 @@ from gridledger.crypto.errors import (
     SharingError,
     TooFewShares,
 )
-from gridledger.crypto.groups import FFDHE2048, FFDHE3072, SHARE_GROUP, SchnorrGroup
+from gridledger.crypto.groups import (
+    CUSTOM_SCHNORR_NAME,
+    EDWARDS25519,
+    PrimeOrderGroup,
+    SchnorrGroup,
+    get_named_group,
+)
 from gridledger.crypto.hashing import hash_value, register_tag
 from gridledger.crypto.rng import Rng
 from gridledger.crypto.sharing import (
@@ -53,12 +63,15 @@ from gridledger.crypto.sharing import (
     split,
 )
 
-CP_PROOF_TAG = register_tag("gridledger/crypto/threshold/cp-proof/1")
+CP_PROOF_TAG = register_tag("gridledger/crypto/threshold/cp-proof/2")
 _KDF_INFO = b"gridledger/crypto/threshold/kdf/1"
 _AEAD_LABEL = b"gridledger/crypto/threshold/aead/1"
 KEY_SIZE = 32
 NONCE_SIZE = 12
-_KNOWN_GROUPS = (FFDHE2048, FFDHE3072, SHARE_GROUP)
+
+DEFAULT_THRESHOLD_GROUP: PrimeOrderGroup = EDWARDS25519
+"""The recommended group for new threshold keys: edwards25519 (~128-bit security,
+32-byte elements). :data:`~groups.FFDHE2048` keeps working for existing keys."""
 
 
 # --- keys --------------------------------------------------------------------------
@@ -69,11 +82,12 @@ class ThresholdPublicKey:
     """The shared public key ``y = g^x`` and each trustee's ``y_i = g^{x_i}``.
 
     ``verification_keys[i - 1]`` belongs to trustee ``i``. Construction checks that
-    ``y`` and every ``y_i`` are group elements; :meth:`check_consistency` also checks
-    that the ``y_i`` lie on one degree ``t - 1`` polynomial through ``y``.
+    ``y`` (not the identity) and every ``y_i`` are group elements;
+    :meth:`check_consistency` also checks that the ``y_i`` lie on one degree ``t - 1``
+    polynomial through ``y``.
     """
 
-    group: SchnorrGroup
+    group: PrimeOrderGroup
     y: int
     t: int
     n: int
@@ -84,8 +98,8 @@ class ThresholdPublicKey:
             raise ValueError(f"need 1 <= t <= n, got t={self.t}, n={self.n}")
         if len(self.verification_keys) != self.n:
             raise ValueError(f"{len(self.verification_keys)} verification keys for n={self.n}")
-        if self.y == 1 or not self.group.is_element(self.y):
-            raise ValueError("y is not a group element other than 1")
+        if self.y == self.group.identity or not self.group.is_element(self.y):
+            raise ValueError("y is not a group element other than the identity")
         if not all(self.group.is_element(v) for v in self.verification_keys):
             raise ValueError("a verification key is not a group element")
 
@@ -104,22 +118,23 @@ class ThresholdPublicKey:
         base = list(range(1, self.t + 1))
         targets = [0, *range(self.t + 1, self.n + 1)]
         for at in targets:
-            acc = gmpy2.mpz(1)
+            acc = grp.identity
             for j in base:
                 lam = lagrange_coefficient(j, base, grp.q, at=at)
-                acc = acc * gmpy2.powmod(self.verification_keys[j - 1], lam, grp.p) % grp.p
+                acc = grp.mul(acc, grp.exp(self.verification_keys[j - 1], lam))
             expected = self.y if at == 0 else self.verification_keys[at - 1]
             if acc != expected:
                 where = "y" if at == 0 else f"verification key {at}"
                 raise SharingError(f"{where} is inconsistent with the other verification keys")
 
     def to_bytes(self) -> bytes:
+        """Canonical wire bytes: the group by name (with ``p, q, g`` only for a custom
+        Schnorr group), then ``y``, ``t``, ``n`` and the verification keys."""
         g = self.group
         return encode(
             _PublicKeyWire(
-                p=_minimal_bytes(g.p),
-                q=_minimal_bytes(g.q),
-                g=_minimal_bytes(g.g),
+                group=g.name,
+                params=_group_params(g),
                 y=g.element_to_bytes(self.y),
                 t=self.t,
                 n=self.n,
@@ -129,14 +144,27 @@ class ThresholdPublicKey:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ThresholdPublicKey:
-        """Decode, validating an unknown group fully (primality) before use."""
+        """Decode, validating a custom Schnorr group fully (primality) before use.
+
+        Raises :class:`KeyFormatError` for an unknown group name or a bad custom
+        group, :class:`EncodingError` for anything else malformed (including a
+        named group spelled out as parameters: each key has one encoding).
+        """
         wire = decode_as(_PublicKeyWire, data)
         try:
-            group = SchnorrGroup(
-                _from_minimal(wire.p), _from_minimal(wire.q), _from_minimal(wire.g)
-            )
-            if group not in _KNOWN_GROUPS:
+            group: PrimeOrderGroup
+            if wire.group == CUSTOM_SCHNORR_NAME:
+                if len(wire.params) != 3:
+                    raise ValueError("a custom Schnorr group needs p, q and g")
+                p, q, g = (_from_minimal(v) for v in wire.params)
+                group = SchnorrGroup(p, q, g)
+                if group.name != CUSTOM_SCHNORR_NAME:
+                    raise ValueError(f"the group {group.name!r} must be sent by name")
                 group.check()
+            else:
+                group = get_named_group(wire.group)
+                if wire.params:
+                    raise ValueError(f"the named group {wire.group!r} takes no parameters")
             return cls(
                 group=group,
                 y=group.element_from_bytes(wire.y),
@@ -166,7 +194,7 @@ def verify_key_share(pk: ThresholdPublicKey, key_share: KeyShare) -> None:
 
 
 def deal_threshold_key(
-    t: int, n: int, group: SchnorrGroup, rng: Rng
+    t: int, n: int, group: PrimeOrderGroup, rng: Rng
 ) -> tuple[ThresholdPublicKey, tuple[KeyShare, ...]]:
     """Trusted-dealer setup: the dealer sees ``x`` once and must erase it.
 
@@ -180,7 +208,7 @@ def deal_threshold_key(
 
 
 def threshold_key_from_dkg(
-    result: DkgResult, t: int, group: SchnorrGroup
+    result: DkgResult, t: int, group: PrimeOrderGroup
 ) -> tuple[ThresholdPublicKey, KeyShare]:
     """A trustee's public key and key share from its :func:`~sharing.dkg_finalize` result.
 
@@ -204,19 +232,20 @@ class ThresholdCiphertext:
     nonce: bytes
     body: bytes
 
-    def to_bytes(self, group: SchnorrGroup) -> bytes:
+    def to_bytes(self, group: PrimeOrderGroup) -> bytes:
         return encode(_CiphertextWire(group.element_to_bytes(self.c1), self.nonce, self.body))
 
     @classmethod
-    def from_bytes(cls, data: bytes, group: SchnorrGroup) -> ThresholdCiphertext:
+    def from_bytes(cls, data: bytes, group: PrimeOrderGroup) -> ThresholdCiphertext:
         wire = decode_as(_CiphertextWire, data)
         return cls(group.element_from_bytes(wire.c1), wire.nonce, wire.body)
 
 
 def _check_c1(pk: ThresholdPublicKey, c1: int) -> None:
-    # 1 (r = 0) would make y^r = 1 public; a non-member could confine d_i to a small subgroup.
-    if c1 == 1 or not pk.group.is_element(c1):
-        raise DecryptionError("c1 is not a group element other than 1")
+    # The identity (r = 0) would make y^r public; a non-member could confine d_i to a
+    # small subgroup.
+    if c1 == pk.group.identity or not pk.group.is_element(c1):
+        raise DecryptionError("c1 is not a group element other than the identity")
 
 
 def _derive_key(pk: ThresholdPublicKey, c1: int, shared: int) -> bytes:
@@ -245,7 +274,21 @@ def encrypt_with(
     if len(nonce) != NONCE_SIZE:
         raise SharingError(f"the nonce is {NONCE_SIZE} bytes")
     c1 = grp.exp_secret(grp.g, r)
-    key = _derive_key(pk, c1, grp.exp_secret(pk.y, r))
+    return encrypt_from_parts(pk, plaintext, aad, c1, grp.exp_secret(pk.y, r), nonce)
+
+
+def encrypt_from_parts(
+    pk: ThresholdPublicKey, plaintext: bytes, aad: bytes, c1: int, shared: int, nonce: bytes
+) -> ThresholdCiphertext:
+    """The DEM half of :func:`encrypt_with`, given ``c1 = g^r`` and ``shared = y^r``.
+
+    For a verifier that recomputes a ciphertext from a *revealed* ``r`` with its
+    own (faster, non-constant-time) exponentiation; the bytes are exactly those
+    :func:`encrypt_with` gives for the same ``r`` and nonce.
+    """
+    if len(nonce) != NONCE_SIZE:
+        raise SharingError(f"the nonce is {NONCE_SIZE} bytes")
+    key = _derive_key(pk, c1, shared)
     body = AESGCM(key).encrypt(nonce, plaintext, _aead_aad(pk, c1, aad))
     return ThresholdCiphertext(c1, nonce, body)
 
@@ -275,7 +318,7 @@ class DecryptionShare:
     d: int
     proof: ChaumPedersenProof
 
-    def to_bytes(self, group: SchnorrGroup) -> bytes:
+    def to_bytes(self, group: PrimeOrderGroup) -> bytes:
         return encode(
             _DecryptionShareWire(
                 self.index,
@@ -286,7 +329,7 @@ class DecryptionShare:
         )
 
     @classmethod
-    def from_bytes(cls, data: bytes, group: SchnorrGroup) -> DecryptionShare:
+    def from_bytes(cls, data: bytes, group: PrimeOrderGroup) -> DecryptionShare:
         wire = decode_as(_DecryptionShareWire, data)
         proof = ChaumPedersenProof(
             group.scalar_from_bytes(wire.challenge), group.scalar_from_bytes(wire.response)
@@ -295,14 +338,18 @@ class DecryptionShare:
 
 
 def _cp_challenge(pk: ThresholdPublicKey, index: int, c1: int, d: int, a1: int, a2: int) -> int:
-    """The Fiat-Shamir challenge over the group, the keys, the statement and commitments."""
+    """The Fiat-Shamir challenge over the group, the keys, the statement and commitments.
+
+    The 256-bit digest is reduced mod ``q``: negligible bias for ``q`` near ``2^252``
+    (edwards25519) and none to speak of for 2047-bit ``q``.
+    """
     grp = pk.group
     eb = grp.element_to_bytes
     digest = hash_value(
         CP_PROOF_TAG,
         [
-            _minimal_bytes(grp.p),
-            _minimal_bytes(grp.q),
+            grp.name,
+            list(_group_params(grp)),
             eb(grp.g),
             eb(pk.y),
             index,
@@ -349,11 +396,10 @@ def verify_decryption_share(
     e, z = share.proof.challenge, share.proof.response
     if not (grp.is_scalar(e) and grp.is_scalar(z)):
         raise InvalidShare(i, "proof values not reduced mod q")
-    p = grp.p
     # a1 = g^z * y_i^-e, a2 = c1^z * d^-e; e is short (256 bits), so invert after exp.
-    a1 = gmpy2.powmod(grp.g, z, p) * gmpy2.invert(gmpy2.powmod(vk, e, p), p) % p
-    a2 = gmpy2.powmod(ct.c1, z, p) * gmpy2.invert(gmpy2.powmod(share.d, e, p), p) % p
-    if _cp_challenge(pk, i, ct.c1, share.d, int(a1), int(a2)) != e:
+    a1 = grp.mul(grp.exp_g(z), grp.inv(grp.exp(vk, e)))
+    a2 = grp.mul(grp.exp(ct.c1, z), grp.inv(grp.exp(share.d, e)))
+    if _cp_challenge(pk, i, ct.c1, share.d, a1, a2) != e:
         raise InvalidShare(i, "Chaum-Pedersen proof does not verify")
 
 
@@ -376,11 +422,11 @@ def _open(
     """Lagrange-combine exactly ``t`` verified shares into ``y^r`` and open the AEAD."""
     grp = pk.group
     indices = [s.index for s in shares]
-    shared = gmpy2.mpz(1)
+    shared = grp.identity
     for s in shares:
         lam = lagrange_coefficient(s.index, indices, grp.q)
-        shared = shared * gmpy2.powmod(s.d, lam, grp.p) % grp.p
-    key = _derive_key(pk, ct.c1, int(shared))
+        shared = grp.mul(shared, grp.exp(s.d, lam))
+    key = _derive_key(pk, ct.c1, shared)
     if len(ct.nonce) != NONCE_SIZE:
         raise DecryptionError()
     try:
@@ -466,6 +512,16 @@ def reconstruct_private_key(shares: Sequence[KeyShare], pk: ThresholdPublicKey) 
 # --- wire formats ------------------------------------------------------------------
 
 
+def _group_params(group: PrimeOrderGroup) -> tuple[bytes, ...]:
+    """``(p, q, g)`` in minimal big-endian form for a custom Schnorr group; ``()`` for a
+    named group, which its name identifies."""
+    if group.name != CUSTOM_SCHNORR_NAME:
+        return ()
+    if not isinstance(group, SchnorrGroup):
+        raise EncodingError("only Schnorr groups can travel as explicit parameters")
+    return (_minimal_bytes(group.p), _minimal_bytes(group.q), _minimal_bytes(group.g))
+
+
 def _minimal_bytes(x: int) -> bytes:
     return x.to_bytes((x.bit_length() + 7) // 8, "big")
 
@@ -476,12 +532,13 @@ def _from_minimal(data: bytes) -> int:
     return int.from_bytes(data, "big")
 
 
-@wire_type("crypto.threshold.public-key/1")
+@wire_type("crypto.threshold.public-key/2")
 @dataclass(frozen=True)
 class _PublicKeyWire:
-    p: bytes
-    q: bytes
-    g: bytes
+    group: str
+    """A name from :data:`~groups.NAMED_GROUPS`, or ``"schnorr"`` with ``params``."""
+    params: tuple[bytes, ...]
+    """``(p, q, g)``, minimal big-endian, for ``"schnorr"`` only; empty otherwise."""
     y: bytes
     t: int
     n: int

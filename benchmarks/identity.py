@@ -1,0 +1,129 @@
+"""Benchmark of pseudonym registration and tracing; prints a markdown table (< 2 min).
+
+Per registration round: wall time of the user's, the RM's and the MM's work
+(one core, gmpy2), and the bytes each party sends; RM throughput = 1 / RM time.
+"""
+
+from __future__ import annotations
+
+import time
+
+from gridledger.crypto.encoding import encode
+from gridledger.crypto.groups import EDWARDS25519
+from gridledger.crypto.rng import DeterministicRng
+from gridledger.crypto.signatures import Ed25519PrivateKey, RsaPrivateKey
+from gridledger.identity.ca import MemberAttributes, create_authority, process_issue
+from gridledger.identity.market_manager import (
+    compute_pseudonym_request,
+    create_market_manager,
+    on_pseudonym_request,
+    process_close_batch,
+    process_open_batch,
+)
+from gridledger.identity.messages import EvidenceRecord, ObligationEvidence
+from gridledger.identity.registration import (
+    RmConfig,
+    create_registration_manager,
+    on_blind_signature,
+    on_challenge,
+    on_commitments,
+    on_hello,
+    on_open_request,
+    on_openings,
+    process_open_round,
+    start_registration,
+)
+from gridledger.identity.trace_center import (
+    Trustee,
+    compute_evidence_id,
+    compute_trace,
+    deal_trustee_keys,
+    on_trace_request,
+)
+
+NOW = 1_750_000_000
+DAY = 86_400
+ROUNDS = {8: 12, 32: 8, 128: 3}
+
+
+def main() -> None:
+    rng = DeterministicRng("bench")
+    ca = create_authority("CA", Ed25519PrivateKey.generate(rng), NOW - DAY, 9 * DAY, rng)
+    keys = [RsaPrivateKey.generate(2048) for _ in range(5)]
+
+    def issue(name: str, key: RsaPrivateKey, role: str, perms: tuple[str, ...]):  # type: ignore[no-untyped-def]
+        attrs = MemberAttributes(role, name, None, perms)
+        return process_issue(ca, name, key.public_key, attrs, NOW - DAY, 5 * DAY, rng)
+
+    rm_c = issue("rm", keys[0], "rm", ())
+    blind_c = issue("rm", keys[1], "rm", ("sign-pseudonyms",))
+    mm_c = issue("mm", keys[2], "mm", ("issue-pseudonym-certs",))
+    tc_c = issue("tc", keys[4], "tc-trustee", ("trace",))
+    user_c = [issue(f"u{i}", keys[3], "prosumer", ("trade",)) for i in range(20)]
+    roots = (ca.certificate,)
+    tc_key, shares = deal_trustee_keys(3, 5, EDWARDS25519, rng)
+    print(
+        "| K | user ms | RM ms | MM ms | RM reg/s | user→RM bytes | RM→user bytes | user→MM bytes |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    last_cert = None
+    for k, rounds in ROUNDS.items():
+        rm = create_registration_manager(
+            RmConfig(k=k), keys[0], rm_c, keys[1], blind_c, roots, tc_key
+        )
+        mm = create_market_manager(keys[2], mm_c, blind_c, roots, tc_key, NOW)
+        t_user = t_rm = t_mm = 0.0
+        up = down = to_mm = 0
+        for r in range(rounds):
+            process_open_round(rm, r)
+            process_open_batch(mm, r)
+            u = user_c[r]
+            a = time.perf_counter()
+            st, hello = start_registration(keys[3], u, roots, tc_key, rm_c, r, NOW, rng)
+            b = time.perf_counter()
+            ch = on_hello(rm, hello, NOW, rng)
+            c = time.perf_counter()
+            com = on_challenge(st, ch, NOW, rng)
+            d = time.perf_counter()
+            req = on_commitments(rm, com, NOW, rng)
+            e = time.perf_counter()
+            op = on_open_request(st, req, NOW)
+            f = time.perf_counter()
+            bs = on_openings(rm, op, NOW)
+            g = time.perf_counter()
+            cred = on_blind_signature(st, bs, NOW)
+            pr = compute_pseudonym_request(cred, mm_c)
+            h = time.perf_counter()
+            on_pseudonym_request(mm, pr)
+            (last,) = process_close_batch(mm, NOW, NOW + 3600, rng)
+            i = time.perf_counter()
+            last_cert = last.certificate
+            t_user += (b - a) + (d - c) + (f - e) + (h - g)
+            t_rm += (c - b) + (e - d) + (g - f)
+            t_mm += i - h
+            up += len(encode(hello)) + len(encode(com)) + len(encode(op))
+            down += len(encode(ch)) + len(encode(req)) + len(encode(bs))
+            to_mm += len(encode(pr))
+        n = rounds
+        print(
+            f"| {k} | {1e3 * t_user / n:.1f} | {1e3 * t_rm / n:.1f} | {1e3 * t_mm / n:.1f} "
+            f"| {n / t_rm:.0f} | {up // n} | {down // n} | {to_mm // n} |"
+        )
+    assert last_cert is not None
+    trustees = [Trustee(s.index, s, tc_key, keys[4], tc_c) for s in shares]
+    ev = ObligationEvidence(last_cert.pseudonym_key, b"\x01" * 32, last_cert.round, b"o", "x")
+    record = EvidenceRecord(ev, 1, NOW * 1000)
+    a = time.perf_counter()
+    msgs = [on_trace_request(t, record, last_cert, rng) for t in trustees[:3]]
+    b = time.perf_counter()
+    compute_trace(tc_key, last_cert, msgs, compute_evidence_id(ev), roots, NOW)
+    c = time.perf_counter()
+    print()
+    print("| tracing (t=3, n=5, ed25519 group) | ms |")
+    print("|---|---|")
+    print(f"| per trustee share (incl. proof, signature) | {1e3 * (b - a) / 3:.1f} |")
+    print(f"| combine: verify 3 shares + decrypt | {1e3 * (c - b):.1f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Errors of the identity layer::
+
+    IdentityError
+    ├── MessageRejected          a protocol message is malformed or fails a check
+    │   ├── ExpiredMessage       its timestamp is outside the freshness window
+    │   ├── ReplayDetected       its nonce (or RM signature) was seen before
+    │   └── WrongRole            the sender's certificate lacks the role or attribute
+    ├── CertificateRejected      an X.509 or pseudonym certificate fails verification
+    ├── RegistrationRejected     the RM or MM refuses a registration step
+    │   ├── Blacklisted          the identity was traced and blacklisted
+    │   └── CheatingDetected     a cut-and-choose opening failed (carries signed evidence)
+    └── TracingError             a tracing step failed (bad evidence, too few valid shares)
+
+Every error carries ``reason``; subclasses add typed fields. State objects are
+left untouched when any of these is raised (the protocol functions check
+first and write last).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gridledger.errors import IdentityError
+
+if TYPE_CHECKING:
+    from gridledger.identity.messages import CheatingEvidence
+
+__all__ = [
+    "Blacklisted",
+    "CertificateRejected",
+    "CheatingDetected",
+    "ExpiredMessage",
+    "IdentityError",
+    "MessageRejected",
+    "RegistrationRejected",
+    "ReplayDetected",
+    "TracingError",
+    "WrongRole",
+]
+
+
+class MessageRejected(IdentityError):
+    """A protocol message is malformed, for another session or round, or its signature fails."""
+
+
+class ExpiredMessage(MessageRejected):
+    """A message's timestamp lies outside the accepted window around ``now``."""
+
+    def __init__(self, timestamp: int, now: int) -> None:
+        super().__init__(f"timestamp {timestamp} is not fresh at {now}")
+        self.timestamp = timestamp
+        self.now = now
+
+
+class ReplayDetected(MessageRejected):
+    """A nonce, session or RM signature was already used; ``key`` is the replayed value."""
+
+    def __init__(self, key: bytes, reason: str = "message replayed") -> None:
+        super().__init__(reason)
+        self.key = key
+
+
+class WrongRole(MessageRejected):
+    """A certificate is valid but lacks the required role, attribute or permission."""
+
+    def __init__(self, required: str, actual: str) -> None:
+        super().__init__(f"role or attribute {required!r} required, certificate has {actual!r}")
+        self.required = required
+        self.actual = actual
+
+
+class CertificateRejected(IdentityError):
+    """An X.509 or pseudonym certificate is forged, expired, revoked or from an unknown CA."""
+
+
+class RegistrationRejected(IdentityError):
+    """The RM or MM refuses a registration step (one pseudonym per round, bad tag, ...)."""
+
+
+class Blacklisted(RegistrationRejected):
+    """The identity (hash of its certificate) was traced and is blacklisted."""
+
+    def __init__(self, identity: bytes) -> None:
+        super().__init__(f"identity {identity.hex()[:16]}… is blacklisted")
+        self.identity = identity
+
+
+class CheatingDetected(RegistrationRejected):
+    """A cut-and-choose opening does not match its commitment.
+
+    ``evidence`` holds the user's signed commitments and signed openings and the
+    RM's signed challenge: anyone can re-run the check
+    (:func:`gridledger.identity.registration.verify_cheating_evidence`).
+    """
+
+    def __init__(self, evidence: CheatingEvidence, index: int, reason: str) -> None:
+        super().__init__(f"candidate {index}: {reason}")
+        self.evidence = evidence
+        self.index = index
+
+
+class TracingError(IdentityError):
+    """Tracing failed: evidence not on chain, wrong pseudonym, or fewer than t valid shares."""
+
+    def __init__(self, reason: str, bad_trustees: tuple[int, ...] = ()) -> None:
+        super().__init__(reason)
+        self.bad_trustees = bad_trustees

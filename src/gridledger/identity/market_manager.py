@@ -1,0 +1,272 @@
+"""The market manager (MM): pseudonym certificates, issued in shuffled per-round batches.
+
+The user sends a :class:`PseudonymRequest` over an *anonymous* channel: nothing
+in it names the user. The MM checks
+
+* the round is the one being collected, the pseudonym key a valid Ed25519 point;
+* the tag's form: canonical bytes, ``c1`` a group element other than 1 (a
+  Legendre symbol in ffdhe2048), the body size of a tag for this round;
+* the RM's RFC 9474 signature on ``TAG || PseudonymMessage(round, pk, H(tag))``
+  under the RM's *certified pseudonym key* (role rm, permission
+  sign-pseudonyms; never the mint's key);
+* a proof of possession: the pseudonym key signs (round, MM, H(RM signature));
+* the RM signature and the pseudonym key were never used before (double use).
+
+Accepted requests wait in the round's batch; :func:`process_close_batch`
+shuffles them with the injected rng, signs one certificate each and returns
+them together for one ``identity.pseudonym-batch`` transaction. Publication
+order thus carries no information about when each user met the RM. (The MM
+itself still sees arrival times: users should submit at a random moment after
+the registration window, see the protocol notes.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cryptography import x509
+
+from gridledger.crypto import blind_rsa
+from gridledger.crypto.blind_rsa import Variant
+from gridledger.crypto.encoding import encode
+from gridledger.crypto.errors import (
+    BlindSignatureError,
+    EncodingError,
+    InvalidSignature,
+    KeyFormatError,
+)
+from gridledger.crypto.hashing import hash_bytes, register_tag
+from gridledger.crypto.rng import Rng
+from gridledger.crypto.signatures import Ed25519PublicKey, RsaPrivateKey, RsaPublicKey
+from gridledger.crypto.threshold import ThresholdPublicKey
+from gridledger.identity.ca import (
+    Permission,
+    Role,
+    compute_certificate_hash,
+    get_rsa_key,
+    verify_member,
+)
+from gridledger.identity.errors import (
+    CertificateRejected,
+    MessageRejected,
+    RegistrationRejected,
+    ReplayDetected,
+)
+from gridledger.identity.messages import (
+    POSSESSION_TAG,
+    PSEUDONYM_CERT_TAG,
+    PossessionStatement,
+    PseudonymCertificate,
+    PseudonymRequest,
+    SignedPseudonymCertificate,
+)
+from gridledger.identity.registration import (
+    DEFAULT_VARIANT,
+    PseudonymCredential,
+    compute_pseudonym_input,
+)
+from gridledger.identity.tags import parse_tag
+
+RM_SIGNATURE_HASH_TAG = register_tag("gridledger/identity/rm-signature/1")
+SERIAL_TAG = register_tag("gridledger/identity/pseudonym-serial/1")
+MAX_BATCH = 100_000
+
+
+def compute_rm_signature_hash(rm_signature: bytes) -> bytes:
+    return hash_bytes(RM_SIGNATURE_HASH_TAG, rm_signature)
+
+
+def compute_pseudonym_request(
+    credential: PseudonymCredential, mm_certificate: x509.Certificate
+) -> PseudonymRequest:
+    """User side: the anonymous request for a pseudonym certificate."""
+    statement = PossessionStatement(
+        credential.round,
+        compute_certificate_hash(mm_certificate),
+        compute_rm_signature_hash(credential.rm_signature),
+    )
+    return PseudonymRequest(
+        round=credential.round,
+        pseudonym_key=credential.pseudonym.public_key.raw,
+        tag=credential.tag,
+        msg_prefix=credential.msg_prefix,
+        rm_signature=credential.rm_signature,
+        possession_signature=credential.pseudonym.sign(POSSESSION_TAG, encode(statement)),
+    )
+
+
+def verify_rm_authorization(
+    rm_blind_key: RsaPublicKey,
+    variant: Variant,
+    tc_key: ThresholdPublicKey,
+    round_: int,
+    pseudonym_key: bytes,
+    tag: bytes,
+    msg_prefix: bytes,
+    rm_signature: bytes,
+) -> None:
+    """Check a pseudonym's key, tag form and RM blind signature (MM and every replica)."""
+    try:
+        Ed25519PublicKey(pseudonym_key)._key()
+        parse_tag(tc_key, tag, round_)
+        msg = compute_pseudonym_input(round_, pseudonym_key, tag)
+        input_msg = blind_rsa.prepare_with(variant, msg, msg_prefix)
+        blind_rsa.verify(rm_blind_key, variant, input_msg, rm_signature)
+    except (EncodingError, KeyFormatError, InvalidSignature, BlindSignatureError) as exc:
+        raise MessageRejected(f"pseudonym not authorised by the RM: {exc.reason}") from None
+
+
+@dataclass
+class MarketManager:
+    """The MM's keys, the RM's certified blind key, and the round being collected."""
+
+    key: RsaPrivateKey
+    certificate: x509.Certificate
+    rm_blind_key: RsaPublicKey
+    tc_key: ThresholdPublicKey
+    variant: Variant = DEFAULT_VARIANT
+    round: int | None = None
+    pending: list[PseudonymRequest] = field(default_factory=list)
+    used_signatures: set[bytes] = field(default_factory=set)
+    used_keys: set[bytes] = field(default_factory=set)
+    issued: list[SignedPseudonymCertificate] = field(default_factory=list)
+
+    @property
+    def mm_hash(self) -> bytes:
+        return compute_certificate_hash(self.certificate)
+
+
+def create_market_manager(
+    key: RsaPrivateKey,
+    certificate: x509.Certificate,
+    rm_blind_certificate: x509.Certificate,
+    roots: Sequence[x509.Certificate],
+    tc_key: ThresholdPublicKey,
+    now: int,
+) -> MarketManager:
+    """Check the certificates (MM's own and the RM's pseudonym key) and build the MM."""
+    verify_member(certificate, roots, now, Role.MM, Permission.ISSUE_PSEUDONYM_CERTS)
+    if get_rsa_key(certificate) != key.public_key:
+        raise CertificateRejected("MM key does not match its certificate")
+    verify_member(rm_blind_certificate, roots, now, Role.RM, Permission.SIGN_PSEUDONYMS)
+    return MarketManager(key, certificate, get_rsa_key(rm_blind_certificate), tc_key)
+
+
+def process_open_batch(mm: MarketManager, round_: int) -> None:
+    """Start collecting requests for ``round_`` (the previous batch must be closed)."""
+    if mm.pending:
+        raise RegistrationRejected("close the pending batch first")
+    mm.round = round_
+
+
+def on_pseudonym_request(mm: MarketManager, request: PseudonymRequest) -> None:
+    """Check a request and queue it for the round's batch (no state change on failure)."""
+    if mm.round is None or request.round != mm.round:
+        raise RegistrationRejected(f"round {request.round} is not being collected")
+    if len(mm.pending) >= MAX_BATCH:
+        raise RegistrationRejected("batch is full")
+    sig_hash = compute_rm_signature_hash(request.rm_signature)
+    if sig_hash in mm.used_signatures or request.pseudonym_key in mm.used_keys:
+        raise ReplayDetected(sig_hash, "RM signature or pseudonym key already used")
+    verify_rm_authorization(
+        mm.rm_blind_key,
+        mm.variant,
+        mm.tc_key,
+        request.round,
+        request.pseudonym_key,
+        request.tag,
+        request.msg_prefix,
+        request.rm_signature,
+    )
+    statement = PossessionStatement(request.round, mm.mm_hash, sig_hash)
+    try:
+        Ed25519PublicKey(request.pseudonym_key).verify(
+            POSSESSION_TAG, encode(statement), request.possession_signature
+        )
+    except InvalidSignature:
+        raise MessageRejected("proof of possession does not verify") from None
+    mm.used_signatures.add(sig_hash)
+    mm.used_keys.add(request.pseudonym_key)
+    mm.pending.append(request)
+
+
+def compute_serial(round_: int, pseudonym_key: bytes) -> bytes:
+    return hash_bytes(SERIAL_TAG, encode([round_, pseudonym_key]))
+
+
+def process_close_batch(
+    mm: MarketManager, valid_from: int, valid_until: int, rng: Rng
+) -> tuple[SignedPseudonymCertificate, ...]:
+    """Shuffle the round's requests (Fisher-Yates with ``rng``) and certify them together."""
+    if mm.round is None:
+        raise RegistrationRejected("no batch is open")
+    if valid_until <= valid_from:
+        raise ValueError("empty validity window")
+    order = list(mm.pending)
+    for i in range(len(order) - 1, 0, -1):
+        j = rng.randbelow(i + 1)
+        order[i], order[j] = order[j], order[i]
+    batch = tuple(_certify(mm, req, valid_from, valid_until) for req in order)
+    mm.issued.extend(batch)
+    mm.pending = []
+    mm.round = None
+    return batch
+
+
+def _certify(
+    mm: MarketManager, req: PseudonymRequest, valid_from: int, valid_until: int
+) -> SignedPseudonymCertificate:
+    cert = PseudonymCertificate(
+        round=req.round,
+        serial=compute_serial(req.round, req.pseudonym_key),
+        pseudonym_key=req.pseudonym_key,
+        tag=req.tag,
+        msg_prefix=req.msg_prefix,
+        rm_signature=req.rm_signature,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        mm=mm.mm_hash,
+    )
+    return SignedPseudonymCertificate(cert, mm.key.sign(PSEUDONYM_CERT_TAG, encode(cert)))
+
+
+def verify_pseudonym_certificate(
+    signed: SignedPseudonymCertificate,
+    mm_certificate: x509.Certificate,
+    rm_blind_certificate: x509.Certificate,
+    roots: Sequence[x509.Certificate],
+    tc_key: ThresholdPublicKey,
+    now: int,
+    variant: Variant = DEFAULT_VARIANT,
+) -> PseudonymCertificate:
+    """Anyone's check of a pseudonym certificate at time ``now``.
+
+    MM certificate (role mm) and signature; RM blind key certificate and the RM's
+    signature; tag form; serial; validity window. Raises
+    :class:`CertificateRejected` on any failure.
+    """
+    cert = signed.certificate
+    try:
+        verify_member(mm_certificate, roots, now, Role.MM, Permission.ISSUE_PSEUDONYM_CERTS)
+        verify_member(rm_blind_certificate, roots, now, Role.RM, Permission.SIGN_PSEUDONYMS)
+        if cert.mm != compute_certificate_hash(mm_certificate):
+            raise CertificateRejected("certificate names another MM")
+        get_rsa_key(mm_certificate).verify(PSEUDONYM_CERT_TAG, encode(cert), signed.signature)
+        verify_rm_authorization(
+            get_rsa_key(rm_blind_certificate),
+            variant,
+            tc_key,
+            cert.round,
+            cert.pseudonym_key,
+            cert.tag,
+            cert.msg_prefix,
+            cert.rm_signature,
+        )
+    except (InvalidSignature, MessageRejected) as exc:
+        raise CertificateRejected(f"pseudonym certificate rejected: {exc.reason}") from None
+    if cert.serial != compute_serial(cert.round, cert.pseudonym_key):
+        raise CertificateRejected("serial does not match the pseudonym")
+    if not cert.valid_from <= now < cert.valid_until:
+        raise CertificateRejected("pseudonym certificate is outside its validity window")
+    return cert

@@ -1,0 +1,369 @@
+"""Wire messages of registration (user ↔ RM), pseudonym issuance (user → MM) and tracing.
+
+Every message is a frozen dataclass registered with :func:`wire_type`; what is
+signed is always ``encode(body)`` under a per-step domain tag, so a signature
+for one step can never be replayed as another (see ``docs/protocols/identity.md``).
+
+Registration, numbered as seed 000's steps ①-⑥::
+
+    ① U  → RM  SignedHello        (identified, RSA-PSS by the user's certified key)
+    ② RM → U   SignedChallenge    (RSA-PSS by the RM's certified key; binds ①)
+    ③ U  → RM  SignedCommitments  (K hash commitments to blinded candidates; binds ②)
+    ④ RM → U   SignedOpenRequest  (which candidate stays closed; binds ③)
+    ⑤ U  → RM  SignedOpenings     (K-1 openings + the kept blinded message; binds ④)
+    ⑥ RM → U   SignedBlindSignature (the blind signature; binds ⑤)
+    then, over an anonymous channel:
+       U  → MM  PseudonymRequest   (pseudonym key, tag, RM signature, proof of possession)
+       MM → chain  SignedPseudonymCertificate (in a shuffled per-round batch)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gridledger.crypto.encoding import encode, wire_type
+from gridledger.crypto.hashing import hash_value, register_tag
+
+HELLO_TAG = register_tag("gridledger/identity/reg-hello/1")
+CHALLENGE_TAG = register_tag("gridledger/identity/reg-challenge/1")
+COMMITMENTS_TAG = register_tag("gridledger/identity/reg-commitments/1")
+OPEN_REQUEST_TAG = register_tag("gridledger/identity/reg-open-request/1")
+OPENINGS_TAG = register_tag("gridledger/identity/reg-openings/1")
+BLIND_SIGNATURE_TAG = register_tag("gridledger/identity/reg-blind-signature/1")
+CANDIDATE_COMMITMENT_TAG = register_tag("gridledger/identity/candidate-commitment/1")
+PSEUDONYM_MESSAGE_TAG = register_tag("gridledger/identity/pseudonym-message/1")
+POSSESSION_TAG = register_tag("gridledger/identity/pseudonym-possession/1")
+PSEUDONYM_CERT_TAG = register_tag("gridledger/identity/pseudonym-certificate/1")
+MESSAGE_HASH_TAG = register_tag("gridledger/identity/message/1")
+TAG_HASH_TAG = register_tag("gridledger/identity/tracing-tag/1")
+EVIDENCE_TAG = register_tag("gridledger/identity/obligation-evidence/1")
+TRACE_SHARE_TAG = register_tag("gridledger/identity/trace-share/1")
+REVOCATION_TAG = register_tag("gridledger/identity/revocation/1")
+CHEATING_REPORT_TAG = register_tag("gridledger/identity/cheating-report/1")
+
+NONCE_SIZE = 32
+
+
+def compute_message_hash(obj: object) -> bytes:
+    """The tagged hash by which a later message names an earlier one."""
+    return hash_value(MESSAGE_HASH_TAG, obj)
+
+
+# -- ① ② mutual authentication ----------------------------------------------------
+
+
+@wire_type("identity.reg-hello/1")
+@dataclass(frozen=True)
+class RegistrationHello:
+    """① The user asks ``rm`` (hash of the RM's certificate) for a pseudonym in ``round``."""
+
+    round: int
+    user_certificate: bytes  # DER
+    rm: bytes
+    timestamp: int
+    nonce: bytes
+
+
+@wire_type("identity.reg-hello-signed/1")
+@dataclass(frozen=True)
+class SignedHello:
+    hello: RegistrationHello
+    signature: bytes
+
+
+@wire_type("identity.reg-challenge/1")
+@dataclass(frozen=True)
+class RegistrationChallenge:
+    """② The RM accepts: names the session, the candidates ``k`` and its keys."""
+
+    session_id: bytes
+    hello_hash: bytes
+    round: int
+    rm_certificate: bytes  # DER, long-term RSA identity key (role rm)
+    blind_key_certificate: bytes  # DER, dedicated RSA pseudonym-signing key
+    k: int
+    timestamp: int
+    nonce: bytes
+
+
+@wire_type("identity.reg-challenge-signed/1")
+@dataclass(frozen=True)
+class SignedChallenge:
+    challenge: RegistrationChallenge
+    signature: bytes
+
+
+# -- ③ ④ ⑤ cut and choose ---------------------------------------------------------
+
+
+@wire_type("identity.reg-commitments/1")
+@dataclass(frozen=True)
+class CandidateCommitments:
+    """③ One hash commitment per candidate: ``H(index, blinded_msg)``."""
+
+    session_id: bytes
+    challenge_hash: bytes
+    commitments: tuple[bytes, ...]
+    timestamp: int
+
+
+@wire_type("identity.reg-commitments-signed/1")
+@dataclass(frozen=True)
+class SignedCommitments:
+    commitments: CandidateCommitments
+    signature: bytes
+
+
+@wire_type("identity.reg-open-request/1")
+@dataclass(frozen=True)
+class OpenRequest:
+    """④ The RM keeps candidate ``keep`` closed and asks to open all others."""
+
+    session_id: bytes
+    commitments_hash: bytes
+    keep: int
+    timestamp: int
+
+
+@wire_type("identity.reg-open-request-signed/1")
+@dataclass(frozen=True)
+class SignedOpenRequest:
+    request: OpenRequest
+    signature: bytes
+
+
+@wire_type("identity.candidate-opening/1")
+@dataclass(frozen=True)
+class CandidateOpening:
+    """Everything the RM needs to recompute candidate ``index`` from the user's identity."""
+
+    index: int
+    pseudonym_key: bytes  # Ed25519 public key
+    tag_randomness: bytes  # the ElGamal exponent r, fixed-length big-endian
+    tag_nonce: bytes  # the tag's AES-GCM nonce
+    msg_prefix: bytes  # RFC 9474 prepare() prefix
+    blinding_factor: bytes  # RFC 9474 blind() r, modulus-length big-endian
+    salt: bytes  # RFC 9474 PSS salt
+
+
+@wire_type("identity.reg-openings/1")
+@dataclass(frozen=True)
+class CandidateOpenings:
+    """⑤ The K-1 openings (ascending index) and the kept candidate's blinded message."""
+
+    session_id: bytes
+    request_hash: bytes
+    openings: tuple[CandidateOpening, ...]
+    kept_blinded_msg: bytes
+    timestamp: int
+
+
+@wire_type("identity.reg-openings-signed/1")
+@dataclass(frozen=True)
+class SignedOpenings:
+    openings: CandidateOpenings
+    signature: bytes
+
+
+@wire_type("identity.reg-blind-signature/1")
+@dataclass(frozen=True)
+class BlindSignatureResponse:
+    """⑥ The RM's blind signature on the kept candidate."""
+
+    session_id: bytes
+    openings_hash: bytes
+    blind_signature: bytes
+    timestamp: int
+
+
+@wire_type("identity.reg-blind-signature-signed/1")
+@dataclass(frozen=True)
+class SignedBlindSignature:
+    response: BlindSignatureResponse
+    signature: bytes
+
+
+@wire_type("identity.cheating-evidence/1")
+@dataclass(frozen=True)
+class CheatingEvidence:
+    """A failed opening, checkable by anyone: the user's own signed ③ and ⑤ plus ① ②, ④."""
+
+    hello: SignedHello
+    challenge: SignedChallenge
+    commitments: SignedCommitments
+    request: SignedOpenRequest
+    openings: SignedOpenings
+
+
+# -- what the RM signs blindly and the MM certifies --------------------------------
+
+
+@wire_type("identity.pseudonym-message/1")
+@dataclass(frozen=True)
+class PseudonymMessage:
+    """The message under the RM's blind signature (after the domain tag)."""
+
+    round: int
+    pseudonym_key: bytes
+    tag_hash: bytes
+
+
+@wire_type("identity.tag-plaintext/1")
+@dataclass(frozen=True)
+class TagPlaintext:
+    """What the tracing tag encrypts: the registered identity (certificate hash)."""
+
+    identity: bytes
+    round: int
+
+
+@wire_type("identity.tag-context/1")
+@dataclass(frozen=True)
+class TagContext:
+    """The tag's associated data: the round and the TC key it is encrypted to."""
+
+    round: int
+    tc_key_hash: bytes
+
+
+@wire_type("identity.possession/1")
+@dataclass(frozen=True)
+class PossessionStatement:
+    """Signed by the pseudonym key: "I hold this key and ask ``mm`` to certify it"."""
+
+    round: int
+    mm: bytes
+    rm_signature_hash: bytes
+
+
+@wire_type("identity.pseudonym-request/1")
+@dataclass(frozen=True)
+class PseudonymRequest:
+    """User → MM over an anonymous channel; nothing in it names the user."""
+
+    round: int
+    pseudonym_key: bytes
+    tag: bytes  # encode(ThresholdCiphertext)
+    msg_prefix: bytes
+    rm_signature: bytes
+    possession_signature: bytes
+
+
+@wire_type("identity.pseudonym-certificate/1")
+@dataclass(frozen=True)
+class PseudonymCertificate:
+    """The MM's certificate: valid for one round, publicly re-checkable (carries the RM sig)."""
+
+    round: int
+    serial: bytes
+    pseudonym_key: bytes
+    tag: bytes
+    msg_prefix: bytes
+    rm_signature: bytes
+    valid_from: int
+    valid_until: int
+    mm: bytes  # hash of the MM's X.509 certificate
+
+
+@wire_type("identity.pseudonym-certificate-signed/1")
+@dataclass(frozen=True)
+class SignedPseudonymCertificate:
+    certificate: PseudonymCertificate
+    signature: bytes  # RSA-PSS by the MM's certified key
+
+
+def compute_signing_bytes(obj: object) -> bytes:
+    """The bytes a step's signature covers (the tag is added by the signer)."""
+    return encode(obj)
+
+
+# -- evidence, tracing, revocation (on chain) ---------------------------------------
+
+
+@wire_type("identity.obligation-evidence/1")
+@dataclass(frozen=True)
+class ObligationEvidence:
+    """A counterparty (``accuser`` pseudonym, the transaction's sender) names a reneger."""
+
+    accused: bytes  # pseudonym key
+    accuser: bytes  # pseudonym key, must sign the transaction
+    round: int
+    obligation_id: bytes
+    description: str
+
+
+@wire_type("identity.evidence-record/1")
+@dataclass(frozen=True)
+class EvidenceRecord:
+    """Evidence as stored on chain, with the block that recorded it."""
+
+    evidence: ObligationEvidence
+    height: int
+    timestamp_ms: int
+
+
+@wire_type("identity.trace-share/1")
+@dataclass(frozen=True)
+class TraceShare:
+    """Trustee ``trustee``'s decryption share for the tag named by ``evidence_id``."""
+
+    evidence_id: bytes
+    trustee: int
+    share: bytes  # DecryptionShare.to_bytes(group), with its Chaum-Pedersen proof
+
+
+@wire_type("identity.trace-share-signed/1")
+@dataclass(frozen=True)
+class SignedTraceShare:
+    share: TraceShare
+    trustee_certificate: bytes  # DER, role tc-trustee
+    signature: bytes
+
+
+@wire_type("identity.trace-record/1")
+@dataclass(frozen=True)
+class TraceRecord:
+    """A completed tracing: at least t decryption shares for the accused's tag."""
+
+    evidence_id: bytes
+    shares: tuple[bytes, ...]
+
+
+@wire_type("identity.trace-result/1")
+@dataclass(frozen=True)
+class TraceResult:
+    """What the chain records for a tracing (receipt data)."""
+
+    evidence_id: bytes
+    pseudonym_key: bytes
+    identity: bytes
+    round: int
+    bad_trustees: tuple[int, ...]
+
+
+@wire_type("identity.revocation/1")
+@dataclass(frozen=True)
+class Revocation:
+    """Revoke a member certificate (by its hash); signed by a holder of ``revoke``."""
+
+    certificate_hash: bytes
+    reason: str
+    timestamp: int
+
+
+@wire_type("identity.revocation-signed/1")
+@dataclass(frozen=True)
+class SignedRevocation:
+    revocation: Revocation
+    signer_certificate: bytes
+    signature: bytes
+
+
+@wire_type("identity.pseudonym-batch/1")
+@dataclass(frozen=True)
+class PseudonymBatch:
+    """One round's pseudonym certificates, published together by the MM."""
+
+    round: int
+    mm_certificate: bytes
+    certificates: tuple[SignedPseudonymCertificate, ...]

@@ -1,0 +1,281 @@
+"""The trace center (TC): t-of-n trustees who can open a reneger's tag, and nothing else.
+
+Key setup (no dealer, preferred): the trustees run the joint-Feldman DKG of
+:mod:`gridledger.crypto.sharing`; :func:`run_dkg` drives its message flow
+in-process (the simulator's and the tests' path; deployed trustees exchange the
+same messages over authenticated channels). A trusted dealer
+(:func:`deal_trustee_keys`) is also supported, as in seed 000.
+
+Tracing, triggered by evidence recorded on chain:
+
+1. each trustee checks that the evidence is on chain and names a published
+   pseudonym certificate, then returns a signed :class:`SignedTraceShare`
+   (``c1^{x_i}`` with a Chaum-Pedersen proof) - :func:`on_trace_request`;
+2. a combiner (anyone) verifies the shares, names any bad one, decrypts with
+   ``t`` valid ones (:func:`compute_trace`) and posts a
+   :class:`TraceRecord`; every replica re-verifies it and blacklists the
+   identity (:mod:`gridledger.identity.contracts`).
+
+Seed 000's literal audit path - rebuild ``d_TC`` from ``t`` key shares by
+Lagrange and decrypt - is :func:`trace_by_key_reconstruction`. It leaves the
+whole key with whoever ran it, so it is for audits, not routine tracing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from gridledger.crypto import sharing, threshold
+from gridledger.crypto.encoding import decode_as, encode
+from gridledger.crypto.errors import (
+    DecryptionError,
+    EncodingError,
+    InvalidShare,
+    InvalidSignature,
+    SharingError,
+)
+from gridledger.crypto.groups import SchnorrGroup
+from gridledger.crypto.hashing import hash_value
+from gridledger.crypto.rng import Rng
+from gridledger.crypto.signatures import RsaPrivateKey
+from gridledger.crypto.threshold import (
+    DecryptionShare,
+    KeyShare,
+    ThresholdCiphertext,
+    ThresholdPublicKey,
+)
+from gridledger.identity.ca import (
+    Permission,
+    Role,
+    compute_certificate_der,
+    get_rsa_key,
+    load_certificate,
+    verify_member,
+)
+from gridledger.identity.errors import CertificateRejected, TracingError, WrongRole
+from gridledger.identity.messages import (
+    EVIDENCE_TAG,
+    TRACE_SHARE_TAG,
+    EvidenceRecord,
+    ObligationEvidence,
+    PseudonymCertificate,
+    SignedTraceShare,
+    TagPlaintext,
+    TraceShare,
+)
+from gridledger.identity.tags import compute_tag_aad
+
+
+def compute_evidence_id(evidence: ObligationEvidence) -> bytes:
+    return hash_value(EVIDENCE_TAG, evidence)
+
+
+@dataclass(frozen=True)
+class Trustee:
+    """One TC trustee: its key share, the shared public key, its certified signing key."""
+
+    index: int
+    key_share: KeyShare
+    public_key: ThresholdPublicKey
+    signing_key: RsaPrivateKey
+    certificate: x509.Certificate
+
+
+def deal_trustee_keys(
+    t: int, n: int, group: SchnorrGroup, rng: Rng
+) -> tuple[ThresholdPublicKey, tuple[KeyShare, ...]]:
+    """Trusted-dealer setup (seed 000): the dealer must erase ``x`` afterwards."""
+    return threshold.deal_threshold_key(t, n, group, rng)
+
+
+def run_dkg(
+    t: int, n: int, group: SchnorrGroup, rngs: Sequence[Rng]
+) -> tuple[ThresholdPublicKey, tuple[KeyShare, ...]]:
+    """Joint-Feldman DKG among ``n`` honest trustees, each with its own rng.
+
+    Returns the shared key and each trustee's share; no party ever held ``x``.
+    (Complaints and disqualification are the sharing module's; with honest
+    dealers there are none.)
+    """
+    if len(rngs) != n:
+        raise ValueError("one rng per trustee")
+    dealings = [sharing.dkg_deal(i, t, n, group, rngs[i - 1]) for i in range(1, n + 1)]
+    commitments = {d.dealer: d.commitments for d in dealings}
+    received = {j: {d.dealer: d.share_for(j) for d in dealings} for j in range(1, n + 1)}
+    complaints = {
+        j: sharing.dkg_complaints(j, received[j], commitments, t, n, group) for j in range(1, n + 1)
+    }
+    qualified = sharing.dkg_qualified(t, n, commitments, complaints, {}, group)
+    keys: list[KeyShare] = []
+    pk: ThresholdPublicKey | None = None
+    for j in range(1, n + 1):
+        result = sharing.dkg_finalize(j, qualified, received[j], commitments, {}, t, n, group)
+        pk_j, share = threshold.threshold_key_from_dkg(result, t, group)
+        if pk is not None and pk_j != pk:
+            raise SharingError("trustees derived different public keys")
+        pk = pk_j
+        keys.append(share)
+    assert pk is not None
+    return pk, tuple(keys)
+
+
+def get_tag_ciphertext(
+    pk: ThresholdPublicKey, certificate: PseudonymCertificate
+) -> ThresholdCiphertext:
+    try:
+        return ThresholdCiphertext.from_bytes(certificate.tag, pk.group)
+    except EncodingError:
+        raise TracingError("pseudonym certificate carries a malformed tag") from None
+
+
+def on_trace_request(
+    trustee: Trustee,
+    record: EvidenceRecord | None,
+    certificate: PseudonymCertificate | None,
+    rng: Rng,
+) -> SignedTraceShare:
+    """Check the on-chain evidence and return this trustee's signed decryption share.
+
+    ``record`` and ``certificate`` are what the trustee read from its own replica;
+    ``None`` means "not on chain", and the trustee refuses.
+    """
+    if record is None:
+        raise TracingError("no such evidence on chain")
+    if certificate is None or certificate.pseudonym_key != record.evidence.accused:
+        raise TracingError("evidence does not name a published pseudonym certificate")
+    if certificate.round != record.evidence.round:
+        raise TracingError("evidence names another round than the certificate's")
+    ct = get_tag_ciphertext(trustee.public_key, certificate)
+    try:
+        share = threshold.decryption_share(trustee.public_key, trustee.key_share, ct, rng)
+    except DecryptionError:
+        raise TracingError("tag is not decryptable") from None
+    body = TraceShare(
+        compute_evidence_id(record.evidence),
+        trustee.index,
+        share.to_bytes(trustee.public_key.group),
+    )
+    return SignedTraceShare(
+        body,
+        compute_certificate_der(trustee.certificate),
+        trustee.signing_key.sign(TRACE_SHARE_TAG, encode(body)),
+    )
+
+
+def verify_trace_share_message(
+    signed: SignedTraceShare, roots: Sequence[x509.Certificate], now: int
+) -> None:
+    """The trustee's certificate (role tc-trustee, permission trace) and signature."""
+    cert = load_certificate(signed.trustee_certificate)
+    verify_member(cert, roots, now, Role.TC_TRUSTEE, Permission.TRACE)
+    try:
+        get_rsa_key(cert).verify(TRACE_SHARE_TAG, encode(signed.share), signed.signature)
+    except InvalidSignature:
+        raise TracingError(
+            "trace share signature does not verify", (signed.share.trustee,)
+        ) from None
+
+
+def compute_identity_from_shares(
+    pk: ThresholdPublicKey,
+    certificate: PseudonymCertificate,
+    shares: Sequence[bytes],
+) -> tuple[bytes, tuple[int, ...]]:
+    """Decrypt the certificate's tag from decryption shares: ``(identity, bad trustees)``.
+
+    Deterministic (replicas run it): bad or malformed shares are named, and any
+    ``t`` valid ones suffice. Raises :class:`TracingError` otherwise.
+    """
+    ct = get_tag_ciphertext(pk, certificate)
+    parsed: list[DecryptionShare] = []
+    malformed: list[int] = []
+    for i, raw in enumerate(shares):
+        try:
+            parsed.append(DecryptionShare.from_bytes(raw, pk.group))
+        except EncodingError:
+            malformed.append(-(i + 1))  # unparsable: named by position, negated
+    try:
+        plaintext, bad = threshold.combine_robust(
+            pk, ct, parsed, compute_tag_aad(pk, certificate.round)
+        )
+    except SharingError as exc:
+        invalid = tuple(s.index for s in parsed if not _is_valid_share(pk, ct, s)) + tuple(
+            malformed
+        )
+        raise TracingError(f"tracing failed: {exc.reason}", invalid) from None
+    except DecryptionError:
+        raise TracingError("tag does not decrypt under the TC key") from None
+    return _parse_plaintext(plaintext, certificate.round), tuple(bad) + tuple(malformed)
+
+
+def _is_valid_share(pk: ThresholdPublicKey, ct: ThresholdCiphertext, s: DecryptionShare) -> bool:
+    try:
+        return threshold.is_valid_decryption_share(pk, ct, s)
+    except (DecryptionError, InvalidShare):
+        return False
+
+
+def _parse_plaintext(plaintext: bytes, round_: int) -> bytes:
+    try:
+        inner = decode_as(TagPlaintext, plaintext)
+    except EncodingError:
+        raise TracingError("tag plaintext is malformed") from None
+    if inner.round != round_:
+        raise TracingError("tag was made for another round")
+    return inner.identity
+
+
+def compute_trace(
+    pk: ThresholdPublicKey,
+    certificate: PseudonymCertificate,
+    messages: Sequence[SignedTraceShare],
+    evidence_id: bytes,
+    roots: Sequence[x509.Certificate],
+    now: int,
+) -> tuple[bytes, tuple[int, ...], tuple[bytes, ...]]:
+    """Combiner: ``(identity, bad trustees, the valid shares to post on chain)``.
+
+    A message with a bad signature, a wrong certificate or another evidence id
+    is set aside and its trustee named, like a share whose proof fails.
+    """
+    bad: list[int] = []
+    accepted: list[bytes] = []
+    for m in messages:
+        try:
+            verify_trace_share_message(m, roots, now)
+        except (TracingError, CertificateRejected, WrongRole):
+            bad.append(m.share.trustee)
+            continue
+        if m.share.evidence_id != evidence_id:
+            bad.append(m.share.trustee)
+            continue
+        accepted.append(m.share.share)
+    identity, bad_shares = compute_identity_from_shares(pk, certificate, accepted)
+    ct = get_tag_ciphertext(pk, certificate)
+    valid = tuple(
+        raw
+        for raw in accepted
+        if _is_valid_share(pk, ct, DecryptionShare.from_bytes(raw, pk.group))
+    )
+    return identity, tuple(sorted(set(bad) | set(bad_shares))), valid
+
+
+def trace_by_key_reconstruction(
+    pk: ThresholdPublicKey,
+    key_shares: Sequence[KeyShare],
+    certificate: PseudonymCertificate,
+    rng: Rng,
+) -> bytes:
+    """Seed 000's audit path: rebuild ``d_TC`` by Lagrange from ``t`` shares, then decrypt."""
+    try:
+        x = threshold.reconstruct_private_key(key_shares, pk)
+        whole = ThresholdPublicKey(pk.group, pk.y, 1, 1, (pk.y,))
+        ct = get_tag_ciphertext(pk, certificate)
+        share = threshold.decryption_share(whole, KeyShare(1, x), ct, rng)
+        plaintext = threshold.combine(whole, ct, [share], compute_tag_aad(pk, certificate.round))
+    except (SharingError, DecryptionError) as exc:
+        raise TracingError(f"audit reconstruction failed: {exc.reason}") from None
+    return _parse_plaintext(plaintext, certificate.round)

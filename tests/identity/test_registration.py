@@ -1,0 +1,279 @@
+"""Registration: mutual authentication, non-repudiation, replay/expiry/roles, one per round."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import pytest
+
+from gridledger.crypto import blind_rsa
+from gridledger.crypto.encoding import encode
+from gridledger.crypto.groups import get_named_group
+from gridledger.crypto.rng import DeterministicRng
+from gridledger.identity.ca import compute_certificate_hash, get_rsa_key
+from gridledger.identity.errors import (
+    Blacklisted,
+    CertificateRejected,
+    ExpiredMessage,
+    MessageRejected,
+    RegistrationRejected,
+    ReplayDetected,
+    WrongRole,
+)
+from gridledger.identity.messages import (
+    BLIND_SIGNATURE_TAG,
+    CHALLENGE_TAG,
+    COMMITMENTS_TAG,
+    HELLO_TAG,
+    OPEN_REQUEST_TAG,
+    OPENINGS_TAG,
+    SignedHello,
+)
+from gridledger.identity.registration import (
+    RegistrationManager,
+    compute_pseudonym_input,
+    on_challenge,
+    on_commitments,
+    on_hello,
+    on_open_request,
+    on_openings,
+    parse_message,
+    start_registration,
+)
+from gridledger.identity.tags import compute_tag, compute_tag_public, create_tag_verifier
+from gridledger.identity.trace_center import deal_trustee_keys
+
+from .conftest import NOW, World, register
+
+
+def _snapshot(rm: RegistrationManager) -> tuple[object, ...]:
+    return (
+        dict(rm.sessions),
+        dict(rm.slots),
+        set(rm.consumed),
+        set(rm.replay.seen),
+        rm.replay.floor,
+        list(rm.evidence),
+    )
+
+
+def test_full_registration_yields_valid_rm_signature(world: World) -> None:
+    rng = DeterministicRng("reg")
+    cred = register(world, world.new_rm(k=8), world.users[0], 3, rng)
+    msg = compute_pseudonym_input(3, cred.pseudonym.public_key.raw, cred.tag)
+    blind_rsa.verify(
+        world.rm_blind.key.public_key,
+        blind_rsa.Variant.PSS_RANDOMIZED,
+        cred.msg_prefix + msg,
+        cred.rm_signature,
+    )
+
+
+def test_k32_registration(world: World) -> None:
+    cred = register(world, world.new_rm(k=32), world.users[1], 5, DeterministicRng("k32"))
+    assert cred.round == 5
+
+
+@pytest.mark.parametrize("group_name", ["ed25519", "ffdhe2048"])
+def test_fast_tag_path_matches_threshold_encrypt(world: World, group_name: str) -> None:
+    group = get_named_group(group_name)
+    tc_key = (
+        world.tc_key
+        if world.tc_key.group == group
+        else deal_trustee_keys(3, 5, group, DeterministicRng("fast-tag"))[0]
+    )
+    verifier = create_tag_verifier(tc_key)
+    q = tc_key.group.q
+    for r in (1, (2**319 + 12345) % q, q - 1):
+        ident = bytes(range(32))
+        assert compute_tag_public(verifier, ident, 9, r, b"n" * 12) == compute_tag(
+            tc_key, ident, 9, r, b"n" * 12
+        )
+
+
+def test_every_step_signature_binds_its_sender(world: World) -> None:
+    rng = DeterministicRng("nr")
+    rm = world.new_rm()
+    user = world.users[2]
+    st, hello = start_registration(
+        user.key, user.cert, world.roots, world.tc_key, world.rm.cert, 1, NOW, rng
+    )
+    ch = on_hello(rm, hello, NOW, rng)
+    com = on_challenge(st, ch, NOW, rng)
+    req = on_commitments(rm, com, NOW, rng)
+    op = on_open_request(st, req, NOW)
+    bs = on_openings(rm, op, NOW)
+    user_key, rm_key = get_rsa_key(user.cert), get_rsa_key(world.rm.cert)
+    steps = [
+        (user_key, HELLO_TAG, hello.hello, hello.signature),
+        (rm_key, CHALLENGE_TAG, ch.challenge, ch.signature),
+        (user_key, COMMITMENTS_TAG, com.commitments, com.signature),
+        (rm_key, OPEN_REQUEST_TAG, req.request, req.signature),
+        (user_key, OPENINGS_TAG, op.openings, op.signature),
+        (rm_key, BLIND_SIGNATURE_TAG, bs.response, bs.signature),
+    ]
+    for key, tag, body, sig in steps:
+        assert key.verify(tag, encode(body), sig) is None
+        other = rm_key if key is user_key else user_key
+        with pytest.raises(Exception, match="does not verify"):
+            other.verify(tag, encode(body), sig)
+        tampered = dataclasses.replace(body, timestamp=body.timestamp + 1)
+        with pytest.raises(Exception, match="does not verify"):
+            key.verify(tag, encode(tampered), sig)
+
+
+def test_tampered_hello_rejected_without_state_change(world: World) -> None:
+    rng = DeterministicRng("tamper")
+    rm = world.new_rm()
+    user = world.users[3]
+    _, hello = start_registration(
+        user.key, user.cert, world.roots, world.tc_key, world.rm.cert, 1, NOW, rng
+    )
+    before = _snapshot(rm)
+    bad = SignedHello(dataclasses.replace(hello.hello, round=2), hello.signature)
+    with pytest.raises(MessageRejected):
+        on_hello(rm, bad, NOW, rng)
+    assert _snapshot(rm) == before
+
+
+def test_replay_and_expiry(world: World) -> None:
+    rng = DeterministicRng("replay")
+    rm = world.new_rm()
+    user = world.users[4]
+    _, hello = start_registration(
+        user.key, user.cert, world.roots, world.tc_key, world.rm.cert, 1, NOW, rng
+    )
+    on_hello(rm, hello, NOW, rng)
+    before = _snapshot(rm)
+    with pytest.raises(ReplayDetected):
+        on_hello(rm, hello, NOW + 1, rng)
+    assert _snapshot(rm) == before
+    _, old = start_registration(
+        user.key, user.cert, world.roots, world.tc_key, world.rm.cert, 2, NOW - 1000, rng
+    )
+    with pytest.raises(ExpiredMessage):
+        on_hello(rm, old, NOW, rng)
+    assert _snapshot(rm) == before
+
+
+def test_malformed_bytes_are_typed_errors(world: World) -> None:
+    for data in (b"", b"\xff\x00", encode({"_t": "identity.reg-hello-signed/1"}), encode([1, 2])):
+        with pytest.raises(MessageRejected):
+            parse_message(SignedHello, data)
+
+
+def test_wrong_roles_and_wrong_rm(world: World) -> None:
+    rng = DeterministicRng("roles")
+    rm = world.new_rm()
+    # The MM's certificate is not a household certificate.
+    _, hello = start_registration(
+        world.mm.key, world.mm.cert, world.roots, world.tc_key, world.rm.cert, 1, NOW, rng
+    )
+    before = _snapshot(rm)
+    with pytest.raises(WrongRole):
+        on_hello(rm, hello, NOW, rng)
+    # The user refuses an "RM" whose certificate lacks the rm role.
+    with pytest.raises(WrongRole):
+        start_registration(
+            world.users[0].key,
+            world.users[0].cert,
+            world.roots,
+            world.tc_key,
+            world.mm.cert,
+            1,
+            NOW,
+            rng,
+        )
+    # A hello addressed to another RM.
+    _, hello2 = start_registration(
+        world.users[0].key,
+        world.users[0].cert,
+        world.roots,
+        world.tc_key,
+        world.rm.cert,
+        1,
+        NOW,
+        rng,
+    )
+    misaddressed = dataclasses.replace(hello2.hello, rm=b"\x00" * 32)
+    signed = SignedHello(misaddressed, world.users[0].key.sign(HELLO_TAG, encode(misaddressed)))
+    with pytest.raises(MessageRejected):
+        on_hello(rm, signed, NOW, rng)
+    assert _snapshot(rm) == before
+
+
+def test_user_rejects_challenge_signed_with_mint_key(world: World) -> None:
+    rng = DeterministicRng("mint")
+    rm = world.new_rm()
+    rm.blind_certificate = world.mint_blind.cert  # a misconfigured or malicious RM
+    user = world.users[5]
+    st, hello = start_registration(
+        user.key, user.cert, world.roots, world.tc_key, world.rm.cert, 1, NOW, rng
+    )
+    ch = on_hello(rm, hello, NOW, rng)
+    with pytest.raises(WrongRole):
+        on_challenge(st, ch, NOW, rng)
+
+
+def test_one_pseudonym_per_identity_per_round(world: World) -> None:
+    rng = DeterministicRng("once")
+    rm = world.new_rm()
+    user = world.users[6]
+    register(world, rm, user, 7, rng)
+    with pytest.raises(RegistrationRejected):
+        register(world, rm, user, 7, rng, now=NOW + 1)
+    register(world, rm, user, 8, rng, now=NOW + 2)  # the next round is fine
+
+
+def test_abort_after_open_request_consumes_the_round(world: World) -> None:
+    rng = DeterministicRng("abort")
+    rm = world.new_rm()
+    user = world.users[7]
+    st, hello = start_registration(
+        user.key, user.cert, world.roots, world.tc_key, world.rm.cert, 1, NOW, rng
+    )
+    com = on_challenge(st, on_hello(rm, hello, NOW, rng), NOW, rng)
+    on_commitments(
+        rm, com, NOW, rng
+    )  # the user now sees which candidate is kept ... and walks away
+    with pytest.raises(RegistrationRejected):
+        register(world, rm, user, 1, rng, now=NOW + 500)
+    # Abandoning *before* the open request is harmless: a retry after the timeout works.
+    _, hello2 = start_registration(
+        user.key, user.cert, world.roots, world.tc_key, world.rm.cert, 2, NOW, rng
+    )
+    on_hello(rm, hello2, NOW, rng)
+    with pytest.raises(RegistrationRejected):
+        register(world, rm, user, 2, rng, now=NOW + 10)
+    register(world, rm, user, 2, rng, now=NOW + 100)
+
+
+def test_late_openings_and_wrong_stage(world: World) -> None:
+    rng = DeterministicRng("late")
+    rm = world.new_rm()
+    user = world.users[8]
+    st, hello = start_registration(
+        user.key, user.cert, world.roots, world.tc_key, world.rm.cert, 1, NOW, rng
+    )
+    com = on_challenge(st, on_hello(rm, hello, NOW, rng), NOW, rng)
+    req = on_commitments(rm, com, NOW, rng)
+    with pytest.raises(ReplayDetected):
+        on_commitments(rm, com, NOW, rng)
+    op = on_open_request(st, req, NOW)
+    with pytest.raises(ExpiredMessage):
+        on_openings(rm, op, NOW + 1000)
+
+
+def test_blacklisted_and_revoked_users_refused(world: World) -> None:
+    rng = DeterministicRng("bl")
+    rm = world.new_rm()
+    user = world.users[9]
+    rm.blacklist = {compute_certificate_hash(user.cert)}
+    with pytest.raises(Blacklisted):
+        register(world, rm, user, 1, rng)
+    rm.blacklist = frozenset()
+    rm.revoked = {compute_certificate_hash(user.cert)}
+    with pytest.raises(CertificateRejected):
+        register(world, rm, user, 1, rng, now=NOW + 1)
+    copy.copy(rm)
