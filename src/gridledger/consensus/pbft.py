@@ -1,0 +1,1122 @@
+"""PBFT (Castro & Liskov, OSDI'99 / TOCS'02) as a pure, event-driven core.
+
+One mutable :class:`ReplicaState` per replica and a handful of ``on_*`` handlers
+that take it, the event and ``now_ms``, mutate the state and return a list of
+effects (:mod:`gridledger.consensus.effects`). No clock, network, disk or
+randomness inside: the node and the simulator drive the same code. Ed25519 is
+deterministic, so signing does not break that.
+
+Normal case (view ``v``, primary ``validators[v mod n]``)::
+
+    client --request--> all replicas
+    primary --PRE-PREPARE(v, n, d, batch, ts)--> backups      (batching, pipelining)
+    backup  --PREPARE(v, n, d)--> all                         prepared: pp + 2f prepares
+    replica --COMMIT(v, n, d)--> all                          committed-local: 2f+1 commits
+    replica: Execute(n) strictly in seq order; the application reports on_executed
+    replica --CHECKPOINT(n, header hash, vote signature)--> all
+             2f+1 matching checkpoints -> Certified(n, CommitCertificate)
+             every K-th certified seq is stable: log GC, low watermark h := n
+
+Messages are accepted only for the current view and inside the watermarks
+``h < n <= h + L``. View change, checkpoints and state transfer are described
+in ``docs/protocols/consensus.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from gridledger.consensus.effects import (
+    Broadcast,
+    Certified,
+    Effect,
+    Execute,
+    NeedStateTransfer,
+    ReplyToClient,
+    Send,
+    ViewChanged,
+)
+from gridledger.consensus.errors import BadEnvelope, ConfigInvalid
+from gridledger.consensus.messages import (
+    Authenticator,
+    Checkpoint,
+    ClientRequest,
+    Commit,
+    Message,
+    NewView,
+    Prepare,
+    PreparedProof,
+    PrePrepare,
+    Reply,
+    SignedEnvelope,
+    ViewChange,
+    compute_batch_digest,
+    compute_reply_result,
+    compute_request_digest,
+    decode_envelope,
+)
+from gridledger.consensus.viewchange import (
+    ProofContext,
+    compute_new_view_pre_prepares,
+    get_min_s,
+    is_valid_view_change,
+)
+from gridledger.crypto.errors import EncodingError
+from gridledger.crypto.signatures import Ed25519PrivateKey
+from gridledger.ledger.certificate import (
+    BlockVote,
+    CommitCertificate,
+    Validator,
+    VoteSignature,
+    is_valid_vote,
+    quorum_size,
+    sign_vote,
+)
+
+__all__ = [
+    "Broadcast",
+    "Certified",
+    "Effect",
+    "Execute",
+    "NeedStateTransfer",
+    "PbftConfig",
+    "ReplicaState",
+    "ReplyToClient",
+    "Send",
+    "ViewChanged",
+    "new_replica_state",
+    "on_client_request",
+    "on_executed",
+    "on_frame",
+    "on_message",
+    "on_state_transferred",
+    "on_tick",
+]
+
+MAX_BACKOFF_EXPONENT = 6
+MAX_VERIFIED_CACHE = 50_000
+
+
+@dataclass(frozen=True)
+class PbftConfig:
+    """Consortium and protocol parameters; identical at every replica."""
+
+    chain_id: str
+    validators: tuple[Validator, ...]
+    batch_max: int = 64
+    checkpoint_interval: int = 16
+    watermark_window: int = 64
+    view_change_timeout_ms: int = 4000
+    batch_timeout_ms: int = 20
+    retransmit_interval_ms: int = 1000
+    timestamp_tolerance_ms: int = 30_000
+    state_transfer_delay_ms: int = 2000
+    max_pending_requests: int = 100_000
+
+    def __post_init__(self) -> None:
+        if not self.validators:
+            raise ConfigInvalid("validators: at least one replica is needed")
+        if [v.replica_id for v in self.validators] != list(range(len(self.validators))):
+            raise ConfigInvalid("validators: replica ids must be 0..n-1 in order")
+        if self.batch_max < 1 or self.checkpoint_interval < 1:
+            raise ConfigInvalid("batch_max and checkpoint_interval must be positive")
+        if self.watermark_window < self.checkpoint_interval:
+            raise ConfigInvalid("watermark_window must be at least checkpoint_interval")
+        if self.view_change_timeout_ms < 1 or self.retransmit_interval_ms < 1:
+            raise ConfigInvalid("timeouts must be positive")
+
+    @property
+    def n(self) -> int:
+        return len(self.validators)
+
+    @property
+    def f(self) -> int:
+        return (self.n - 1) // 3
+
+    @property
+    def quorum(self) -> int:
+        """2f+1 (n - f in general)."""
+        return quorum_size(self.n)
+
+    def get_primary(self, view: int) -> int:
+        return self.validators[view % self.n].replica_id
+
+    def get_proof_context(self) -> ProofContext:
+        return ProofContext(self.chain_id, self.validators, self.watermark_window)
+
+
+@dataclass
+class Slot:
+    """Everything a replica knows about one sequence number."""
+
+    seq: int
+    # Current view only (reset when a new view is installed).
+    pre_prepare: PrePrepare | None = None
+    pre_prepare_env: SignedEnvelope | None = None
+    prepares: dict[int, SignedEnvelope] = field(default_factory=dict)
+    prepare_digests: dict[int, bytes] = field(default_factory=dict)
+    commits: dict[int, bytes] = field(default_factory=dict)
+    prepared: bool = False
+    my_prepare: SignedEnvelope | None = None
+    my_commit: SignedEnvelope | None = None
+    equivocation_reported: bool = False
+    # Survive view changes.
+    proof: PreparedProof | None = None
+    proof_view: int = -1
+    committed: PrePrepare | None = None
+    committed_view: int = -1
+
+
+@dataclass
+class ReplicaState:
+    """The whole mutable state of one replica; only the handlers below change it."""
+
+    config: PbftConfig
+    replica_id: int
+    auth: Authenticator
+    key: Ed25519PrivateKey
+    view: int = 0
+    in_view_change: bool = False
+    # Checkpoints and execution.
+    low_watermark: int = 0
+    stable_digest: bytes = b""
+    stable_certificate: CommitCertificate | None = None
+    last_executed: int = 0  # highest seq handed to the application (Execute emitted)
+    last_reported: int = 0  # highest seq the application reported through on_executed
+    executed_timestamp_ms: int = 0
+    log: dict[int, Slot] = field(default_factory=dict)
+    executed_batches: dict[int, tuple[int, tuple[ClientRequest, ...]]] = field(default_factory=dict)
+    my_digests: dict[int, bytes] = field(default_factory=dict)
+    checkpoints: dict[int, dict[int, Checkpoint]] = field(default_factory=dict)
+    verified_votes: set[tuple[int, int]] = field(default_factory=set)
+    far_checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
+    certified: dict[int, tuple[bytes, CommitCertificate]] = field(default_factory=dict)
+    certified_emitted: set[int] = field(default_factory=set)
+    best_certified: int = 0
+    my_checkpoint: SignedEnvelope | None = None
+    # Requests.
+    pending: dict[bytes, ClientRequest] = field(default_factory=dict)
+    unproposed: dict[bytes, int] = field(default_factory=dict)  # digest -> arrival time
+    inflight: dict[bytes, int] = field(default_factory=dict)  # digest -> seq
+    executed_requests: dict[bytes, int] = field(default_factory=dict)  # digest -> seq
+    client_last_executed: dict[bytes, int] = field(default_factory=dict)
+    last_replies: dict[bytes, tuple[int, ReplyToClient]] = field(default_factory=dict)
+    # Primary.
+    next_seq: int = 1
+    last_proposed_timestamp_ms: int = 0
+    # View change.
+    view_changes: dict[int, dict[int, tuple[SignedEnvelope, ViewChange]]] = field(
+        default_factory=dict
+    )
+    my_view_change: SignedEnvelope | None = None
+    new_view_env: SignedEnvelope | None = None
+    higher_view_senders: dict[int, int] = field(default_factory=dict)
+    backoff: int = 0
+    request_deadline_ms: int | None = None
+    request_timer_digest: bytes | None = None
+    view_change_deadline_ms: int | None = None
+    next_retransmit_ms: int | None = None
+    now_ms: int = 0  # time of the latest timed event, for the two untimed handlers
+    # State transfer.
+    transferring: int | None = None
+    behind_since_ms: int | None = None
+    # Envelopes already authenticated (retransmissions, duplicates): no second verification.
+    verified_cache: dict[bytes, tuple[SignedEnvelope, Message]] = field(default_factory=dict)
+    # Observability (tests read these).
+    rejected: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    equivocations: int = 0
+    divergences: int = 0
+    view_changes_started: int = 0
+
+    @property
+    def primary(self) -> int:
+        return self.config.get_primary(self.view)
+
+    @property
+    def is_primary(self) -> bool:
+        return self.primary == self.replica_id and not self.in_view_change
+
+
+def new_replica_state(
+    config: PbftConfig,
+    replica_id: int,
+    key: Ed25519PrivateKey,
+    *,
+    stable_seq: int = 0,
+    stable_digest: bytes = b"",
+    stable_certificate: CommitCertificate | None = None,
+    timestamp_ms: int = 0,
+) -> ReplicaState:
+    """A fresh replica, at genesis or restarted from its persisted stable checkpoint.
+
+    A restarted replica resumes in view 0 at ``stable_seq`` (a certified block it
+    holds, with that block's timestamp); it learns the current view from its peers
+    and catches up through the log or through state transfer.
+    """
+    if stable_seq > 0 and (stable_certificate is None or stable_certificate.height != stable_seq):
+        raise ConfigInvalid("a restart above genesis needs the certificate of stable_seq")
+    auth = Authenticator(config.chain_id, config.validators, replica_id, key)
+    return ReplicaState(
+        config=config,
+        replica_id=replica_id,
+        auth=auth,
+        key=key,
+        low_watermark=stable_seq,
+        stable_digest=stable_digest,
+        stable_certificate=stable_certificate,
+        last_executed=stable_seq,
+        last_reported=stable_seq,
+        executed_timestamp_ms=timestamp_ms,
+        best_certified=stable_seq,
+        next_seq=stable_seq + 1,
+        last_proposed_timestamp_ms=timestamp_ms,
+        my_digests={stable_seq: stable_digest} if stable_seq else {},
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# Small helpers
+
+
+def _reject(state: ReplicaState, reason: str) -> None:
+    state.rejected[reason] = state.rejected.get(reason, 0) + 1
+
+
+def _get_timeout(state: ReplicaState) -> int:
+    return state.config.view_change_timeout_ms << min(state.backoff, MAX_BACKOFF_EXPONENT)
+
+
+def _is_in_window(state: ReplicaState, seq: int) -> bool:
+    return state.low_watermark < seq <= state.low_watermark + state.config.watermark_window
+
+
+def _get_window_reason(state: ReplicaState, seq: int) -> str:
+    return "below-watermark" if seq <= state.low_watermark else "above-watermark"
+
+
+def _get_slot(state: ReplicaState, seq: int) -> Slot:
+    slot = state.log.get(seq)
+    if slot is None:
+        slot = Slot(seq)
+        state.log[seq] = slot
+    return slot
+
+
+def _broadcast(state: ReplicaState, msg: Message, out: list[Effect]) -> SignedEnvelope:
+    env = state.auth.seal(msg)
+    out.append(Broadcast(env))
+    return env
+
+
+def _start_request_timer(state: ReplicaState, now_ms: int) -> None:
+    if state.request_deadline_ms is not None or state.in_view_change or not state.pending:
+        return
+    state.request_timer_digest = next(iter(state.pending))
+    state.request_deadline_ms = now_ms + _get_timeout(state)
+
+
+def _stop_request_timer(state: ReplicaState) -> None:
+    state.request_deadline_ms = None
+    state.request_timer_digest = None
+
+
+# ----------------------------------------------------------------------------------------
+# Requests and proposals
+
+
+def on_client_request(state: ReplicaState, req: ClientRequest, now_ms: int) -> list[Effect]:
+    """A client request arrived (clients send to every replica); dedupe and maybe propose."""
+    out: list[Effect] = []
+    state.now_ms = max(state.now_ms, now_ms)
+    digest = compute_request_digest(req)
+    if digest in state.pending or digest in state.executed_requests:
+        state.duplicates += 1
+        cached = state.last_replies.get(req.client)
+        if cached is not None and cached[0] == req.request_id:
+            out.append(cached[1])
+        return out
+    last = state.client_last_executed.get(req.client)
+    if last is not None and req.request_id <= last:
+        _reject(state, "stale-request")
+        return out
+    if len(state.pending) >= state.config.max_pending_requests:
+        _reject(state, "overload")
+        return out
+    state.pending[digest] = req
+    if digest not in state.inflight:
+        state.unproposed[digest] = now_ms
+    _start_request_timer(state, now_ms)
+    _maybe_propose(state, now_ms, out)
+    return out
+
+
+def _maybe_propose(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
+    """The primary assigns seqs to batches while the watermark window allows."""
+    cfg = state.config
+    if not state.is_primary or state.transferring is not None:
+        return
+    state.next_seq = max(state.next_seq, state.last_executed + 1)
+    while state.unproposed and state.next_seq <= state.low_watermark + cfg.watermark_window:
+        oldest = next(iter(state.unproposed.values()))
+        if len(state.unproposed) < cfg.batch_max and now_ms - oldest < cfg.batch_timeout_ms:
+            return
+        digests = list(state.unproposed)[: cfg.batch_max]
+        batch = tuple(state.pending[d] for d in digests)
+        for d in digests:
+            del state.unproposed[d]
+        ts = max(now_ms, state.last_proposed_timestamp_ms + 1, state.executed_timestamp_ms + 1)
+        seq = state.next_seq
+        pp = PrePrepare(state.view, seq, compute_batch_digest(ts, batch), batch, ts)
+        env = _broadcast(state, pp, out)
+        state.next_seq += 1
+        state.last_proposed_timestamp_ms = ts
+        _accept_pre_prepare(state, env, pp, out, send_prepare=False)
+
+
+# ----------------------------------------------------------------------------------------
+# Incoming messages
+
+
+def on_message(state: ReplicaState, env: SignedEnvelope, now_ms: int) -> list[Effect]:
+    """An envelope from another replica: authenticate, check, and process it."""
+    state.now_ms = max(state.now_ms, now_ms)
+    sender = env.sender.to_bytes(8, "big") if 0 <= env.sender < 2**63 else b"?"
+    key = hashlib.sha256(b"e" + sender + env.signature + env.body).digest()
+    cached = state.verified_cache.get(key)
+    if cached is None:
+        try:
+            cached = (env, state.auth.open(env))
+        except BadEnvelope as exc:
+            _reject(state, exc.reason)
+            return []
+        _remember_verified(state, key, cached)
+    return _dispatch(state, cached[0], cached[1], now_ms)
+
+
+def on_frame(state: ReplicaState, frame: bytes, now_ms: int) -> list[Effect]:
+    """Raw bytes from the transport: decode the envelope, then :func:`on_message`.
+
+    Frames already authenticated (retransmissions, duplicates) skip decoding and
+    signature verification; they are still processed (idempotently).
+    """
+    state.now_ms = max(state.now_ms, now_ms)
+    key = hashlib.sha256(b"f" + frame).digest()
+    cached = state.verified_cache.get(key)
+    if cached is None:
+        try:
+            env = decode_envelope(frame)
+        except EncodingError:
+            _reject(state, "malformed")
+            return []
+        try:
+            cached = (env, state.auth.open(env))
+        except BadEnvelope as exc:
+            _reject(state, exc.reason)
+            return []
+        _remember_verified(state, key, cached)
+    return _dispatch(state, cached[0], cached[1], now_ms)
+
+
+def _remember_verified(
+    state: ReplicaState, key: bytes, entry: tuple[SignedEnvelope, Message]
+) -> None:
+    if len(state.verified_cache) >= MAX_VERIFIED_CACHE:
+        state.verified_cache.clear()
+    state.verified_cache[key] = entry
+
+
+def _dispatch(state: ReplicaState, env: SignedEnvelope, msg: Message, now_ms: int) -> list[Effect]:
+    out: list[Effect] = []
+    if env.sender == state.replica_id:
+        _reject(state, "from-self")
+        return out
+    if isinstance(msg, ClientRequest):
+        return on_client_request(state, msg, now_ms)
+    if isinstance(msg, (PrePrepare, Prepare, Commit)) and not _is_current_view(
+        state, env.sender, msg.view, out, now_ms
+    ):
+        return out
+    if isinstance(msg, PrePrepare):
+        _process_pre_prepare(state, env, msg, now_ms, out)
+    elif isinstance(msg, Prepare):
+        _process_prepare(state, env, msg, now_ms, out)
+    elif isinstance(msg, Commit):
+        _process_commit(state, env.sender, msg, now_ms, out)
+    elif isinstance(msg, Checkpoint):
+        _process_checkpoint(state, env.sender, msg, now_ms, out)
+    elif isinstance(msg, ViewChange):
+        _process_view_change(state, env, msg, now_ms, out)
+    elif isinstance(msg, NewView):
+        _process_new_view(state, env, msg, now_ms, out)
+    else:
+        _reject(state, "unexpected-type")
+    return out
+
+
+def _is_current_view(
+    state: ReplicaState, sender: int, view: int, out: list[Effect], now_ms: int
+) -> bool:
+    """Normal-case messages count only in the current view, outside a view change.
+
+    f+1 distinct replicas speaking in higher views prove that at least one honest
+    replica moved on: join them (the new primary answers with its NEW-VIEW).
+    """
+    if view < state.view:
+        _reject(state, "old-view")
+        return False
+    if view > state.view or state.in_view_change:
+        _reject(state, "future-view" if view > state.view else "in-view-change")
+        if view > state.view:
+            state.higher_view_senders[sender] = max(view, state.higher_view_senders.get(sender, 0))
+            higher = sorted(v for v in state.higher_view_senders.values() if v > state.view)
+            if len(higher) >= state.config.f + 1:
+                _start_view_change(state, higher[0], now_ms, out)
+        return False
+    return True
+
+
+def _is_acceptable_batch(state: ReplicaState, pp: PrePrepare, now_ms: int) -> str | None:
+    """Why a backup refuses a pre-prepare's content, or ``None``."""
+    cfg = state.config
+    if not 1 <= len(pp.batch) <= cfg.batch_max:
+        return "bad-batch-size"
+    if compute_batch_digest(pp.timestamp_ms, pp.batch) != pp.batch_digest:
+        return "bad-digest"
+    digests = [compute_request_digest(r) for r in pp.batch]
+    if len(set(digests)) != len(digests):
+        return "duplicate-request"
+    for d in digests:
+        if d in state.executed_requests or state.inflight.get(d, pp.seq) != pp.seq:
+            return "replayed-request"
+    if pp.timestamp_ms > now_ms + cfg.timestamp_tolerance_ms:
+        return "timestamp-ahead"
+    prev = state.log.get(pp.seq - 1)
+    if prev is not None and prev.pre_prepare is not None and prev.pre_prepare.batch:
+        previous_ts = prev.pre_prepare.timestamp_ms
+    elif pp.seq - 1 == state.last_executed:
+        previous_ts = state.executed_timestamp_ms
+    else:
+        previous_ts = -1
+    if pp.timestamp_ms <= previous_ts:
+        return "timestamp-not-increasing"
+    return None
+
+
+def _process_pre_prepare(
+    state: ReplicaState, env: SignedEnvelope, pp: PrePrepare, now_ms: int, out: list[Effect]
+) -> None:
+    if env.sender != state.primary:
+        _reject(state, "not-primary")
+        return
+    if not _is_in_window(state, pp.seq):
+        _reject(state, _get_window_reason(state, pp.seq))
+        return
+    slot = _get_slot(state, pp.seq)
+    if slot.pre_prepare is not None:
+        if slot.pre_prepare.batch_digest == pp.batch_digest:
+            state.duplicates += 1
+        else:
+            # Two pre-prepares signed by the primary for one (view, seq): proof of equivocation.
+            _report_equivocation(state, slot, now_ms, out)
+        return
+    reason = _is_acceptable_batch(state, pp, now_ms)
+    if reason is not None:
+        _reject(state, reason)
+        return
+    _accept_pre_prepare(state, env, pp, out, send_prepare=True)
+    _try_execute(state, now_ms, out)
+
+
+def _accept_pre_prepare(
+    state: ReplicaState,
+    env: SignedEnvelope,
+    pp: PrePrepare,
+    out: list[Effect],
+    *,
+    send_prepare: bool,
+) -> None:
+    slot = _get_slot(state, pp.seq)
+    slot.pre_prepare = pp
+    slot.pre_prepare_env = env
+    if pp.seq > state.last_executed:
+        for r in pp.batch:
+            d = compute_request_digest(r)
+            state.inflight[d] = pp.seq
+            state.unproposed.pop(d, None)
+    if send_prepare:
+        slot.my_prepare = _broadcast(state, Prepare(pp.view, pp.seq, pp.batch_digest), out)
+        slot.prepares[state.replica_id] = slot.my_prepare
+        slot.prepare_digests[state.replica_id] = pp.batch_digest
+    _check_prepared(state, slot, out)
+
+
+def _process_prepare(
+    state: ReplicaState, env: SignedEnvelope, p: Prepare, now_ms: int, out: list[Effect]
+) -> None:
+    if env.sender == state.primary:
+        _reject(state, "prepare-from-primary")
+        return
+    if not _is_in_window(state, p.seq):
+        _reject(state, _get_window_reason(state, p.seq))
+        return
+    slot = _get_slot(state, p.seq)
+    known = slot.prepare_digests.get(env.sender)
+    if known is not None:
+        if known == p.batch_digest:
+            state.duplicates += 1
+        else:
+            _reject(state, "conflicting-prepare")
+        return
+    slot.prepare_digests[env.sender] = p.batch_digest
+    slot.prepares[env.sender] = env
+    if slot.pre_prepare is not None:
+        mine = slot.pre_prepare.batch_digest
+        conflicting = sum(1 for d in slot.prepare_digests.values() if d != mine)
+        if conflicting >= state.config.f + 1:
+            # f+1 backups prepared another batch: an honest one got another pre-prepare.
+            _report_equivocation(state, slot, now_ms, out)
+            return
+    _check_prepared(state, slot, out)
+    _try_execute(state, now_ms, out)
+
+
+def _report_equivocation(state: ReplicaState, slot: Slot, now_ms: int, out: list[Effect]) -> None:
+    if not slot.equivocation_reported:
+        slot.equivocation_reported = True
+        state.equivocations += 1
+        _start_view_change(state, state.view + 1, now_ms, out)
+
+
+def _check_prepared(state: ReplicaState, slot: Slot, out: list[Effect]) -> None:
+    pp = slot.pre_prepare
+    if slot.prepared or pp is None or slot.pre_prepare_env is None:
+        return
+    matching = [
+        e for s, e in sorted(slot.prepares.items()) if slot.prepare_digests[s] == pp.batch_digest
+    ]
+    if len(matching) < 2 * state.config.f:
+        return
+    slot.prepared = True
+    slot.proof = PreparedProof(slot.pre_prepare_env, tuple(matching[: 2 * state.config.f]))
+    slot.proof_view = pp.view
+    slot.my_commit = _broadcast(state, Commit(pp.view, pp.seq, pp.batch_digest), out)
+    slot.commits[state.replica_id] = pp.batch_digest
+    _check_committed(state, slot, out)
+
+
+def _process_commit(
+    state: ReplicaState, sender: int, c: Commit, now_ms: int, out: list[Effect]
+) -> None:
+    if not _is_in_window(state, c.seq):
+        _reject(state, _get_window_reason(state, c.seq))
+        return
+    slot = _get_slot(state, c.seq)
+    known = slot.commits.get(sender)
+    if known is not None:
+        if known == c.batch_digest:
+            state.duplicates += 1
+        else:
+            _reject(state, "conflicting-commit")
+        return
+    slot.commits[sender] = c.batch_digest
+    _check_committed(state, slot, out)
+    _try_execute(state, now_ms, out)
+
+
+def _check_committed(state: ReplicaState, slot: Slot, out: list[Effect]) -> None:
+    pp = slot.pre_prepare
+    if not slot.prepared or pp is None or slot.committed_view == pp.view:
+        return
+    if sum(1 for d in slot.commits.values() if d == pp.batch_digest) < state.config.quorum:
+        return
+    if slot.committed is not None and slot.committed.batch_digest != pp.batch_digest:
+        state.divergences += 1  # impossible with at most f faulty replicas
+        return
+    if slot.committed is None:
+        slot.committed = pp
+    slot.committed_view = pp.view
+
+
+def _try_execute(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
+    """Hand committed batches to the application strictly in seq order."""
+    progressed = False
+    while state.transferring is None:
+        slot = state.log.get(state.last_executed + 1)
+        if slot is None or slot.committed is None:
+            break
+        pp = slot.committed
+        ts = max(pp.timestamp_ms, state.executed_timestamp_ms + 1)
+        view = slot.committed_view
+        out.append(Execute(pp.seq, view, pp.batch, ts, state.config.get_primary(view)))
+        state.last_executed = pp.seq
+        state.executed_timestamp_ms = ts
+        state.executed_batches[pp.seq] = (view, pp.batch)
+        for r in pp.batch:
+            d = compute_request_digest(r)
+            state.pending.pop(d, None)
+            state.unproposed.pop(d, None)
+            state.inflight.pop(d, None)
+            state.executed_requests[d] = pp.seq
+            last = state.client_last_executed.get(r.client, -1)
+            state.client_last_executed[r.client] = max(last, r.request_id)
+        if view == state.view:
+            state.backoff = 0
+        progressed = True
+    if progressed:
+        state.behind_since_ms = None
+        if state.request_timer_digest is not None and (
+            state.request_timer_digest not in state.pending
+        ):
+            _stop_request_timer(state)
+        _start_request_timer(state, now_ms)
+        _maybe_propose(state, now_ms, out)
+
+
+# ----------------------------------------------------------------------------------------
+# Execution results, checkpoints and certificates
+
+
+def on_executed(state: ReplicaState, seq: int, state_digest: bytes) -> list[Effect]:
+    """The application executed ``seq``; its block header hash is ``state_digest``.
+
+    Signs a block vote, broadcasts the CHECKPOINT, replies to the clients of the
+    batch, and emits :class:`Certified` once 2f+1 matching checkpoints are in.
+    """
+    out: list[Effect] = []
+    if seq in state.my_digests or seq <= state.low_watermark or seq > state.last_executed:
+        _reject(state, "unexpected-executed")
+        return out
+    cfg = state.config
+    state.my_digests[seq] = state_digest
+    state.last_reported = max(state.last_reported, seq)
+    vote = sign_vote(state.key, BlockVote(cfg.chain_id, seq, state_digest))
+    cp = Checkpoint(seq, state_digest, vote)
+    state.my_checkpoint = _broadcast(state, cp, out)
+    state.checkpoints.setdefault(seq, {})[state.replica_id] = cp
+    state.verified_votes.add((seq, state.replica_id))
+    view, batch = state.executed_batches.pop(seq, (state.view, ()))
+    result = compute_reply_result(seq, state_digest)
+    for r in batch:
+        reply = Reply(view, compute_request_digest(r), state.replica_id, result)
+        effect = ReplyToClient(r.client, reply, state.auth.seal(reply))
+        state.last_replies[r.client] = (r.request_id, effect)
+        out.append(effect)
+    if seq in state.certified:
+        _on_certified(state, seq, out)
+    else:
+        _check_certificate(state, seq, state.checkpoints.get(seq, {}), out)
+    return out
+
+
+def _process_checkpoint(
+    state: ReplicaState, sender: int, cp: Checkpoint, now_ms: int, out: list[Effect]
+) -> None:
+    cfg = state.config
+    if cp.seq <= state.low_watermark or cp.seq in state.certified:
+        state.duplicates += 1
+        return
+    if cp.seq > state.low_watermark + cfg.watermark_window:
+        # Beyond our window: keep only each sender's latest stable-interval checkpoint.
+        if cp.seq % cfg.checkpoint_interval != 0:
+            _reject(state, "above-watermark")
+            return
+        prev = state.far_checkpoints.get(sender)
+        if prev is None or prev.seq < cp.seq:
+            state.far_checkpoints[sender] = cp
+            group = {s: c for s, c in state.far_checkpoints.items() if c.seq == cp.seq}
+            _check_certificate(state, cp.seq, group, out)
+    else:
+        votes = state.checkpoints.setdefault(cp.seq, {})
+        if sender in votes:
+            state.duplicates += 1
+            return
+        votes[sender] = cp
+        _check_certificate(state, cp.seq, votes, out)
+    _check_behind(state, now_ms, out)
+
+
+def _check_certificate(
+    state: ReplicaState, seq: int, votes: dict[int, Checkpoint], out: list[Effect]
+) -> None:
+    """Verify vote signatures lazily, only once a quorum claims one digest."""
+    cfg = state.config
+    by_digest: dict[bytes, list[int]] = {}
+    for sender, cp in votes.items():
+        by_digest.setdefault(cp.state_digest, []).append(sender)
+    for digest, senders in by_digest.items():
+        if len(senders) < cfg.quorum:
+            continue
+        good: list[VoteSignature] = []
+        vote = BlockVote(cfg.chain_id, seq, digest)
+        for s in sorted(senders):
+            cp = votes[s]
+            if (seq, s) not in state.verified_votes:
+                state.auth.verifications += 1
+                if not is_valid_vote(cfg.validators[s], vote, cp.vote_signature):
+                    _reject(state, "bad-vote")
+                    del votes[s]
+                    continue
+                state.verified_votes.add((seq, s))
+            good.append(VoteSignature(s, cp.vote_signature))
+        if len(good) >= cfg.quorum:
+            cert = CommitCertificate(cfg.chain_id, seq, digest, tuple(good))
+            state.certified[seq] = (digest, cert)
+            state.best_certified = max(state.best_certified, seq)
+            _on_certified(state, seq, out)
+            return
+
+
+def _on_certified(state: ReplicaState, seq: int, out: list[Effect]) -> None:
+    digest, cert = state.certified[seq]
+    mine = state.my_digests.get(seq)
+    if mine is None or seq in state.certified_emitted:
+        return
+    if mine != digest:
+        state.divergences += 1
+        return
+    state.certified_emitted.add(seq)
+    out.append(Certified(seq, digest, cert))
+    if seq % state.config.checkpoint_interval == 0:
+        _advance_stable(state, seq, digest, cert)
+
+
+def _advance_stable(
+    state: ReplicaState, seq: int, digest: bytes, cert: CommitCertificate | None
+) -> None:
+    """A stable checkpoint: move the low watermark and discard the log up to it."""
+    if seq <= state.low_watermark:
+        return
+    state.low_watermark = seq
+    state.verified_cache.clear()
+    state.stable_digest = digest
+    state.stable_certificate = cert
+    window = state.config.watermark_window
+    for table in (state.log, state.checkpoints, state.executed_batches):
+        for s in [s for s in table if s <= seq]:
+            del table[s]
+    for s in [s for s in state.my_digests if s < seq]:
+        del state.my_digests[s]
+    for s in [s for s in state.certified if s < seq]:
+        del state.certified[s]
+    state.certified_emitted = {s for s in state.certified_emitted if s >= seq}
+    state.verified_votes = {(s, r) for (s, r) in state.verified_votes if s > seq}
+    state.far_checkpoints = {r: c for r, c in state.far_checkpoints.items() if c.seq > seq}
+    for d in [d for d, s in state.executed_requests.items() if s <= seq - window]:
+        del state.executed_requests[d]
+
+
+def _check_behind(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
+    """Ask for state transfer when a certified block is out of the log's reach."""
+    target = state.best_certified
+    if state.transferring is not None or target <= state.last_executed:
+        state.behind_since_ms = None
+        return
+    far = target > state.low_watermark + state.config.watermark_window
+    if state.behind_since_ms is None:
+        state.behind_since_ms = now_ms
+    if far or now_ms - state.behind_since_ms >= state.config.state_transfer_delay_ms:
+        entry = state.certified.get(target)
+        if entry is None:
+            return
+        digest, cert = entry
+        state.transferring = target
+        peers = tuple(v.replica_id for v in cert.signatures if v.replica_id != state.replica_id)
+        out.append(NeedStateTransfer(target, digest, peers))
+
+
+def on_state_transferred(
+    state: ReplicaState, seq: int, state_digest: bytes, *, timestamp_ms: int | None = None
+) -> list[Effect]:
+    """The node fetched and verified blocks up to ``seq`` (header hash ``state_digest``).
+
+    Pass the block's ``timestamp_ms`` when known: execution timestamps are clamped
+    to stay strictly increasing, and the clamp needs the previous block's time.
+    """
+    out: list[Effect] = []
+    state.transferring = None
+    state.behind_since_ms = None
+    if seq <= state.last_executed:
+        return out
+    state.last_executed = seq
+    state.last_reported = seq
+    state.my_digests[seq] = state_digest
+    if timestamp_ms is not None:
+        state.executed_timestamp_ms = timestamp_ms
+    for s in [s for s in state.log if s <= seq]:
+        del state.log[s]
+    # Which pending requests the fetched blocks executed is unknown here: drop them all
+    # (clients retransmit; the ledger rejects duplicate transactions deterministically).
+    state.pending.clear()
+    state.unproposed.clear()
+    state.inflight = {d: s for d, s in state.inflight.items() if s > seq}
+    _stop_request_timer(state)
+    cert = state.certified.get(seq)
+    if cert is not None and cert[0] == state_digest:
+        _advance_stable(state, seq, state_digest, cert[1])
+    state.next_seq = max(state.next_seq, seq + 1)
+    _try_execute(state, state.now_ms, out)
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# Timers
+
+
+def on_tick(state: ReplicaState, now_ms: int) -> list[Effect]:
+    """Time passed: batch timeout, request and view-change timers, retransmission."""
+    out: list[Effect] = []
+    state.now_ms = max(state.now_ms, now_ms)
+    if state.in_view_change:
+        if state.view_change_deadline_ms is not None and now_ms >= state.view_change_deadline_ms:
+            _start_view_change(state, state.view + 1, now_ms, out)
+    elif state.request_deadline_ms is not None and now_ms >= state.request_deadline_ms:
+        _start_view_change(state, state.view + 1, now_ms, out)
+    _try_execute(state, now_ms, out)
+    _maybe_propose(state, now_ms, out)
+    if state.next_retransmit_ms is None:
+        state.next_retransmit_ms = now_ms + state.config.retransmit_interval_ms
+    elif now_ms >= state.next_retransmit_ms:
+        state.next_retransmit_ms = now_ms + state.config.retransmit_interval_ms
+        _retransmit(state, out)
+    _check_behind(state, now_ms, out)
+    return out
+
+
+def _retransmit(state: ReplicaState, out: list[Effect]) -> None:
+    """Resend our own messages that peers may have lost (PBFT assumes fair-loss links)."""
+    if state.in_view_change:
+        if state.my_view_change is not None:
+            out.append(Broadcast(state.my_view_change))
+        return
+    for seq in sorted(state.log):
+        slot = state.log[seq]
+        if seq <= state.best_certified or slot.pre_prepare is None:
+            continue
+        for env in (
+            slot.pre_prepare_env if state.is_primary else None,
+            slot.my_prepare,
+            slot.my_commit,
+        ):
+            if env is not None:
+                out.append(Broadcast(env))
+    if state.my_checkpoint is not None:
+        out.append(Broadcast(state.my_checkpoint))
+
+
+# ----------------------------------------------------------------------------------------
+# View change
+
+
+def _start_view_change(state: ReplicaState, new_view: int, now_ms: int, out: list[Effect]) -> None:
+    """Stop accepting normal-case messages and ask to move to ``new_view``."""
+    if new_view <= state.view:
+        return
+    state.view = new_view
+    state.in_view_change = True
+    state.view_changes_started += 1
+    _stop_request_timer(state)
+    # Exponential back-off: each view change without an execution in between waits
+    # twice as long for its NEW-VIEW (reset in _try_execute).
+    state.view_change_deadline_ms = now_ms + _get_timeout(state)
+    state.backoff += 1
+    proofs = tuple(
+        s.proof for q, s in sorted(state.log.items()) if q > state.low_watermark and s.proof
+    )
+    vc = ViewChange(new_view, state.low_watermark, state.stable_certificate, proofs)
+    state.my_view_change = _broadcast(state, vc, out)
+    state.view_changes.setdefault(new_view, {})[state.replica_id] = (state.my_view_change, vc)
+    _maybe_send_new_view(state, now_ms, out)
+
+
+def _process_view_change(
+    state: ReplicaState, env: SignedEnvelope, vc: ViewChange, now_ms: int, out: list[Effect]
+) -> None:
+    if vc.new_view < state.view or (vc.new_view == state.view and not state.in_view_change):
+        # A replica that missed our NEW-VIEW: the primary hands it over again.
+        if state.is_primary and state.new_view_env is not None:
+            out.append(Send(env.sender, state.new_view_env))
+        _reject(state, "old-view")
+        return
+    known = state.view_changes.get(vc.new_view, {}).get(env.sender)
+    if known is not None and known[0].body == env.body:
+        state.duplicates += 1
+        return
+    if not is_valid_view_change(state.config.get_proof_context(), state.auth, vc):
+        _reject(state, "bad-view-change")
+        return
+    # Keep only each sender's latest view change: bounded memory whatever it sends.
+    for v, senders in list(state.view_changes.items()):
+        if v != vc.new_view and env.sender in senders:
+            if v > vc.new_view:
+                _reject(state, "old-view")
+                return
+            del senders[env.sender]
+    state.view_changes.setdefault(vc.new_view, {})[env.sender] = (env, vc)
+    # f+1 replicas want a higher view: join the smallest such view (Castro & Liskov §4.5.2).
+    latest: dict[int, int] = {}
+    for v, senders in state.view_changes.items():
+        if v > state.view:
+            for s in senders:
+                if s != state.replica_id:
+                    latest[s] = max(latest.get(s, 0), v)
+    if len(latest) >= state.config.f + 1:
+        _start_view_change(state, min(latest.values()), now_ms, out)
+    _maybe_send_new_view(state, now_ms, out)
+
+
+def _maybe_send_new_view(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
+    cfg = state.config
+    if not state.in_view_change or cfg.get_primary(state.view) != state.replica_id:
+        return
+    entries = state.view_changes.get(state.view, {})
+    if len(entries) < cfg.quorum or state.replica_id not in entries:
+        return
+    chosen = [state.replica_id, *sorted(s for s in entries if s != state.replica_id)]
+    chosen = chosen[: cfg.quorum]
+    vcs = [entries[s][1] for s in chosen]
+    o_set = compute_new_view_pre_prepares(state.view, vcs)
+    pp_envs = tuple(state.auth.seal(pp) for pp in o_set)
+    nv = NewView(state.view, tuple(entries[s][0] for s in chosen), pp_envs)
+    env = _broadcast(state, nv, out)
+    _install_new_view(state, env, vcs, list(zip(pp_envs, o_set, strict=True)), now_ms, out)
+
+
+def _process_new_view(
+    state: ReplicaState, env: SignedEnvelope, nv: NewView, now_ms: int, out: list[Effect]
+) -> None:
+    cfg = state.config
+    if nv.view < state.view or (nv.view == state.view and not state.in_view_change):
+        _reject(state, "old-view")
+        return
+    if env.sender != cfg.get_primary(nv.view):
+        _reject(state, "not-primary")
+        return
+    vcs = _get_valid_view_changes(state, nv)
+    if vcs is None:
+        _reject(state, "bad-new-view")
+        return
+    expected = compute_new_view_pre_prepares(nv.view, vcs)
+    pairs: list[tuple[SignedEnvelope, PrePrepare]] = []
+    if len(expected) != len(nv.pre_prepares):
+        _reject(state, "bad-new-view")
+        return
+    for pp_env, pp in zip(nv.pre_prepares, expected, strict=True):
+        if pp_env.sender != env.sender:
+            _reject(state, "bad-new-view")
+            return
+        try:
+            got = state.auth.open(pp_env)
+        except BadEnvelope:
+            _reject(state, "bad-new-view")
+            return
+        if got != pp:
+            _reject(state, "bad-new-view")
+            return
+        pairs.append((pp_env, pp))
+    state.view = nv.view
+    _install_new_view(state, env, vcs, pairs, now_ms, out)
+
+
+def _get_valid_view_changes(state: ReplicaState, nv: NewView) -> list[ViewChange] | None:
+    """The 2f+1 view changes of a NEW-VIEW, each from a distinct replica and valid."""
+    cfg = state.config
+    ctx = cfg.get_proof_context()
+    known = state.view_changes.get(nv.view, {})
+    senders: set[int] = set()
+    vcs: list[ViewChange] = []
+    for vc_env in nv.view_changes:
+        if vc_env.sender in senders:
+            return None
+        cached = known.get(vc_env.sender)
+        if cached is not None and cached[0].body == vc_env.body:
+            vc = cached[1]
+        else:
+            try:
+                msg = state.auth.open(vc_env)
+            except BadEnvelope:
+                return None
+            if not isinstance(msg, ViewChange) or not is_valid_view_change(ctx, state.auth, msg):
+                return None
+            vc = msg
+        if vc.new_view != nv.view:
+            return None
+        senders.add(vc_env.sender)
+        vcs.append(vc)
+    return vcs if len(senders) >= cfg.quorum else None
+
+
+def _install_new_view(
+    state: ReplicaState,
+    nv_env: SignedEnvelope,
+    vcs: Sequence[ViewChange],
+    pairs: Sequence[tuple[SignedEnvelope, PrePrepare]],
+    now_ms: int,
+    out: list[Effect],
+) -> None:
+    """Enter the new view: adopt min-s, reset per-view slot state, prepare the O set."""
+    state.in_view_change = False
+    state.view_change_deadline_ms = None
+    state.new_view_env = nv_env
+    state.my_view_change = None
+    state.higher_view_senders = {
+        s: v for s, v in state.higher_view_senders.items() if v > state.view
+    }
+    for v in [v for v in state.view_changes if v <= state.view]:
+        del state.view_changes[v]
+    min_s, min_cert = get_min_s(vcs)
+    if min_s > state.low_watermark and min_cert is not None:
+        digest = min_cert.header_hash
+        state.certified.setdefault(min_s, (digest, min_cert))
+        state.best_certified = max(state.best_certified, min_s)
+        if state.my_digests.get(min_s) == digest:
+            _advance_stable(state, min_s, digest, min_cert)
+        elif min_s > state.last_executed:
+            state.behind_since_ms = None
+            state.transferring = min_s
+            peers = tuple(
+                v.replica_id for v in min_cert.signatures if v.replica_id != state.replica_id
+            )
+            out.append(NeedStateTransfer(min_s, digest, peers))
+    for slot in state.log.values():
+        slot.pre_prepare = None
+        slot.pre_prepare_env = None
+        slot.prepares = {}
+        slot.prepare_digests = {}
+        slot.commits = {}
+        slot.prepared = False
+        slot.my_prepare = None
+        slot.my_commit = None
+        slot.equivocation_reported = False
+    state.inflight = {}
+    is_primary = state.is_primary
+    max_s = max(min_s, state.low_watermark)
+    for env, pp in pairs:
+        max_s = max(max_s, pp.seq)
+        state.last_proposed_timestamp_ms = max(state.last_proposed_timestamp_ms, pp.timestamp_ms)
+        if pp.seq <= state.low_watermark:
+            continue
+        _accept_pre_prepare(state, env, pp, out, send_prepare=not is_primary)
+    for seq in [s for s, slot in state.log.items() if s > max_s and slot.committed is None]:
+        del state.log[seq]
+    state.next_seq = max(max_s, state.last_executed) + 1
+    state.unproposed = {
+        d: now_ms for d in state.pending if d not in state.inflight and d not in state.unproposed
+    } | {d: t for d, t in state.unproposed.items() if d not in state.inflight}
+    out.append(ViewChanged(state.view, state.primary))
+    _stop_request_timer(state)
+    _start_request_timer(state, now_ms)
+    _try_execute(state, now_ms, out)
+    _maybe_propose(state, now_ms, out)
+
+
+def get_stable_checkpoint(state: ReplicaState) -> tuple[int, bytes, CommitCertificate | None]:
+    """What to persist for a restart: the stable seq, its header hash and certificate."""
+    return state.low_watermark, state.stable_digest, state.stable_certificate
+
+
+def get_committed_seqs(state: ReplicaState) -> list[int]:
+    """Sequence numbers committed locally and not yet garbage collected (for tests)."""
+    return sorted(s for s, slot in state.log.items() if slot.committed is not None)

@@ -1,0 +1,202 @@
+"""A client of the consortium: talks to every replica's API, trusts f+1 matching answers.
+
+With at most f faulty replicas, f+1 identical answers include at least one
+from an honest replica, so the answer is correct (the PBFT client rule, seed
+000 step 3). :meth:`ConsortiumClient.call_agreed` sends the same request to
+every replica and returns as soon as f+1 results are equal; every wait is
+bounded by a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+from collections import Counter
+from typing import Any
+
+from gridledger.errors import NodeError
+from gridledger.node.api import MAX_LINE
+from gridledger.node.config import Address
+
+
+class ClientError(NodeError):
+    """A replica could not be reached, answered with an error, or replicas disagreed."""
+
+
+class ApiConnection:
+    """One persistent, pipelined connection to one replica's API."""
+
+    def __init__(self, address: Address) -> None:
+        self.address = address
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._ids = itertools.count(1)
+        self._pump: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def connect(self, timeout: float = 5.0) -> None:
+        async with self._lock:
+            if self._writer is not None and not self._writer.is_closing():
+                return
+            try:
+                self._reader, self._writer = await asyncio.wait_for(
+                    asyncio.open_connection(self.address.host, self.address.port, limit=MAX_LINE),
+                    timeout,
+                )
+            except (OSError, TimeoutError) as exc:
+                raise ClientError(f"cannot reach replica at {self.address}: {exc}") from None
+            self._pump = asyncio.create_task(self._read_answers())
+
+    async def _read_answers(self) -> None:
+        assert self._reader is not None
+        try:
+            while True:
+                line = await self._reader.readline()
+                if not line:
+                    break
+                answer = json.loads(line)
+                fut = self._pending.pop(answer.get("id"), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(answer)
+        except (ConnectionError, OSError, ValueError):
+            pass
+        finally:
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(ClientError(f"connection to {self.address} closed"))
+            self._pending.clear()
+            if self._writer is not None:
+                self._writer.close()
+            self._writer = None
+
+    async def call(self, method: str, params: dict[str, Any], timeout: float = 10.0) -> Any:
+        """Send one request and return its ``result`` (``ClientError`` on error or timeout)."""
+        await self.connect(timeout)
+        writer = self._writer
+        if writer is None:
+            raise ClientError(f"connection to {self.address} closed")
+        request_id = next(self._ids)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = fut
+        line = json.dumps({"id": request_id, "method": method, "params": params})
+        try:
+            writer.write(line.encode() + b"\n")
+            await writer.drain()
+            answer = await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise ClientError(f"{method} on {self.address} timed out after {timeout}s") from None
+        except (ConnectionError, OSError) as exc:
+            raise ClientError(f"connection to {self.address} failed: {exc}") from None
+        finally:
+            self._pending.pop(request_id, None)
+        if "error" in answer:
+            raise ClientError(f"replica at {self.address}: {answer['error']}")
+        return answer.get("result")
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._pump
+
+
+class ConsortiumClient:
+    """Connections to all n replicas; f+1 agreement on answers."""
+
+    def __init__(self, apis: dict[int, Address]) -> None:
+        self.conns = {rid: ApiConnection(addr) for rid, addr in sorted(apis.items())}
+        self.n = len(apis)
+        self.f = (self.n - 1) // 3
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close() for c in self.conns.values()))
+
+    async def call(
+        self, replica: int, method: str, params: dict[str, Any], timeout: float = 10.0
+    ) -> Any:
+        return await self.conns[replica].call(method, params, timeout)
+
+    async def call_all(
+        self, method: str, params: dict[str, Any], timeout: float = 10.0
+    ) -> dict[int, Any]:
+        """Ask every replica; failed ones map to their :class:`ClientError`."""
+        results = await asyncio.gather(
+            *(c.call(method, params, timeout) for c in self.conns.values()),
+            return_exceptions=True,
+        )
+        out: dict[int, Any] = {}
+        for rid, res in zip(self.conns, results, strict=True):
+            if isinstance(res, BaseException) and not isinstance(res, ClientError):
+                raise res
+            out[rid] = res
+        return out
+
+    async def call_agreed(self, method: str, params: dict[str, Any], timeout: float = 10.0) -> Any:
+        """Send to all replicas; return the first result that f+1 of them gave."""
+        need = self.f + 1
+        tasks = [asyncio.create_task(c.call(method, params, timeout)) for c in self.conns.values()]
+        votes: Counter[str] = Counter()
+        errors: list[str] = []
+        try:
+            for next_done in asyncio.as_completed(tasks, timeout=timeout + 1.0):
+                try:
+                    result = await next_done
+                except ClientError as exc:
+                    errors.append(exc.reason)
+                    continue
+                key = json.dumps(result, sort_keys=True)
+                votes[key] += 1
+                if votes[key] >= need:
+                    return result
+        except TimeoutError:
+            pass
+        finally:
+            for task in tasks:
+                task.cancel()
+        detail = f"; errors: {errors[0]}" if errors else ""
+        raise ClientError(f"no {need} replicas agreed on {method}{detail}")
+
+    async def submit_via_primary(
+        self, txs: list[bytes], tx_hashes: list[bytes], primary: int, *, timeout: float = 20.0
+    ) -> list[dict[str, Any]]:
+        """Send a batch to the primary only; f other replicas report their receipts by hash.
+
+        The PBFT client's normal case: the f+1 matching receipts come from the primary
+        and f backups. If they do not agree in time, fall back to :meth:`submit` (all
+        replicas get the batch, so the backups' timers can replace a faulty primary).
+        """
+        hex_hashes = [h.hex() for h in tx_hashes]
+        others = [r for r in self.conns if r != primary][: self.f]
+        calls = [
+            self.call(
+                primary,
+                "submit",
+                {"txs": [tx.hex() for tx in txs], "wait": True, "timeout": timeout},
+                timeout + 5.0,
+            ),
+            *(
+                self.call(r, "wait", {"hashes": hex_hashes, "timeout": timeout}, timeout + 5.0)
+                for r in others
+            ),
+        ]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        answers = [r["receipts"] for r in results if isinstance(r, dict)]
+        if len(answers) == self.f + 1 and all(a == answers[0] for a in answers):
+            first: list[dict[str, Any]] = answers[0]
+            if all(r.get("status") in ("committed", "rejected") for r in first):
+                return first
+        return await self.submit(txs, timeout=timeout)
+
+    async def submit(self, txs: list[bytes], *, timeout: float = 20.0) -> list[dict[str, Any]]:
+        """Submit transactions to every replica; receipts once f+1 replicas agree on them."""
+        params = {"txs": [tx.hex() for tx in txs], "wait": True, "timeout": timeout}
+        result = await self.call_agreed("submit", params, timeout + 5.0)
+        receipts: list[dict[str, Any]] = result["receipts"]
+        return receipts

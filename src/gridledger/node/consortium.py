@@ -1,0 +1,298 @@
+"""A local consortium in one directory: keys, genesis, configs, and the processes.
+
+Layout written by :func:`init_consortium`::
+
+    DIR/
+      consortium.json        n, chain id, base port, the node config files
+      genesis.cbor           canonical GenesisConfig (chain id + validator set)
+      keys/replica-<i>.pem   Ed25519 replica keys (0600)
+      node-<i>.json          one NodeConfig per replica
+      node-<i>/              data dir (chain.sqlite), created by the replica
+      logs/node-<i>.log      written by ``up``
+
+:class:`ConsortiumProcesses` starts one ``python -m gridledger.node.run`` process
+per replica, waits (bounded) until every client API answers, and stops them
+with SIGTERM, then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from gridledger.crypto.encoding import decode_as, encode
+from gridledger.crypto.errors import EncodingError
+from gridledger.errors import ConfigError, NodeError
+from gridledger.ledger.block import GenesisConfig
+from gridledger.ledger.certificate import Validator
+from gridledger.node.client import ClientError, ConsortiumClient
+from gridledger.node.config import (
+    Address,
+    ConsensusParams,
+    NodeConfig,
+    PeerConfig,
+    load_config,
+    write_config,
+)
+from gridledger.node.keys import generate_key_file
+
+MANIFEST = "consortium.json"
+GENESIS_FILE = "genesis.cbor"
+DEFAULT_BASE_PORT = 7100
+
+
+@dataclass(frozen=True)
+class ConsortiumLayout:
+    """The files of a consortium directory, as listed in its manifest."""
+
+    root: Path
+    chain_id: str
+    configs: tuple[Path, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.configs)
+
+    def load_configs(self) -> list[NodeConfig]:
+        return [load_config(p) for p in self.configs]
+
+    def get_api_addresses(self) -> dict[int, Address]:
+        cfg = load_config(self.configs[0])
+        return {pid: p.api for pid, p in cfg.peers.items()}
+
+    def log_path(self, replica: int) -> Path:
+        return self.root / "logs" / f"node-{replica}.log"
+
+
+def init_consortium(
+    root: Path,
+    n: int,
+    base_port: int = DEFAULT_BASE_PORT,
+    *,
+    chain_id: str = "gridledger-local",
+    host: str = "127.0.0.1",
+    consensus: ConsensusParams | None = None,
+    genesis_time_ms: int | None = None,
+    ports: list[tuple[int, int]] | None = None,
+) -> ConsortiumLayout:
+    """Write keys, genesis and one config per replica into ``root`` (must be empty or absent).
+
+    Replica ``i`` listens for replicas on ``base_port + i`` and for clients on
+    ``base_port + 100 + i`` (or on ``ports[i] = (replica_port, api_port)`` if given).
+    """
+    if n < 1:
+        raise ConfigError("a consortium needs at least one replica (n = 3f+1, e.g. 4)")
+    if not 1024 <= base_port <= 65535 - 100 - n:
+        raise ConfigError(f"base port {base_port} leaves no room for {n} replicas")
+    if root.exists() and any(root.iterdir()):
+        raise ConfigError(f"{root} is not empty")
+    (root / "keys").mkdir(parents=True, exist_ok=True)
+    (root / "logs").mkdir(exist_ok=True)
+    validators = []
+    for i in range(n):
+        key = generate_key_file(root / "keys" / f"replica-{i}.pem")
+        validators.append(Validator(i, key.public_key.raw))
+    ts = int(time.time() * 1000) if genesis_time_ms is None else genesis_time_ms
+    genesis = GenesisConfig.create(chain_id, validators, ts)
+    (root / GENESIS_FILE).write_bytes(encode(genesis))
+    if ports is None:
+        ports = [(base_port + i, base_port + 100 + i) for i in range(n)]
+    if len(ports) != n:
+        raise ConfigError(f"{len(ports)} port pairs given for {n} replicas")
+    peers = {
+        i: PeerConfig(Address(host, ports[i][0]), Address(host, ports[i][1])) for i in range(n)
+    }
+    configs = []
+    for i in range(n):
+        cfg = NodeConfig(
+            replica_id=i,
+            chain_id=chain_id,
+            listen=peers[i].replica,
+            api=peers[i].api,
+            peers=peers,
+            data_dir=root / f"node-{i}",
+            key_file=root / "keys" / f"replica-{i}.pem",
+            genesis_file=root / GENESIS_FILE,
+            consensus=consensus or ConsensusParams(),
+        )
+        path = root / f"node-{i}.json"
+        write_config(path, cfg)
+        configs.append(path)
+    manifest = {
+        "chain_id": chain_id,
+        "n": n,
+        "base_port": base_port,
+        "configs": [p.name for p in configs],
+    }
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return ConsortiumLayout(root, chain_id, tuple(configs))
+
+
+def load_layout(root: Path) -> ConsortiumLayout:
+    """Read ``root/consortium.json``; :class:`ConfigError` if absent or malformed."""
+    if not root.is_dir():
+        raise ConfigError(f"{root}: no such consortium directory")
+    try:
+        manifest = json.loads((root / MANIFEST).read_text())
+        chain_id = manifest["chain_id"]
+        names = manifest["configs"]
+        if not isinstance(chain_id, str) or not isinstance(names, list) or not names:
+            raise ValueError("bad fields")
+        configs = tuple(root / str(name) for name in names)
+    except OSError:
+        raise ConfigError(f"{root}: not a consortium directory (no {MANIFEST})") from None
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(f"{root}/{MANIFEST}: malformed manifest") from None
+    return ConsortiumLayout(root, chain_id, configs)
+
+
+def load_genesis(path: Path) -> GenesisConfig:
+    """Read the canonical genesis file; :class:`ConfigError` if missing or malformed."""
+    try:
+        return decode_as(GenesisConfig, path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read genesis ({exc.strerror})") from None
+    except EncodingError as exc:
+        raise ConfigError(f"{path}: not a genesis file ({exc.reason})") from None
+
+
+# -- processes ------------------------------------------------------------------------
+
+
+def compute_replica_command(config_path: Path) -> list[str]:
+    return [sys.executable, "-m", "gridledger.node.run", str(config_path)]
+
+
+class ConsortiumProcesses:
+    """The replica processes of a consortium directory (start, wait ready, kill, stop)."""
+
+    def __init__(self, layout: ConsortiumLayout, *, env: dict[str, str] | None = None) -> None:
+        self.layout = layout
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._logs: dict[int, IO[bytes]] = {}
+        self._env = env
+
+    def start_replica(self, replica: int) -> None:
+        """Spawn replica ``replica`` (its output appended to ``logs/node-<i>.log``)."""
+        log_path = self.layout.log_path(replica)
+        log_path.parent.mkdir(exist_ok=True)
+        old = self._logs.pop(replica, None)
+        if old is not None:
+            old.close()
+        fh = log_path.open("ab")
+        self._logs[replica] = fh
+        env = dict(os.environ if self._env is None else self._env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        self.procs[replica] = subprocess.Popen(
+            compute_replica_command(self.layout.configs[replica]),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # Ctrl-C in a terminal reaches us, not them directly
+        )
+
+    def start(self) -> None:
+        for i in range(self.layout.n):
+            self.start_replica(i)
+
+    def get_dead(self) -> dict[int, int]:
+        """Replicas whose process has exited, with their exit codes."""
+        out = {}
+        for rid, proc in self.procs.items():
+            code = proc.poll()
+            if code is not None:
+                out[rid] = code
+        return out
+
+    def wait_ready(self, timeout: float = 30.0, replicas: list[int] | None = None) -> None:
+        """Block until every (listed) replica answers ``status``; :class:`NodeError` on timeout."""
+        wanted = list(range(self.layout.n)) if replicas is None else replicas
+        asyncio.run(_wait_ready(self, wanted, timeout))
+
+    def kill_replica(self, replica: int) -> None:
+        """SIGKILL one replica (crash tests)."""
+        proc = self.procs[replica]
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def stop_replica(self, replica: int, grace: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; returns the exit code."""
+        proc = self.procs.get(replica)
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGKILL)
+            return proc.wait(timeout=10)
+
+    def stop(self, grace: float = 10.0) -> dict[int, int | None]:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        codes = {rid: self.stop_replica(rid, grace) for rid in list(self.procs)}
+        for fh in self._logs.values():
+            fh.close()
+        self._logs.clear()
+        return codes
+
+    def __enter__(self) -> ConsortiumProcesses:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def _wait_ready(procs: ConsortiumProcesses, wanted: list[int], timeout: float) -> None:
+    apis = procs.layout.get_api_addresses()
+    client = ConsortiumClient(apis)
+    deadline = time.monotonic() + timeout
+    pending = set(wanted)
+    try:
+        while pending:
+            dead = {r: c for r, c in procs.get_dead().items() if r in pending}
+            if dead:
+                rid, code = next(iter(dead.items()))
+                raise NodeError(
+                    f"replica {rid} exited with code {code}; see {procs.layout.log_path(rid)}"
+                )
+            for rid in sorted(pending):
+                with contextlib.suppress(ClientError):
+                    await client.call(rid, "status", {}, timeout=1.0)
+                    pending.discard(rid)
+            if not pending:
+                break
+            if time.monotonic() > deadline:
+                raise NodeError(f"replicas {sorted(pending)} not ready after {timeout:.0f}s")
+            await asyncio.sleep(0.2)
+    finally:
+        await client.close()
+
+
+def get_status_all(layout: ConsortiumLayout, timeout: float = 3.0) -> dict[int, Any]:
+    """``status`` of every replica (a :class:`ClientError` for the unreachable ones)."""
+
+    async def query() -> dict[int, Any]:
+        client = ConsortiumClient(layout.get_api_addresses())
+        try:
+            return await client.call_all("status", {}, timeout)
+        finally:
+            await client.close()
+
+    return asyncio.run(query())

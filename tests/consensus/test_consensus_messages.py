@@ -1,0 +1,109 @@
+"""Wire types, envelopes and authentication."""
+
+from __future__ import annotations
+
+import pytest
+
+from gridledger.consensus.errors import BadEnvelope
+from gridledger.consensus.messages import (
+    Authenticator,
+    Checkpoint,
+    ClientRequest,
+    Commit,
+    NewView,
+    Prepare,
+    PrePrepare,
+    Reply,
+    SignedEnvelope,
+    ViewChange,
+    compute_batch_digest,
+    decode_envelope,
+    decode_message,
+)
+from gridledger.consensus.pbft import on_frame, on_message
+from gridledger.crypto.encoding import encode
+from gridledger.crypto.errors import EncodingError, KeyFormatError
+
+from .helpers import make_auth, make_cluster
+
+REQ = ClientRequest(b"alice", 7, b"tx-bytes")
+BATCH = (REQ,)
+
+
+def _all_messages() -> list[object]:
+    d = compute_batch_digest(5, BATCH)
+    return [
+        REQ,
+        PrePrepare(0, 1, d, BATCH, 5),
+        Prepare(0, 1, d),
+        Commit(0, 1, d),
+        Checkpoint(1, b"\x01" * 32, b"\x02" * 64),
+        ViewChange(1, 0, None, ()),
+        NewView(1, (), ()),
+        Reply(0, b"\x03" * 32, 2, b"result"),
+    ]
+
+
+@pytest.mark.parametrize("msg", _all_messages(), ids=lambda m: type(m).__name__)
+def test_envelope_roundtrip(msg: object) -> None:
+    config, keys, _ = make_cluster()
+    auth = make_auth(config, keys, 1)
+    env = auth.seal(msg)  # type: ignore[arg-type]
+    frame = encode(env)
+    assert decode_envelope(frame) == env
+    assert Authenticator(config.chain_id, config.validators).open(env) == msg
+    assert decode_message(env.body) == msg
+
+
+def test_bit_flip_in_body_or_signature_is_rejected() -> None:
+    config, keys, states = make_cluster()
+    env = make_auth(config, keys, 0).seal(Prepare(0, 1, b"\x00" * 32))
+    target = states[1]
+    for pos in range(len(env.body)):
+        body = bytearray(env.body)
+        body[pos] ^= 0x04
+        assert on_message(target, SignedEnvelope(0, bytes(body), env.signature), 0) == []
+    sig = bytearray(env.signature)
+    sig[10] ^= 0x80
+    assert on_message(target, SignedEnvelope(0, env.body, bytes(sig)), 0) == []
+    assert target.rejected.get("bad-signature", 0) == len(env.body) + 1
+    assert target.log == {}
+
+
+def test_wrong_sender_key_and_unknown_sender_are_rejected() -> None:
+    config, keys, states = make_cluster()
+    env = make_auth(config, keys, 2).seal(Commit(0, 1, b"\x00" * 32))
+    forged = SignedEnvelope(1, env.body, env.signature)  # replica 2 poses as replica 1
+    assert on_message(states[3], forged, 0) == []
+    assert states[3].rejected == {"bad-signature": 1}
+    assert on_message(states[3], SignedEnvelope(99, env.body, env.signature), 0) == []
+    assert states[3].rejected["unknown-sender"] == 1
+
+
+def test_other_chain_signature_is_rejected() -> None:
+    config, keys, states = make_cluster()
+    other = Authenticator("another-chain", config.validators, 0, keys[0])
+    assert on_message(states[1], other.seal(Prepare(0, 1, b"\x00" * 32)), 0) == []
+    assert states[1].rejected == {"bad-signature": 1}
+
+
+def test_garbage_frames_are_counted_as_malformed() -> None:
+    _, _, states = make_cluster()
+    for frame in (b"", b"\xff", b"\xa1\x61_\x61x", encode({"sender": 1})):
+        assert on_frame(states[0], frame, 0) == []
+    assert states[0].rejected == {"malformed": 4}
+
+
+def test_unknown_message_type_does_not_decode() -> None:
+    with pytest.raises(EncodingError):
+        decode_message(encode(SignedEnvelope(0, b"", b"")))
+    with pytest.raises(EncodingError):
+        decode_message(encode({"_t": "consensus.nope/1"}))
+
+
+def test_authenticator_refuses_a_key_that_is_not_the_replicas() -> None:
+    config, keys, _ = make_cluster()
+    with pytest.raises(KeyFormatError):
+        Authenticator(config.chain_id, config.validators, 0, keys[1])
+    with pytest.raises(BadEnvelope):
+        Authenticator(config.chain_id, config.validators).verify(SignedEnvelope(5, b"x", b""))

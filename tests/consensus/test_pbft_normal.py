@@ -1,0 +1,170 @@
+"""Normal-case operation: agreement, certificates, replies, batching, GC."""
+
+from __future__ import annotations
+
+from gridledger.consensus.client import ReplyCollector
+from gridledger.consensus.effects import Broadcast, Effect, Execute
+from gridledger.consensus.messages import (
+    ClientRequest,
+    PrePrepare,
+    Reply,
+    compute_reply_result,
+    compute_request_digest,
+    decode_message,
+)
+from gridledger.consensus.pbft import get_committed_seqs, on_client_request
+from gridledger.consensus.simnet import SimNetwork
+from gridledger.ledger.certificate import verify_certificate
+
+from .helpers import assert_all_done, make_auth, make_cluster
+
+
+def test_four_replicas_commit_the_same_blocks() -> None:
+    sim = SimNetwork(4, seed=11)
+    for i in range(6):
+        sim.submit(10, at_ms=i * 40)
+    assert sim.run_until_done(10_000)
+    sim.run_until(sim.now_ms + 500)
+    assert_all_done(sim)
+    heads = {r.app.head for r in sim.replicas}
+    assert len(heads) == 1 and heads.pop() >= 4
+    first = sim.replicas[0].app
+    for r in sim.replicas[1:]:
+        assert r.app.digests == first.digests
+        assert r.app.batches == first.batches
+    for r in sim.replicas:
+        # late retransmissions for garbage-collected seqs are the only refusals
+        assert r.state.view == 0 and set(r.state.rejected) <= {"below-watermark"}
+
+
+def test_execute_is_in_seq_order_with_increasing_timestamps() -> None:
+    sim = SimNetwork(4, seed=12, delay_ms=(1, 30))
+    executed: dict[int, list[Execute]] = {i: [] for i in range(4)}
+
+    def record(replica: int, effect: Effect) -> None:
+        if isinstance(effect, Execute):
+            executed[replica].append(effect)
+
+    sim.on_effect = record
+    for i in range(10):
+        sim.submit(5, at_ms=i * 7)
+    assert sim.run_until_done(10_000)
+    for effects in executed.values():
+        assert [e.seq for e in effects] == list(range(1, len(effects) + 1))
+        stamps = [e.timestamp_ms for e in effects]
+        assert stamps == sorted(set(stamps))
+
+
+def test_every_block_gets_a_certificate_that_verifies() -> None:
+    sim = SimNetwork(4, seed=13)
+    sim.submit(40)
+    assert sim.run_until_done(10_000)
+    sim.run_until(sim.now_ms + 500)
+    head = sim.replicas[0].app.head
+    assert sorted(sim.certificates) == list(range(1, head + 1))
+    for seq, cert in sim.certificates.items():
+        verify_certificate(cert, sim.config.validators, chain_id=sim.config.chain_id)
+        assert cert.header_hash == sim.replicas[0].app.digests[seq]
+        assert len(cert.signatures) >= sim.config.quorum
+
+
+def test_primary_batches_and_pipelines() -> None:
+    sim = SimNetwork(4, seed=14, delay_ms=(20, 40), config_overrides={"batch_max": 4})
+    outstanding: set[int] = set()
+    peak = 0
+
+    def watch(replica: int, effect: Effect) -> None:
+        nonlocal peak
+        if replica != 0:
+            return
+        if isinstance(effect, Broadcast):
+            msg = decode_message(effect.envelope.body)
+            if isinstance(msg, PrePrepare):
+                assert len(msg.batch) <= 4
+                outstanding.add(msg.seq)
+                peak = max(peak, len(outstanding))
+        elif isinstance(effect, Execute):
+            outstanding.discard(effect.seq)
+
+    sim.on_effect = watch
+    sim.submit(40)
+    assert sim.run_until_done(10_000)
+    assert sim.replicas[0].app.head == 10  # 40 requests in batches of 4
+    assert peak >= 5  # several seqs in flight at once
+
+
+def test_checkpoint_gc_keeps_the_log_bounded() -> None:
+    sim = SimNetwork(4, seed=15, config_overrides={"batch_max": 1})
+    cfg = sim.config
+    peak_log = 0
+
+    def watch(replica: int, effect: Effect) -> None:
+        nonlocal peak_log
+        peak_log = max(peak_log, len(sim.replicas[replica].state.log))
+
+    sim.on_effect = watch
+    for i in range(12):
+        sim.submit(10, at_ms=i * 30)
+    assert sim.run_until_done(20_000)
+    sim.run_until(sim.now_ms + 500)
+    for r in sim.replicas:
+        st = r.state
+        assert r.app.head == 120
+        assert st.low_watermark >= 120 - cfg.checkpoint_interval
+        assert st.low_watermark % cfg.checkpoint_interval == 0
+        assert all(s > st.low_watermark for s in st.log)
+        assert len(st.log) <= cfg.watermark_window
+        assert len(st.checkpoints) <= cfg.watermark_window
+        assert len(get_committed_seqs(st)) <= cfg.watermark_window
+    assert peak_log <= cfg.watermark_window + 1
+
+
+def test_client_needs_f_plus_one_matching_replies() -> None:
+    config, keys, _ = make_cluster()
+    collector = ReplyCollector(config.chain_id, config.validators)
+    digest = b"\x07" * 32
+    good = compute_reply_result(3, b"\xaa" * 32)
+    bad = compute_reply_result(3, b"\xbb" * 32)
+    auths = [make_auth(config, keys, i) for i in range(4)]
+    assert collector.process_reply(auths[3].seal(Reply(0, digest, 3, bad))) is None
+    assert collector.process_reply(auths[0].seal(Reply(0, digest, 0, good))) is None
+    # a reply claiming another replica's identity does not count
+    assert collector.process_reply(auths[2].seal(Reply(0, digest, 1, good))) is None
+    assert collector.process_reply(auths[1].seal(Reply(1, digest, 1, good))) == good
+    assert collector.results == {digest: good}
+
+
+def test_simulated_clients_complete_with_matching_replies() -> None:
+    sim = SimNetwork(4, seed=16)
+    sim.submit(12)
+    assert sim.run_until_done(10_000)
+    assert len(sim.collector.results) == 12
+    for digest, result in sim.collector.results.items():
+        blocks = sim.replicas[0].app.digests.items()
+        seqs = [s for s, r in blocks if result == compute_reply_result(s, r)]
+        assert len(seqs) == 1, digest.hex()
+
+
+def test_duplicate_requests_are_ordered_once_and_answered_from_cache() -> None:
+    sim = SimNetwork(4, seed=17)
+    sim.submit(3)
+    req = next(iter(sim._queue))[4]
+    assert isinstance(req, ClientRequest)
+    sim.run_until(5)
+    for _ in range(3):
+        sim._schedule(sim.now_ms + 1, "request", -1, req)
+    assert sim.run_until_done(10_000)
+    executed = sum(len(r.app.batches) for r in sim.replicas[:1])
+    assert executed >= 1
+    st = sim.replicas[1].state
+    digest = compute_request_digest(req)
+    assert digest in st.executed_requests
+    # After execution, the same request again only yields the cached reply.
+    effects = on_client_request(st, req, sim.now_ms)
+    assert len(effects) == 1 and st.duplicates >= 1
+    # A stale request id from the same client is refused.
+    stale = ClientRequest(req.client, req.request_id - 1, b"other")
+    assert on_client_request(st, stale, sim.now_ms) == []
+    assert st.rejected.get("stale-request") == 1
+    total = sum(len(b) for b in [sim.replicas[0].app.batches])
+    assert total == sim.replicas[0].app.head

@@ -1,0 +1,118 @@
+"""The transport contract, run against the in-memory hub and asyncio TCP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from gridledger.consensus.tcp import TcpTransport, encode_frame
+from gridledger.consensus.transport import MemoryHub, Transport, TransportError
+
+Received = dict[int, list[tuple[int, bytes]]]
+
+
+async def _make_tcp(n: int) -> list[Transport]:
+    transports = [
+        TcpTransport(i, "test-chain", ("127.0.0.1", 0), {j: ("127.0.0.1", 1) for j in range(n)})
+        for i in range(n)
+    ]
+    for t in transports:
+        await t.start()
+    for t in transports:
+        for other in transports:
+            if other is not t:
+                t.set_peer_address(other.node_id, "127.0.0.1", other.port)
+    return list(transports)
+
+
+async def _make_memory(n: int) -> list[Transport]:
+    hub = MemoryHub()
+    transports: list[Transport] = [hub.attach(i) for i in range(n)]
+    for t in transports:
+        await t.start()
+    return transports
+
+
+FACTORIES: dict[str, Callable[[int], Awaitable[list[Transport]]]] = {
+    "memory": _make_memory,
+    "tcp": _make_tcp,
+}
+
+
+async def _wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("kind", sorted(FACTORIES))
+def test_send_and_broadcast_arrive_in_order(kind: str) -> None:
+    async def scenario() -> None:
+        transports = await FACTORIES[kind](4)
+        got: Received = {t.node_id: [] for t in transports}
+        for t in transports:
+            t.set_receiver(lambda s, f, me=t.node_id: got[me].append((s, f)))
+        try:
+            for i in range(100):
+                transports[0].send(1, b"m%d" % i)
+            transports[2].broadcast(b"hello")
+            await _wait_for(lambda: len(got[1]) == 101 and len(got[0]) == 1 and len(got[3]) == 1)
+            assert [f for s, f in got[1] if s == 0] == [b"m%d" % i for i in range(100)]
+            assert (2, b"hello") in got[1]
+            assert got[2] == []
+        finally:
+            for t in transports:
+                await t.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 20))
+
+
+def test_tcp_reconnects_after_peer_restart() -> None:
+    async def scenario() -> None:
+        a, b = await _make_tcp(2)
+        got: list[bytes] = []
+        b.set_receiver(lambda s, f: got.append(f))
+        port_b = b.port  # type: ignore[attr-defined]
+        a.send(1, b"first")
+        await _wait_for(lambda: got == [b"first"])
+        await b.close()
+        b2 = TcpTransport(
+            1, "test-chain", ("127.0.0.1", port_b), {0: ("127.0.0.1", 1), 1: ("127.0.0.1", 1)}
+        )
+        b2.set_receiver(lambda s, f: got.append(f))
+        await b2.start()
+
+        async def keep_sending() -> None:
+            while b"again" not in got:
+                a.send(1, b"again")
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(keep_sending(), 10)
+        await a.close()
+        await b2.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_tcp_refuses_oversized_frames() -> None:
+    async def scenario() -> None:
+        a, b = await _make_tcp(2)
+        assert isinstance(a, TcpTransport) and isinstance(b, TcpTransport)
+        with pytest.raises(TransportError):
+            a.send(1, bytes(a.max_frame + 1))
+        # a raw client that announces a huge frame is disconnected
+        reader, writer = await asyncio.open_connection("127.0.0.1", b.port)
+        from gridledger.consensus.tcp import compute_hello
+
+        writer.write(encode_frame(compute_hello(0, "test-chain")))
+        writer.write((b.max_frame + 1).to_bytes(4, "big"))
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+        await a.close()
+        await b.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 20))
