@@ -115,3 +115,20 @@ def test_rsa_key_serialisation(rsa_key: RsaPrivateKey) -> None:
         RsaPrivateKey.from_pem(b"garbage")
     with pytest.raises(KeyFormatError):
         RsaPublicKey(n=2**1023 + 1, e=65537)
+
+
+def test_small_order_public_key_is_refused() -> None:
+    # The identity point (y = 1) has order 1: with R = identity and S = 0, a naive
+    # verifier would accept this "signature" on every message.
+    identity = bytes([1]) + bytes(31)
+    forged = identity + bytes(32)
+    assert not Ed25519PublicKey(identity).is_valid(TAG_A, b"anything", forged)
+
+
+def test_non_canonical_s_is_refused() -> None:
+    key = Ed25519PrivateKey.generate(DeterministicRng(3))
+    sig = key.sign(TAG_A, b"m")
+    order = 2**252 + 27742317777372353535851937790883648493
+    s = int.from_bytes(sig[32:], "little") + order  # same scalar, non-canonical encoding
+    malleated = sig[:32] + s.to_bytes(32, "little")
+    assert not key.public_key.is_valid(TAG_A, b"m", malleated)

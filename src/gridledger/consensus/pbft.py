@@ -701,7 +701,7 @@ def on_executed(state: ReplicaState, seq: int, state_digest: bytes) -> list[Effe
     result = compute_reply_result(seq, state_digest)
     for r in batch:
         reply = Reply(view, compute_request_digest(r), state.replica_id, result)
-        effect = ReplyToClient(r.client, reply, state.auth.seal(reply))
+        effect = ReplyToClient(r.client, reply)
         state.last_replies[r.client] = (r.request_id, effect)
         out.append(effect)
     if seq in state.certified:
@@ -873,7 +873,12 @@ def on_tick(state: ReplicaState, now_ms: int) -> list[Effect]:
         if state.view_change_deadline_ms is not None and now_ms >= state.view_change_deadline_ms:
             _start_view_change(state, state.view + 1, now_ms, out)
     elif state.request_deadline_ms is not None and now_ms >= state.request_deadline_ms:
-        _start_view_change(state, state.view + 1, now_ms, out)
+        if state.best_certified > state.last_executed:
+            # A quorum certified blocks we lack: the primary makes progress and we are
+            # behind. Catch up (state transfer) instead of starting a lone view change.
+            state.request_deadline_ms = now_ms + _get_timeout(state)
+        else:
+            _start_view_change(state, state.view + 1, now_ms, out)
     _try_execute(state, now_ms, out)
     _maybe_propose(state, now_ms, out)
     if state.next_retransmit_ms is None:

@@ -384,7 +384,7 @@ class SimNetwork:
                 )
                 self.certificates.setdefault(effect.seq, effect.certificate)
             elif isinstance(effect, ReplyToClient):
-                self._on_reply(effect)
+                self._on_reply(r, effect)
             elif isinstance(effect, NeedStateTransfer):
                 self.trace.append(
                     f"{self.now_ms} r{r.replica_id} need-transfer {effect.target_seq}"
@@ -449,10 +449,10 @@ class SimNetwork:
             frame = self.rng.random_bytes(1 + self.rng.randbelow(64))
         self._transmit(r.replica_id, to, frame)
 
-    def _on_reply(self, effect: ReplyToClient) -> None:
+    def _on_reply(self, r: SimReplica, effect: ReplyToClient) -> None:
         self.stats.client_messages += 1
         digest = effect.reply.request_digest
-        if self.collector.process_reply(effect.envelope) is not None:
+        if self.collector.process_reply(r.state.auth.seal(effect.reply)) is not None:
             self.completed_ms.setdefault(digest, self.now_ms)
 
     def _do_transfer(self, r: SimReplica, need: NeedStateTransfer) -> None:
