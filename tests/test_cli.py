@@ -31,6 +31,7 @@ def test_demo_runs() -> None:
     res = _run("demo")
     assert res.returncode == 0, res.stderr
     assert "gridledger demo" in res.stdout
+    assert "traced identity = reneger" in res.stdout and "Summary" in res.stdout
 
 
 def test_unknown_command_is_a_usage_error() -> None:

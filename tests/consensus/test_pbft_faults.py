@@ -15,7 +15,7 @@ from gridledger.consensus.messages import (
     compute_batch_digest,
     decode_message,
 )
-from gridledger.consensus.pbft import on_message, on_tick
+from gridledger.consensus.pbft import MAX_BACKOFF_EXPONENT, on_message, on_tick
 from gridledger.consensus.simnet import Behaviour, Partition, SimNetwork
 from gridledger.consensus.viewchange import (
     compute_new_view_pre_prepares,
@@ -229,8 +229,11 @@ def test_view_change_timeouts_back_off_exponentially() -> None:
         assert st.view_change_deadline_ms is not None
         starts.append((st.view, st.view_change_deadline_ms - now))
     waits = [w for _, w in starts]
-    assert waits[1] == 2 * waits[0] or waits[1] == waits[0]  # capped at the maximum
+    cap = sim.config.view_change_timeout_ms << MAX_BACKOFF_EXPONENT
     assert waits[0] >= 4 * sim.config.view_change_timeout_ms
+    assert waits[1] == min(2 * waits[0], cap)
+    assert waits[2] == min(2 * waits[1], cap)
+    assert [v for v, _ in starts] == [starts[0][0], starts[0][0] + 1, starts[0][0] + 2]
 
 
 def test_restarted_replica_catches_up_by_state_transfer() -> None:

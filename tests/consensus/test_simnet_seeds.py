@@ -7,9 +7,9 @@ import pytest
 from gridledger.consensus.simnet import Behaviour, Partition, SimNetwork
 from gridledger.crypto.rng import DeterministicRng
 
-N4_SEEDS = 120
-N7_SEEDS = 30
-CHUNK = 30  # seeds per test case, so that pytest-xdist can spread them
+N4_SEEDS = 200
+N7_SEEDS = 40
+CHUNK = 40  # seeds per test case, so that pytest-xdist can spread them
 CASES = [(4, range(s, s + CHUNK)) for s in range(0, N4_SEEDS, CHUNK)] + [
     (7, range(s, min(s + CHUNK // 2, N7_SEEDS))) for s in range(0, N7_SEEDS, CHUNK // 2)
 ]

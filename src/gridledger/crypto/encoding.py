@@ -67,11 +67,39 @@ def wire_name(cls: type[Any]) -> str:
         raise EncodingError(f"{cls.__name__} is not a registered wire type") from None
 
 
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(cls))
+        _FIELD_NAMES[cls] = names
+    return names
+
+
 def to_value(obj: Any, _depth: int = 0) -> Value:
-    """Convert a Python object (dataclasses included) to the encodable data model."""
+    """Convert a Python object (dataclasses included) to the encodable data model.
+
+    Dispatches on the exact type first: this runs for every transaction a
+    replica executes, several times, so the common cases take one dict lookup.
+    """
     if _depth > MAX_DEPTH:
         raise EncodingError("value nested too deeply")
-    if obj is None or isinstance(obj, (bool, bytes, str)):
+    t = type(obj)
+    if t is bytes or t is str or t is bool or obj is None:
+        return obj
+    if t is int:
+        if not _INT_MIN <= obj <= _INT_MAX:
+            raise EncodingError("integer outside the 64-bit range; encode it as bytes")
+        return obj
+    name = _NAMES.get(t)
+    if name is not None:
+        fields: dict[str, Value] = {TYPE_KEY: name}
+        for field_name in _field_names(t):
+            fields[field_name] = to_value(getattr(obj, field_name), _depth + 1)
+        return fields
+    if isinstance(obj, (bool, bytes, str)):
         return obj
     if isinstance(obj, int):
         if not _INT_MIN <= obj <= _INT_MAX:
@@ -87,13 +115,7 @@ def to_value(obj: Any, _depth: int = 0) -> Value:
             out[k] = to_value(v, _depth + 1)
         return out
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        name = _NAMES.get(type(obj))
-        if name is None:
-            raise EncodingError(f"{type(obj).__name__} is not a registered wire type")
-        fields: dict[str, Value] = {TYPE_KEY: name}
-        for f in dataclasses.fields(obj):
-            fields[f.name] = to_value(getattr(obj, f.name), _depth + 1)
-        return fields
+        raise EncodingError(f"{type(obj).__name__} is not a registered wire type")
     raise EncodingError(f"cannot encode values of type {type(obj).__name__}")
 
 

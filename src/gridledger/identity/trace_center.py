@@ -37,7 +37,7 @@ from gridledger.crypto.errors import (
     InvalidSignature,
     SharingError,
 )
-from gridledger.crypto.groups import SchnorrGroup
+from gridledger.crypto.groups import PrimeOrderGroup
 from gridledger.crypto.hashing import hash_value
 from gridledger.crypto.rng import Rng
 from gridledger.crypto.signatures import RsaPrivateKey
@@ -85,14 +85,14 @@ class Trustee:
 
 
 def deal_trustee_keys(
-    t: int, n: int, group: SchnorrGroup, rng: Rng
+    t: int, n: int, group: PrimeOrderGroup, rng: Rng
 ) -> tuple[ThresholdPublicKey, tuple[KeyShare, ...]]:
     """Trusted-dealer setup (seed 000): the dealer must erase ``x`` afterwards."""
     return threshold.deal_threshold_key(t, n, group, rng)
 
 
 def run_dkg(
-    t: int, n: int, group: SchnorrGroup, rngs: Sequence[Rng]
+    t: int, n: int, group: PrimeOrderGroup, rngs: Sequence[Rng]
 ) -> tuple[ThresholdPublicKey, tuple[KeyShare, ...]]:
     """Joint-Feldman DKG among ``n`` honest trustees, each with its own rng.
 

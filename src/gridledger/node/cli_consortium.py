@@ -45,6 +45,7 @@ from gridledger.node.consortium import (
     load_genesis,
     load_layout,
 )
+from gridledger.node.identity_material import IDENTITY_DIR, REPLICA_CERT_FILE, IdentitySetup
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -108,13 +109,27 @@ def init_command(
         DEFAULT_BASE_PORT, "--base-port", help="Replica i listens on P+i, its API on P+100+i."
     ),
     chain_id: str = typer.Option("gridledger-local", "--chain-id", help="Chain identifier."),
+    tc_threshold: int = typer.Option(
+        3, "--tc-threshold", "-t", help="Trustees needed to trace a pseudonym (t)."
+    ),
+    tc_trustees: int = typer.Option(5, "--tc-trustees", help="Trace-center trustees (n)."),
+    identity: bool = typer.Option(
+        True, "--identity/--no-identity", help="Create the CA, RM, MM and TC trustees."
+    ),
 ) -> None:
-    """Write keys, a genesis block and one config per replica into DIR."""
-    layout = init_consortium(directory, nodes, base_port, chain_id=chain_id)
+    """Write keys, identity material, a genesis block and one config per replica into DIR."""
+    setup = IdentitySetup(tc_threshold=tc_threshold, tc_trustees=tc_trustees) if identity else None
+    layout = init_consortium(directory, nodes, base_port, chain_id=chain_id, identity=setup)
     f = (nodes - 1) // 3
     typer.echo(f"initialised {layout.n} replicas (f={f}) of chain {layout.chain_id} in {directory}")
     for path in layout.configs:
         typer.echo(f"  {path.name}")
+    if setup is not None:
+        typer.echo(
+            f"  {IDENTITY_DIR}/: CA, RM (identity + pseudonym keys), MM, "
+            f"{setup.tc_threshold}-of-{setup.tc_trustees} TC trustees "
+            f"(DKG over {setup.group.name}); replica certificates in node-<i>/{REPLICA_CERT_FILE}"
+        )
 
 
 @consortium_app.command("up")

@@ -7,8 +7,14 @@ Layout written by :func:`init_consortium`::
       genesis.cbor           canonical GenesisConfig (chain id + validator set)
       keys/replica-<i>.pem   Ed25519 replica keys (0600)
       node-<i>.json          one NodeConfig per replica
-      node-<i>/              data dir (chain.sqlite), created by the replica
+      node-<i>/              data dir (chain.sqlite); replica.crt, its X.509 certificate
+      identity/              CA, RM, MM and TC trustees' material, one 0700 directory per
+                             role, 0600 private files (:mod:`gridledger.node.identity_material`)
       logs/node-<i>.log      written by ``up``
+
+The genesis carries the identity contract's parameters (CA root, the RM's
+pseudonym-key certificate, the TC threshold key) as initial state, so that every
+replica builds the same contracts from it (:func:`gridledger.node.replica.build_registry`).
 
 :class:`ConsortiumProcesses` starts one ``python -m gridledger.node.run`` process
 per replica, waits (bounded) until every client API answers, and stops them
@@ -31,6 +37,7 @@ from typing import IO, Any
 
 from gridledger.crypto.encoding import decode_as, encode
 from gridledger.crypto.errors import EncodingError
+from gridledger.crypto.rng import SYSTEM_RNG, Rng
 from gridledger.errors import ConfigError, NodeError
 from gridledger.ledger.block import GenesisConfig
 from gridledger.ledger.certificate import Validator
@@ -42,6 +49,11 @@ from gridledger.node.config import (
     PeerConfig,
     load_config,
     write_config,
+)
+from gridledger.node.identity_material import (
+    IDENTITY_DIR,
+    IdentitySetup,
+    create_identity_material,
 )
 from gridledger.node.keys import generate_key_file
 
@@ -72,6 +84,12 @@ class ConsortiumLayout:
     def log_path(self, replica: int) -> Path:
         return self.root / "logs" / f"node-{replica}.log"
 
+    @property
+    def identity_dir(self) -> Path | None:
+        """``root/identity`` if the consortium was created with identity material."""
+        path = self.root / IDENTITY_DIR
+        return path if path.is_dir() else None
+
 
 def init_consortium(
     root: Path,
@@ -83,11 +101,18 @@ def init_consortium(
     consensus: ConsensusParams | None = None,
     genesis_time_ms: int | None = None,
     ports: list[tuple[int, int]] | None = None,
+    identity: IdentitySetup | None = IdentitySetup(),  # noqa: B008 (frozen, immutable)
+    rng: Rng = SYSTEM_RNG,
 ) -> ConsortiumLayout:
-    """Write keys, genesis and one config per replica into ``root`` (must be empty or absent).
+    """Write keys, identity material, genesis and one config per replica into ``root``.
 
-    Replica ``i`` listens for replicas on ``base_port + i`` and for clients on
-    ``base_port + 100 + i`` (or on ``ports[i] = (replica_port, api_port)`` if given).
+    ``root`` must be empty or absent. Replica ``i`` listens for replicas on
+    ``base_port + i`` and for clients on ``base_port + 100 + i`` (or on
+    ``ports[i] = (replica_port, api_port)`` if given). With ``identity`` (the
+    default: a 3-of-5 TC over edwards25519) the CA, replica certificates, RM, MM
+    and TC trustees are created and the genesis carries the identity contract's
+    parameters; ``identity=None`` makes a KV-only chain. ``rng`` draws the
+    replica keys, the CA key, serials and the DKG (RSA keys come from OpenSSL).
     """
     if n < 1:
         raise ConfigError("a consortium needs at least one replica (n = 3f+1, e.g. 4)")
@@ -95,19 +120,27 @@ def init_consortium(
         raise ConfigError(f"base port {base_port} leaves no room for {n} replicas")
     if root.exists() and any(root.iterdir()):
         raise ConfigError(f"{root} is not empty")
+    if ports is not None and len(ports) != n:
+        raise ConfigError(f"{len(ports)} port pairs given for {n} replicas")
+    if identity is not None:
+        identity.check()
     (root / "keys").mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
     validators = []
+    replica_keys = []
     for i in range(n):
-        key = generate_key_file(root / "keys" / f"replica-{i}.pem")
+        key = generate_key_file(root / "keys" / f"replica-{i}.pem", rng)
         validators.append(Validator(i, key.public_key.raw))
+        replica_keys.append(key.public_key)
     ts = int(time.time() * 1000) if genesis_time_ms is None else genesis_time_ms
-    genesis = GenesisConfig.create(chain_id, validators, ts)
+    state: dict[bytes, bytes] = {}
+    if identity is not None:
+        material = create_identity_material(root, replica_keys, ts // 1000, identity, rng)
+        state = material.genesis_state()
+    genesis = GenesisConfig.create(chain_id, validators, ts, state)
     (root / GENESIS_FILE).write_bytes(encode(genesis))
     if ports is None:
         ports = [(base_port + i, base_port + 100 + i) for i in range(n)]
-    if len(ports) != n:
-        raise ConfigError(f"{len(ports)} port pairs given for {n} replicas")
     peers = {
         i: PeerConfig(Address(host, ports[i][0]), Address(host, ports[i][1])) for i in range(n)
     }
@@ -132,6 +165,14 @@ def init_consortium(
         "n": n,
         "base_port": base_port,
         "configs": [p.name for p in configs],
+        "identity": None
+        if identity is None
+        else {
+            "dir": IDENTITY_DIR,
+            "tc_threshold": identity.tc_threshold,
+            "tc_trustees": identity.tc_trustees,
+            "group": identity.group.name,
+        },
     }
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return ConsortiumLayout(root, chain_id, tuple(configs))

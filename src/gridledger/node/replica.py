@@ -55,10 +55,11 @@ from gridledger.consensus.transport import Transport, TransportError
 from gridledger.crypto.encoding import TYPE_KEY, decode, decode_as, encode, from_value, wire_name
 from gridledger.crypto.errors import EncodingError
 from gridledger.errors import GridledgerError
+from gridledger.identity.contracts import IdentityContract
 from gridledger.ledger.block import Block, GenesisConfig
 from gridledger.ledger.certificate import CommitCertificate
 from gridledger.ledger.chain import Ledger, check_certificate_for
-from gridledger.ledger.contracts import ContractRegistry
+from gridledger.ledger.contracts import Contract, ContractRegistry
 from gridledger.ledger.contracts_builtin import KvContract
 from gridledger.ledger.errors import LedgerError
 from gridledger.ledger.execution import Receipt
@@ -67,6 +68,7 @@ from gridledger.ledger.tx import Transaction, verify_transaction_signature
 from gridledger.node.api import ApiError, ApiServer, get_hex_param, get_param
 from gridledger.node.config import NodeConfig
 from gridledger.node.consortium import load_genesis
+from gridledger.node.identity_material import get_identity_config
 from gridledger.node.keys import read_key
 from gridledger.node.sync import (
     MAX_FETCH_BLOCKS,
@@ -92,9 +94,20 @@ _SYNC_TYPES: dict[str, type[Any]] = {
 }
 
 
-def build_registry() -> ContractRegistry:
-    """The contracts every replica runs (all replicas must register the same ones)."""
-    return ContractRegistry((KvContract(),))
+def build_registry(genesis: GenesisConfig | None = None) -> ContractRegistry:
+    """The contracts every replica runs, built deterministically from the genesis.
+
+    Always the KV contract; plus the identity contract when the genesis carries
+    the identity material (:func:`~gridledger.node.identity_material.get_identity_config`,
+    :class:`~gridledger.errors.ConfigError` if it is corrupt). All replicas of a
+    chain share the genesis, so they register the same contracts.
+    """
+    contracts: list[Contract] = [KvContract()]
+    if genesis is not None:
+        identity = get_identity_config(genesis)
+        if identity is not None:
+            contracts.append(IdentityContract(identity))
+    return ContractRegistry(tuple(contracts))
 
 
 def compute_receipt_json(
@@ -164,7 +177,7 @@ class Replica:
             config.data_dir / "chain.sqlite",
             synchronous="NORMAL" if synchronous == "NORMAL" else "FULL",
         )
-        self.ledger = Ledger(self.store, registry or build_registry(), self.genesis)
+        self.ledger = Ledger(self.store, registry or build_registry(self.genesis), self.genesis)
         self.clock = clock or WallClock()
         self.transport: Transport = transport or TcpTransport(
             self.id,

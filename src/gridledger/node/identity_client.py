@@ -1,0 +1,179 @@
+"""Identity roles acting on a running consortium through the client API.
+
+* :class:`IdentityChainView` reads the identity contract's state through
+  :meth:`ConsortiumClient.call_agreed` (``state``: f+1 replicas must give the same
+  height, value and proof), e.g. for the RM's blacklist and revocation checks or a
+  trustee's check that evidence is on chain.
+* :func:`register_household` runs the six registration steps between a household
+  and the RM (in-process here; deployed parties exchange the same messages).
+* :func:`build_light_client` fetches headers and commit certificates from one
+  replica and feeds them to a :class:`~gridledger.ledger.light.LightClient`,
+  which trusts nothing but the genesis and 2f+1 signatures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+
+from gridledger.crypto.encoding import decode_as
+from gridledger.crypto.errors import EncodingError
+from gridledger.crypto.rng import Rng
+from gridledger.crypto.signatures import RsaPrivateKey
+from gridledger.crypto.threshold import ThresholdPublicKey
+from gridledger.errors import NodeError
+from gridledger.identity.contracts import NAMESPACE
+from gridledger.identity.messages import EvidenceRecord, SignedPseudonymCertificate, TraceResult
+from gridledger.identity.registration import (
+    PseudonymCredential,
+    RegistrationManager,
+    on_blind_signature,
+    on_challenge,
+    on_commitments,
+    on_hello,
+    on_open_request,
+    on_openings,
+    start_registration,
+)
+from gridledger.ledger.block import BlockHeader, GenesisConfig
+from gridledger.ledger.certificate import CommitCertificate
+from gridledger.ledger.light import LightClient
+from gridledger.ledger.state import compute_state_key
+from gridledger.node.client import ClientError, ConsortiumClient
+
+_STATE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    """What the chain says about one identity (its certificate hash)."""
+
+    identity: bytes
+    blacklisted: bool
+    revoked: bool
+
+
+class IdentityChainView:
+    """Reads of the identity namespace, each agreed by f+1 replicas."""
+
+    def __init__(self, client: ConsortiumClient, timeout: float = 5.0) -> None:
+        self.client = client
+        self.timeout = timeout
+
+    async def get(self, key: bytes) -> bytes | None:
+        """The value of ``key`` (inside the identity namespace) once f+1 replicas agree."""
+        full = compute_state_key(NAMESPACE, key)
+        last: ClientError | None = None
+        for _ in range(_STATE_ATTEMPTS):  # a block may land between two replicas' answers
+            try:
+                result = await self.client.call_agreed(
+                    "state", {"key": full.hex()}, timeout=self.timeout
+                )
+            except ClientError as exc:
+                last = exc
+                await asyncio.sleep(0.1)
+                continue
+            value = result.get("value") if isinstance(result, dict) else None
+            return None if value is None else bytes.fromhex(value)
+        assert last is not None
+        raise last
+
+    async def get_member_status(self, identity: bytes) -> MemberStatus:
+        blacklisted = await self.get(b"bl/" + identity) is not None
+        revoked = await self.get(b"rev/" + identity) is not None
+        return MemberStatus(identity, blacklisted, revoked)
+
+    async def get_member_lists(
+        self, identities: Iterable[bytes]
+    ) -> tuple[frozenset[bytes], frozenset[bytes]]:
+        """``(blacklist, revoked)`` restricted to ``identities`` (for the RM's checks)."""
+        statuses = [await self.get_member_status(i) for i in identities]
+        return (
+            frozenset(s.identity for s in statuses if s.blacklisted),
+            frozenset(s.identity for s in statuses if s.revoked),
+        )
+
+    async def get_evidence(self, evidence_id: bytes) -> EvidenceRecord | None:
+        raw = await self.get(b"ev/" + evidence_id)
+        return None if raw is None else _decode(EvidenceRecord, raw)
+
+    async def get_pseudonym_certificate(self, key: bytes) -> SignedPseudonymCertificate | None:
+        raw = await self.get(b"pc/" + key)
+        return None if raw is None else _decode(SignedPseudonymCertificate, raw)
+
+    async def get_trace(self, evidence_id: bytes) -> TraceResult | None:
+        raw = await self.get(b"tr/" + evidence_id)
+        return None if raw is None else _decode(TraceResult, raw)
+
+
+def _decode(cls: type[Any], raw: bytes) -> Any:
+    try:
+        return decode_as(cls, raw)
+    except EncodingError as exc:
+        raise NodeError(f"replicas agreed on a malformed {cls.__name__}: {exc.reason}") from None
+
+
+def register_household(
+    rm: RegistrationManager,
+    key: RsaPrivateKey,
+    certificate: x509.Certificate,
+    roots: tuple[x509.Certificate, ...],
+    tc_key: ThresholdPublicKey,
+    round_: int,
+    now: int,
+    user_rng: Rng,
+    rm_rng: Rng,
+) -> PseudonymCredential:
+    """Steps ① to ⑥ between a household and the RM; the household's credential."""
+    st, hello = start_registration(
+        key, certificate, roots, tc_key, rm.certificate, round_, now, user_rng
+    )
+    challenge = on_hello(rm, hello, now, rm_rng)
+    commitments = on_challenge(st, challenge, now, user_rng)
+    request = on_commitments(rm, commitments, now, rm_rng)
+    openings = on_open_request(st, request, now)
+    signature = on_openings(rm, openings, now)
+    return on_blind_signature(st, signature, now)
+
+
+async def build_light_client(
+    client: ConsortiumClient,
+    genesis: GenesisConfig,
+    height: int,
+    *,
+    replica: int | None = None,
+    timeout: float = 10.0,
+) -> LightClient:
+    """A light client holding certified headers 1..``height`` (bounded wait for certificates).
+
+    Headers come from one replica (any: each is checked against 2f+1 signatures);
+    a block's certificate may still be forming, so missing ones are asked again.
+    """
+    light = LightClient(genesis)
+    source = replica if replica is not None else next(iter(client.conns))
+    deadline = time.monotonic() + timeout
+    while light.head.height < height:
+        start = light.head.height + 1
+        try:
+            result = await client.call(source, "headers", {"from": start, "to": height}, 5.0)
+        except ClientError:
+            result = {"headers": []}
+        for item in result.get("headers", []):
+            if item.get("certificate") is None:
+                break
+            header = decode_as(BlockHeader, bytes.fromhex(item["header"]))
+            cert = decode_as(CommitCertificate, bytes.fromhex(item["certificate"]))
+            light.add_header(header, cert)
+        if light.head.height >= height:
+            break
+        if time.monotonic() > deadline:
+            raise NodeError(
+                f"light client reached height {light.head.height}, not {height}, in {timeout}s"
+            )
+        await asyncio.sleep(0.1)
+    return light

@@ -1,0 +1,503 @@
+"""The consortium's identity material: CA, replica certificates, RM, MM, TC trustees.
+
+:func:`create_identity_material` (called by
+:func:`~gridledger.node.consortium.init_consortium`) writes, under ``DIR/identity/``::
+
+    ca/ca.key, ca/ca.crt                 the root CA (Ed25519) and its self-signed certificate
+    ca/operator.key, ca/operator.crt     the CA operator (RSA, permission ``revoke``)
+    rm/identity.key, rm/identity.crt     the RM's identity key (RSA, role ``rm``)
+    rm/pseudonym.key, rm/pseudonym.crt   the RM's separate blind-signing key (``sign-pseudonyms``)
+    mm/mm.key, mm/mm.crt                 the MM (RSA, ``issue-pseudonym-certs``)
+    tc/tc-public.bin                     the t-of-n threshold ElGamal key (from the DKG)
+    tc/trustee-<i>/trustee.key, .crt     trustee i's signing key and certificate (``trace``)
+    tc/trustee-<i>/share.bin             trustee i's DKG key share
+
+and ``DIR/node-<i>/replica.crt``: replica i's Ed25519 key certified with role
+``aggregator`` and permission ``validate``. Every private file is created with
+``O_EXCL`` and mode 0600 inside a 0700 directory per role; certificates are PEM.
+
+The genesis carries what every replica needs to build the same
+:class:`~gridledger.identity.contracts.IdentityConfig`, as initial state in the
+``identity`` namespace (keys under ``genesis/``, which the contract never writes):
+
+* ``identity/genesis/roots``: the trusted CA root certificates (DER, canonical list);
+* ``identity/genesis/rm-pseudonym-certificate``: the RM's blind-key certificate (DER);
+* ``identity/genesis/tc-key``: the TC threshold public key (``ThresholdPublicKey.to_bytes``).
+
+:func:`get_identity_config` reads them back, validating everything (each root a
+self-signed CA certificate, the RM key certified by a root with
+``sign-pseudonyms`` at genesis time, the TC key well formed and consistent) and
+turning any problem into one :class:`~gridledger.errors.ConfigError`. A genesis
+with none of the three keys has no identity contract (KV only).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
+from cryptography.hazmat.primitives import serialization
+
+from gridledger.crypto.encoding import decode_as, encode, wire_type
+from gridledger.crypto.errors import EncodingError, KeyFormatError, SharingError
+from gridledger.crypto.groups import EDWARDS25519, PrimeOrderGroup
+from gridledger.crypto.rng import SYSTEM_RNG, Rng
+from gridledger.crypto.signatures import Ed25519PrivateKey, Ed25519PublicKey, RsaPrivateKey
+from gridledger.crypto.threshold import KeyShare, ThresholdPublicKey, verify_key_share
+from gridledger.errors import ConfigError, CryptoError, IdentityError
+from gridledger.identity.ca import (
+    CertificateAuthority,
+    MemberAttributes,
+    Permission,
+    Role,
+    compute_certificate_der,
+    create_authority,
+    get_ed25519_key,
+    get_rsa_key,
+    load_certificate,
+    process_issue,
+    verify_member,
+)
+from gridledger.identity.contracts import IdentityConfig
+from gridledger.identity.market_manager import MarketManager, create_market_manager
+from gridledger.identity.registration import (
+    RegistrationManager,
+    RmConfig,
+    create_registration_manager,
+)
+from gridledger.identity.trace_center import Trustee, run_dkg
+from gridledger.ledger.block import GenesisConfig
+from gridledger.node.keys import read_key, write_key
+
+IDENTITY_DIR = "identity"
+GENESIS_ROOTS_KEY = b"identity/genesis/roots"
+GENESIS_RM_PSEUDONYM_KEY = b"identity/genesis/rm-pseudonym-certificate"
+GENESIS_TC_KEY = b"identity/genesis/tc-key"
+GENESIS_IDENTITY_KEYS = (GENESIS_ROOTS_KEY, GENESIS_RM_PSEUDONYM_KEY, GENESIS_TC_KEY)
+REPLICA_CERT_FILE = "replica.crt"
+CLOCK_SKEW_S = 3600
+DEFAULT_VALIDITY_S = 365 * 24 * 3600
+CA_VALIDITY_S = 10 * 365 * 24 * 3600 - CLOCK_SKEW_S
+
+
+@dataclass(frozen=True)
+class IdentitySetup:
+    """Parameters of the identity material: the TC threshold (t of n) and its group."""
+
+    tc_threshold: int = 3
+    tc_trustees: int = 5
+    group: PrimeOrderGroup = EDWARDS25519
+    validity_s: int = DEFAULT_VALIDITY_S
+
+    def check(self) -> None:
+        if not 1 <= self.tc_threshold <= self.tc_trustees <= 64:
+            raise ConfigError(
+                f"TC threshold must satisfy 1 <= t <= n <= 64 "
+                f"(got t={self.tc_threshold}, n={self.tc_trustees})"
+            )
+        if not 0 < self.validity_s <= CA_VALIDITY_S:
+            raise ConfigError("certificate validity must be positive and under ten years")
+
+
+@wire_type("node.identity-roots/1")
+@dataclass(frozen=True)
+class GenesisRoots:
+    """The trusted root certificates (DER), as stored in the genesis state."""
+
+    certificates: tuple[bytes, ...]
+
+
+@wire_type("node.trustee-share/1")
+@dataclass(frozen=True)
+class TrusteeShareFile:
+    """A trustee's key share on disk (``share.bin``, mode 0600)."""
+
+    index: int
+    x: bytes
+
+
+@dataclass(frozen=True)
+class RoleKey:
+    """A role's RSA key and its certificate."""
+
+    key: RsaPrivateKey
+    certificate: x509.Certificate
+
+
+@dataclass
+class ConsortiumIdentity:
+    """Every role's material, as written by :func:`create_identity_material`."""
+
+    ca: CertificateAuthority
+    operator: RoleKey
+    rm: RoleKey
+    rm_pseudonym: RoleKey
+    mm: RoleKey
+    tc_key: ThresholdPublicKey
+    trustees: tuple[Trustee, ...]
+    replica_certificates: tuple[x509.Certificate, ...]
+
+    @property
+    def roots(self) -> tuple[x509.Certificate, ...]:
+        return (self.ca.certificate,)
+
+    def identity_config(self) -> IdentityConfig:
+        return IdentityConfig(self.roots, self.rm_pseudonym.certificate, self.tc_key)
+
+    def genesis_state(self) -> dict[bytes, bytes]:
+        return compute_identity_genesis_state(
+            self.roots, self.rm_pseudonym.certificate, self.tc_key
+        )
+
+    def create_rm(self, k: int = 32) -> RegistrationManager:
+        """A registration manager with the RM's two keys (no round open yet)."""
+        return create_registration_manager(
+            RmConfig(k=k),
+            self.rm.key,
+            self.rm.certificate,
+            self.rm_pseudonym.key,
+            self.rm_pseudonym.certificate,
+            self.roots,
+            self.tc_key,
+        )
+
+    def create_mm(self, now: int) -> MarketManager:
+        return create_market_manager(
+            self.mm.key, self.mm.certificate, self.rm_pseudonym.certificate, self.roots,
+            self.tc_key, now,
+        )  # fmt: skip
+
+
+# -- genesis ---------------------------------------------------------------------------
+
+
+def compute_identity_genesis_state(
+    roots: Sequence[x509.Certificate],
+    rm_pseudonym_certificate: x509.Certificate,
+    tc_key: ThresholdPublicKey,
+) -> dict[bytes, bytes]:
+    """The genesis state entries (full keys) from which replicas build the identity contract."""
+    return {
+        GENESIS_ROOTS_KEY: encode(GenesisRoots(tuple(compute_certificate_der(c) for c in roots))),
+        GENESIS_RM_PSEUDONYM_KEY: compute_certificate_der(rm_pseudonym_certificate),
+        GENESIS_TC_KEY: tc_key.to_bytes(),
+    }
+
+
+def _check_root(cert: x509.Certificate, i: int) -> None:
+    try:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except (x509.ExtensionNotFound, ValueError):
+        bc = None
+    if bc is None or not bc.ca:
+        raise ConfigError(f"genesis: root certificate {i} is not a CA certificate")
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, _CryptoInvalidSignature):
+        raise ConfigError(f"genesis: root certificate {i} is not self-signed") from None
+
+
+def get_identity_config(genesis: GenesisConfig) -> IdentityConfig | None:
+    """The identity contract's configuration from the genesis state (``None``: no identity).
+
+    Raises :class:`ConfigError` if the material is partial, malformed or inconsistent.
+    """
+    state = dict(genesis.state)
+    present = [k for k in GENESIS_IDENTITY_KEYS if k in state]
+    if not present:
+        return None
+    missing = [k.decode() for k in GENESIS_IDENTITY_KEYS if k not in state]
+    if missing:
+        raise ConfigError(f"genesis: identity material incomplete (missing {', '.join(missing)})")
+    try:
+        wire = decode_as(GenesisRoots, state[GENESIS_ROOTS_KEY])
+        roots = tuple(load_certificate(der) for der in wire.certificates)
+    except (EncodingError, IdentityError) as exc:
+        raise ConfigError(f"genesis: malformed root certificates ({exc.reason})") from None
+    if not roots:
+        raise ConfigError("genesis: identity material names no root certificate")
+    for i, root in enumerate(roots):
+        _check_root(root, i)
+    try:
+        rm_cert = load_certificate(state[GENESIS_RM_PSEUDONYM_KEY])
+        verify_member(
+            rm_cert, roots, genesis.timestamp_ms // 1000, Role.RM, Permission.SIGN_PSEUDONYMS
+        )
+        get_rsa_key(rm_cert)
+    except IdentityError as exc:
+        raise ConfigError(f"genesis: RM pseudonym-key certificate refused ({exc.reason})") from None
+    except CryptoError as exc:
+        raise ConfigError(f"genesis: RM pseudonym key unusable ({exc.reason})") from None
+    try:
+        tc_key = ThresholdPublicKey.from_bytes(state[GENESIS_TC_KEY])
+        tc_key.check_consistency()
+    except (EncodingError, KeyFormatError, SharingError) as exc:
+        raise ConfigError(f"genesis: malformed TC key ({exc.reason})") from None
+    return IdentityConfig(roots, rm_cert, tc_key)
+
+
+# -- files -----------------------------------------------------------------------------
+
+
+def _make_private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Create ``path`` with mode 0600 (``O_EXCL``: never overwrite, never world-readable)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"{path}: already exists") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot create ({exc.strerror})") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def read_private_file(path: Path) -> bytes:
+    """Read a secret file; :class:`ConfigError` if missing or readable by group/others."""
+    try:
+        mode = path.stat().st_mode
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{path}: private file is readable by others (chmod 600 it)")
+    return data
+
+
+def write_certificate(path: Path, cert: x509.Certificate) -> None:
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def read_certificate(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read certificate ({exc.strerror})") from None
+    except ValueError:
+        raise ConfigError(f"{path}: not a PEM X.509 certificate") from None
+
+
+def _write_role(directory: Path, name: str, role: RoleKey) -> None:
+    write_private_file(directory / f"{name}.key", role.key.to_pem())
+    write_certificate(directory / f"{name}.crt", role.certificate)
+
+
+def _read_role(directory: Path, name: str) -> RoleKey:
+    path = directory / f"{name}.key"
+    try:
+        key = RsaPrivateKey.from_pem(read_private_file(path))
+    except KeyFormatError as exc:
+        raise ConfigError(f"{path}: {exc.reason}") from None
+    cert = read_certificate(directory / f"{name}.crt")
+    try:
+        if get_rsa_key(cert) != key.public_key:
+            raise ConfigError(f"{directory / name}.crt does not certify {path}")
+    except IdentityError as exc:
+        raise ConfigError(f"{directory / name}.crt: {exc.reason}") from None
+    return RoleKey(key, cert)
+
+
+# -- creation --------------------------------------------------------------------------
+
+
+def _issue(
+    ca: CertificateAuthority,
+    name: str,
+    attributes: MemberAttributes,
+    now: int,
+    validity_s: int,
+    rng: Rng,
+    key: RsaPrivateKey | None = None,
+) -> RoleKey:
+    key = key or RsaPrivateKey.generate(2048)
+    cert = process_issue(ca, name, key.public_key, attributes, now - CLOCK_SKEW_S, validity_s, rng)
+    return RoleKey(key, cert)
+
+
+def issue_member(
+    ca: CertificateAuthority,
+    name: str,
+    role: Role,
+    now: int,
+    rng: Rng,
+    *,
+    meter_id: str | None = None,
+    permissions: Sequence[Permission] = (Permission.TRADE,),
+    validity_s: int = DEFAULT_VALIDITY_S,
+    key: RsaPrivateKey | None = None,
+) -> RoleKey:
+    """Admit a member (e.g. a household): a fresh RSA key and a certificate from the CA."""
+    attrs = MemberAttributes(role.value, name, meter_id, tuple(p.value for p in permissions))
+    return _issue(ca, name, attrs, now, validity_s, rng, key)
+
+
+def create_identity_material(
+    root: Path,
+    replica_keys: Sequence[Ed25519PublicKey],
+    now: int,
+    setup: IdentitySetup,
+    rng: Rng = SYSTEM_RNG,
+) -> ConsortiumIdentity:
+    """Create and write every role's material under ``root`` (see the module docstring).
+
+    ``root`` is the consortium directory; replica ``i``'s certificate goes to
+    ``root/node-<i>/replica.crt``. ``now`` (seconds) starts the validity windows
+    (back-dated by an hour for clock skew).
+    """
+    setup.check()
+    base = root / IDENTITY_DIR
+    ca = create_authority(
+        "gridledger consortium CA",
+        Ed25519PrivateKey.generate(rng),
+        now - CLOCK_SKEW_S,
+        CA_VALIDITY_S,
+        rng,
+    )
+    replica_certs = []
+    for i, pk in enumerate(replica_keys):
+        attrs = MemberAttributes(
+            Role.AGGREGATOR.value, f"replica-{i}", None, (Permission.VALIDATE.value,)
+        )
+        cert = process_issue(
+            ca, f"replica-{i}", pk, attrs, now - CLOCK_SKEW_S, setup.validity_s, rng
+        )
+        replica_certs.append(cert)
+    v = setup.validity_s
+    operator = issue_member(
+        ca, "ca-operator", Role.AGGREGATOR, now, rng, permissions=(Permission.REVOKE,),
+        validity_s=v,
+    )  # fmt: skip
+    rm_key = RsaPrivateKey.generate(2048)
+    rm = issue_member(ca, "rm-1", Role.RM, now, rng, permissions=(), validity_s=v, key=rm_key)
+    rm_pseudonym = _issue(
+        ca,
+        "rm-1-pseudonyms",
+        MemberAttributes(Role.RM.value, "rm-1", None, (Permission.SIGN_PSEUDONYMS.value,)),
+        now,
+        v,
+        rng,
+    )
+    mm = issue_member(
+        ca, "mm-1", Role.MM, now, rng, permissions=(Permission.ISSUE_PSEUDONYM_CERTS,),
+        validity_s=v,
+    )  # fmt: skip
+    t, n = setup.tc_threshold, setup.tc_trustees
+    dkg_rngs = [_fork(rng, f"dkg-{i}") for i in range(1, n + 1)]
+    tc_key, shares = run_dkg(t, n, setup.group, dkg_rngs)
+    trustees = []
+    for share in shares:
+        member = issue_member(
+            ca, f"tc-{share.index}", Role.TC_TRUSTEE, now, rng, permissions=(Permission.TRACE,),
+            validity_s=v,
+        )  # fmt: skip
+        trustees.append(Trustee(share.index, share, tc_key, member.key, member.certificate))
+    material = ConsortiumIdentity(
+        ca, operator, rm, rm_pseudonym, mm, tc_key, tuple(trustees), tuple(replica_certs)
+    )
+    _write_material(root, base, material)
+    return material
+
+
+def _fork(rng: Rng, label: str) -> Rng:
+    fork = getattr(rng, "fork", None)
+    return fork(label) if callable(fork) else rng
+
+
+def _write_material(root: Path, base: Path, m: ConsortiumIdentity) -> None:
+    base.mkdir(parents=True, exist_ok=True)
+    ca_dir = base / "ca"
+    _make_private_dir(ca_dir)
+    assert isinstance(m.ca.key, Ed25519PrivateKey)
+    write_key(ca_dir / "ca.key", m.ca.key)
+    write_certificate(ca_dir / "ca.crt", m.ca.certificate)
+    _write_role(ca_dir, "operator", m.operator)
+    rm_dir = base / "rm"
+    _make_private_dir(rm_dir)
+    _write_role(rm_dir, "identity", m.rm)
+    _write_role(rm_dir, "pseudonym", m.rm_pseudonym)
+    mm_dir = base / "mm"
+    _make_private_dir(mm_dir)
+    _write_role(mm_dir, "mm", m.mm)
+    tc_dir = base / "tc"
+    tc_dir.mkdir(exist_ok=True)
+    (tc_dir / "tc-public.bin").write_bytes(m.tc_key.to_bytes())
+    scalar_size = m.tc_key.group.scalar_size
+    for tr in m.trustees:
+        d = tc_dir / f"trustee-{tr.index}"
+        _make_private_dir(d)
+        _write_role(d, "trustee", RoleKey(tr.signing_key, tr.certificate))
+        share = TrusteeShareFile(tr.index, tr.key_share.x.to_bytes(scalar_size, "big"))
+        write_private_file(d / "share.bin", encode(share))
+    for i, cert in enumerate(m.replica_certificates):
+        node_dir = root / f"node-{i}"
+        node_dir.mkdir(exist_ok=True)
+        write_certificate(node_dir / REPLICA_CERT_FILE, cert)
+
+
+# -- loading ---------------------------------------------------------------------------
+
+
+def has_identity_material(root: Path) -> bool:
+    return (root / IDENTITY_DIR / "ca" / "ca.crt").is_file()
+
+
+def load_identity_material(root: Path, n_replicas: int | None = None) -> ConsortiumIdentity:
+    """Read back what :func:`create_identity_material` wrote (checking keys against certs)."""
+    base = root / IDENTITY_DIR
+    if not base.is_dir():
+        raise ConfigError(f"{root}: no identity material (no {IDENTITY_DIR}/ directory)")
+    ca_dir = base / "ca"
+    ca_key = read_key(ca_dir / "ca.key")
+    ca_cert = read_certificate(ca_dir / "ca.crt")
+    try:
+        same = get_ed25519_key(ca_cert) == ca_key.public_key
+    except IdentityError:
+        same = False
+    if not same:
+        raise ConfigError(f"{ca_dir}/ca.crt does not certify ca.key")
+    _check_root(ca_cert, 0)
+    ca = CertificateAuthority(ca_key, ca_cert, {}, {})
+    tc_path = base / "tc" / "tc-public.bin"
+    try:
+        tc_key = ThresholdPublicKey.from_bytes(tc_path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"{tc_path}: cannot read ({exc.strerror})") from None
+    except (EncodingError, KeyFormatError) as exc:
+        raise ConfigError(f"{tc_path}: malformed TC key ({exc.reason})") from None
+    trustees = []
+    for index in range(1, tc_key.n + 1):
+        d = base / "tc" / f"trustee-{index}"
+        role = _read_role(d, "trustee")
+        try:
+            wire = decode_as(TrusteeShareFile, read_private_file(d / "share.bin"))
+            share = KeyShare(wire.index, int.from_bytes(wire.x, "big"))
+            if wire.index != index:
+                raise ConfigError(f"{d}/share.bin belongs to trustee {wire.index}")
+            verify_key_share(tc_key, share)
+        except (EncodingError, CryptoError) as exc:
+            raise ConfigError(f"{d}/share.bin: {exc.reason}") from None
+        trustees.append(Trustee(index, share, tc_key, role.key, role.certificate))
+    replica_certs: list[x509.Certificate] = []
+    if n_replicas is not None:
+        replica_certs = [
+            read_certificate(root / f"node-{i}" / REPLICA_CERT_FILE) for i in range(n_replicas)
+        ]
+    return ConsortiumIdentity(
+        ca=ca,
+        operator=_read_role(ca_dir, "operator"),
+        rm=_read_role(base / "rm", "identity"),
+        rm_pseudonym=_read_role(base / "rm", "pseudonym"),
+        mm=_read_role(base / "mm", "mm"),
+        tc_key=tc_key,
+        trustees=tuple(trustees),
+        replica_certificates=tuple(replica_certs),
+    )

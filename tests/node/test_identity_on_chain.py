@@ -1,0 +1,263 @@
+"""Identity on a running consortium: pseudonyms, evidence, tracing, blacklist, light client.
+
+Four replicas in one process over TCP on 127.0.0.1, built by ``init_consortium``
+with its identity material (CA, RM, MM, 3-of-5 TC trustees from the DKG).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from gridledger.crypto.encoding import decode_as, encode
+from gridledger.crypto.rng import DeterministicRng
+from gridledger.crypto.signatures import Ed25519PrivateKey
+from gridledger.errors import ConfigError
+from gridledger.identity.ca import (
+    Permission,
+    Role,
+    compute_certificate_der,
+    compute_certificate_hash,
+    get_ed25519_key,
+    verify_member,
+)
+from gridledger.identity.contracts import KIND_BATCH, KIND_EVIDENCE, KIND_TRACE
+from gridledger.identity.errors import Blacklisted, CertificateRejected
+from gridledger.identity.market_manager import (
+    compute_pseudonym_request,
+    on_pseudonym_request,
+    process_close_batch,
+    process_open_batch,
+)
+from gridledger.identity.messages import ObligationEvidence, PseudonymBatch, TraceRecord
+from gridledger.identity.registration import process_open_round
+from gridledger.identity.trace_center import compute_evidence_id, compute_trace, on_trace_request
+from gridledger.ledger.block import GenesisConfig
+from gridledger.ledger.certificate import Validator
+from gridledger.ledger.merkle import MerkleProof
+from gridledger.ledger.smt import StateProof
+from gridledger.ledger.state import compute_state_key
+from gridledger.ledger.tx import Transaction
+from gridledger.node.client import ConsortiumClient
+from gridledger.node.config import load_config
+from gridledger.node.consortium import ConsortiumLayout, init_consortium, load_genesis
+from gridledger.node.identity_client import (
+    IdentityChainView,
+    build_light_client,
+    register_household,
+)
+from gridledger.node.identity_material import (
+    GENESIS_RM_PSEUDONYM_KEY,
+    GENESIS_ROOTS_KEY,
+    GENESIS_TC_KEY,
+    get_identity_config,
+    issue_member,
+    load_identity_material,
+)
+from gridledger.node.keys import read_key
+from gridledger.node.replica import Replica, build_registry
+
+from .helpers import FAST, get_free_ports, wait_until
+
+CHAIN = "test-chain"
+
+
+def _init(root: Path) -> ConsortiumLayout:
+    ports = get_free_ports(8)
+    pairs = [(ports[2 * i], ports[2 * i + 1]) for i in range(4)]
+    return init_consortium(
+        root, 4, consensus=FAST, ports=pairs, chain_id=CHAIN, rng=DeterministicRng("ids")
+    )
+
+
+def test_identity_material_files_and_genesis(tmp_path: Path) -> None:
+    layout = _init(tmp_path / "c")
+    root = layout.root
+    # Private material: one 0700 directory per role, 0600 files.
+    for rel in (
+        "identity/ca/ca.key",
+        "identity/ca/operator.key",
+        "identity/rm/identity.key",
+        "identity/rm/pseudonym.key",
+        "identity/mm/mm.key",
+        *(f"identity/tc/trustee-{i}/trustee.key" for i in range(1, 6)),
+        *(f"identity/tc/trustee-{i}/share.bin" for i in range(1, 6)),
+    ):
+        mode = (root / rel).stat().st_mode
+        assert stat.S_IMODE(mode) == 0o600, rel
+        assert stat.S_IMODE((root / rel).parent.stat().st_mode) == 0o700, rel
+    material = load_identity_material(root, 4)
+    assert material.tc_key.t == 3 and material.tc_key.n == 5
+    assert material.tc_key.group.name == "ed25519"
+    assert material.rm.key.public_key != material.rm_pseudonym.key.public_key
+    for i, cert in enumerate(material.replica_certificates):
+        attrs = verify_member(cert, material.roots, int(time.time()), Role.AGGREGATOR)
+        assert attrs.member_id == f"replica-{i}" and attrs.has(Permission.VALIDATE)
+        assert get_ed25519_key(cert) == read_key(root / "keys" / f"replica-{i}.pem").public_key
+    genesis = load_genesis(root / "genesis.cbor")
+    config = get_identity_config(genesis)
+    assert config is not None
+    assert config.roots == material.roots
+    assert config.rm_blind_certificate == material.rm_pseudonym.certificate
+    assert config.tc_key == material.tc_key
+    assert "identity.trace-record" in build_registry(genesis).kinds
+    # Corrupt material in the genesis: one clear ConfigError; none at all: KV only.
+    state = dict(genesis.state)
+    bad_variants = [
+        {k: v for k, v in state.items() if k != GENESIS_TC_KEY},
+        {**state, GENESIS_TC_KEY: b"\x00garbage"},
+        {**state, GENESIS_ROOTS_KEY: encode([b"not a cert"])},
+        {**state, GENESIS_RM_PSEUDONYM_KEY: compute_certificate_der(material.mm.certificate)},
+    ]
+    for variant in bad_variants:
+        bad = GenesisConfig.create(CHAIN, genesis.validators, genesis.timestamp_ms, variant)
+        with pytest.raises(ConfigError):
+            build_registry(bad)
+    plain = GenesisConfig.create(CHAIN, (Validator(0, bytes(32)),), 0)
+    assert build_registry(plain).kinds == build_registry().kinds
+    assert not any(k.startswith("identity.") for k in build_registry(plain).kinds)
+    # A corrupt key file on disk is a ConfigError too.
+    (root / "identity/mm/mm.key").chmod(0o644)
+    with pytest.raises(ConfigError):
+        load_identity_material(root)
+
+
+def test_pseudonyms_tracing_and_light_client_on_chain(tmp_path: Path) -> None:
+    layout = _init(tmp_path / "c")
+    material = load_identity_material(layout.root, 4)
+    genesis = load_genesis(layout.root / "genesis.cbor")
+    rng = DeterministicRng("e2e")
+    now = int(time.time())
+    homes = [
+        issue_member(material.ca, f"house-{i}", role, now, rng, meter_id=f"meter-{i}")
+        for i, role in enumerate((Role.PRODUCER, Role.CONSUMER, Role.PROSUMER))
+    ]
+
+    async def scenario() -> None:
+        replicas = [Replica(load_config(p), synchronous="NORMAL") for p in layout.configs]
+        for r in replicas:
+            assert KIND_TRACE in r.ledger.registry.kinds
+            await r.start()
+        client = ConsortiumClient(layout.get_api_addresses())
+        view = IdentityChainView(client)
+        try:
+            # Registration with the RM (K = 8), then anonymous requests to the MM.
+            rm = material.create_rm(k=8)
+            process_open_round(rm, 1)
+            creds = [
+                register_household(
+                    rm,
+                    h.key,
+                    h.certificate,
+                    material.roots,
+                    material.tc_key,
+                    1,
+                    now,
+                    rng.fork(f"user-{i}"),
+                    rng.fork(f"rm-{i}"),
+                )
+                for i, h in enumerate(homes)
+            ]
+            mm = material.create_mm(now)
+            process_open_batch(mm, 1)
+            for c in creds:
+                on_pseudonym_request(mm, compute_pseudonym_request(c, material.mm.certificate))
+            batch = process_close_batch(mm, now - 60, now + 3600, rng)
+            mm_sender = Ed25519PrivateKey.generate(rng)
+            payload = PseudonymBatch(1, compute_certificate_der(material.mm.certificate), batch)
+            tx = Transaction.create(CHAIN, KIND_BATCH, payload, mm_sender, 1)
+            [receipt] = await client.submit([encode(tx)], timeout=15)
+            assert receipt["status"] == "committed", receipt
+            for c in creds:
+                assert await view.get_pseudonym_certificate(c.pseudonym.public_key.raw)
+            # A counterparty (pseudonym 1) files evidence against pseudonym 0.
+            accused, accuser = creds[0], creds[1]
+            evidence = ObligationEvidence(
+                accused.pseudonym.public_key.raw,
+                accuser.pseudonym.public_key.raw,
+                1,
+                b"trade-7",
+                "no energy delivered in slot 12",
+            )
+            tx = Transaction.create(CHAIN, KIND_EVIDENCE, evidence, accuser.pseudonym, 1)
+            [receipt] = await client.submit([encode(tx)], timeout=15)
+            assert receipt["status"] == "committed", receipt
+            eid = compute_evidence_id(evidence)
+            assert bytes.fromhex(receipt["data"]) == eid
+            # t trustees check the evidence on chain and return decryption shares.
+            record = await view.get_evidence(eid)
+            signed_cert = await view.get_pseudonym_certificate(evidence.accused)
+            assert record is not None and signed_cert is not None
+            cert = signed_cert.certificate
+            shares = [
+                on_trace_request(tr, record, cert, rng.fork(f"tc-{tr.index}"))
+                for tr in material.trustees[:3]
+            ]
+            identity, bad, valid = compute_trace(
+                material.tc_key, cert, shares, eid, material.roots, now
+            )
+            house0 = compute_certificate_hash(homes[0].certificate)
+            assert identity == house0 and bad == ()
+            trace_tx = Transaction.create(
+                CHAIN, KIND_TRACE, TraceRecord(eid, valid), Ed25519PrivateKey.generate(rng), 1
+            )
+            [receipt] = await client.submit([encode(trace_tx)], timeout=15)
+            assert receipt["status"] == "committed", receipt
+            result = await view.get_trace(eid)
+            assert result is not None and result.identity == house0
+            # Blacklisted and revoked on chain; the RM, reading the chain, refuses it.
+            status = await view.get_member_status(house0)
+            assert status.blacklisted and status.revoked
+            other = await view.get_member_status(compute_certificate_hash(homes[1].certificate))
+            assert not other.blacklisted and not other.revoked
+            blacklist, revoked = await view.get_member_lists([house0])
+            assert blacklist == revoked == {house0}
+            process_open_round(rm, 2)
+
+            def again(i: int) -> None:
+                h = homes[i]
+                register_household(
+                    rm, h.key, h.certificate, material.roots, material.tc_key, 2, now, rng, rng
+                )
+
+            rm.blacklist = blacklist
+            with pytest.raises(Blacklisted):
+                again(0)
+            rm.revoked = revoked  # the X.509 certificate is revoked too
+            with pytest.raises(CertificateRejected):
+                again(0)
+            again(1)  # an honest household still registers
+            # A light client verifies the trace record's inclusion from genesis.
+            proof = await client.call_agreed("tx_proof", {"hash": trace_tx.tx_hash.hex()})
+            height = proof["height"]
+            light = await build_light_client(client, genesis, height, timeout=10)
+            assert light.head.height == height
+            light.verify_tx_inclusion(
+                height, trace_tx.tx_hash, decode_as(MerkleProof, bytes.fromhex(proof["proof"]))
+            )
+            # ... and the blacklist entry against the certified state root.
+            key = compute_state_key("identity", b"bl/" + house0)
+            state = await client.call_agreed("state", {"key": key.hex()})
+            light2 = await build_light_client(client, genesis, state["height"], timeout=10)
+            light2.verify_state_value(
+                state["height"],
+                key,
+                bytes.fromhex(state["value"]),
+                decode_as(StateProof, bytes.fromhex(state["proof"])),
+            )
+            # Every replica holds the same chain.
+            top = max(r.ledger.height for r in replicas)
+            await wait_until(
+                lambda: all(r.ledger.height == top for r in replicas), 10, "equal heights"
+            )
+            assert len({r.ledger.head.header_hash for r in replicas}) == 1
+        finally:
+            await client.close()
+            for r in replicas:
+                await r.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
