@@ -38,7 +38,7 @@ CHAIN_ID = "bench-chain"
 TICK_S = 0.1
 SENDERS = 32
 ROUND_TIMEOUT_S = 60.0
-DEFAULT_RATES = (100, 250, 500, 1000, 1500, 2000)
+DEFAULT_RATES = (100, 250, 500, 1000, 1250, 1500, 2000)
 
 # Seed 004, Table 1 (Hyperledger Fabric 1.1, 3 hosts + 1 Caliper host, i5-4590S):
 # send rate tps -> (max, min, avg latency in ms, throughput tps); 1000 txs per round.
@@ -214,6 +214,18 @@ def render(results: list[RoundResult], seconds: float, elapsed: float, mode: str
             f"{best.rate} tps (throughput {best.throughput:.0f} tps). "
             "Fabric 1.1 in seed 004 saturates at about 280-297 tps with latencies of seconds."
         )
+    peak = max(results, key=lambda r: r.throughput, default=None)
+    if peak is not None:
+        lines += [
+            "",
+            f"Saturation: committed throughput peaks near {peak.throughput:.0f} tps; past it the",
+            "queue grows and latency climbs. The limit is CPU, not the protocol: four replicas",
+            "and the load generator share two cores, and every replica executes every",
+            "transaction (an Ed25519 check, ~4 canonical encodings, two sparse-Merkle updates",
+            "and an SQLite write each, ~0.3 ms), so the machine executes each transaction four",
+            "times. PBFT's own messages are few because a pre-prepare carries hundreds of",
+            "requests.",
+        ]
     return "\n".join(lines)
 
 
