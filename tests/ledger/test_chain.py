@@ -29,7 +29,7 @@ def test_genesis() -> None:
     assert ledger.state.get(b"roles/ca") == b"ca-key"
     other = GenesisConfig.create(CHAIN, VALIDATORS[:3], 1_000, {b"roles/ca": b"ca-key"})
     assert genesis_block(other).header.header_hash != g.header.header_hash
-    with pytest.raises(ValueError):
+    with pytest.raises(ChainError, match="sorted"):
         GenesisConfig(CHAIN, VALIDATORS, 0, ((b"b", b""), (b"a", b"")))
 
 

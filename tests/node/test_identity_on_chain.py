@@ -117,7 +117,7 @@ def test_identity_material_files_and_genesis(tmp_path: Path) -> None:
         bad = GenesisConfig.create(CHAIN, genesis.validators, genesis.timestamp_ms, variant)
         with pytest.raises(ConfigError):
             build_registry(bad)
-    plain = GenesisConfig.create(CHAIN, (Validator(0, bytes(32)),), 0)
+    plain = GenesisConfig.create(CHAIN, (Validator(0, Ed25519PrivateKey(bytes(32)).public_key.raw),), 0)
     assert build_registry(plain).kinds == build_registry().kinds
     assert not any(k.startswith("identity.") for k in build_registry(plain).kinds)
     # A corrupt key file on disk is a ConfigError too.

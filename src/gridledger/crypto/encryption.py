@@ -68,8 +68,15 @@ class EncryptionPrivateKey:
 
 
 def seal(receiver: EncryptionPublicKey, plaintext: bytes, context: bytes) -> bytes:
-    """Encrypt ``plaintext`` to ``receiver``, bound to ``context`` (authenticated, not secret)."""
-    return _SUITE.encrypt(plaintext, receiver._key(), info=context)
+    """Encrypt ``plaintext`` to ``receiver``, bound to ``context`` (authenticated, not secret).
+
+    A low-order receiver key (all-zero shared secret, RFC 7748 §6.1) is refused
+    with :class:`KeyFormatError`.
+    """
+    try:
+        return _SUITE.encrypt(plaintext, receiver._key(), info=context)
+    except ValueError:
+        raise KeyFormatError("the receiver's X25519 key is of low order") from None
 
 
 def open_sealed(receiver: EncryptionPrivateKey, ciphertext: bytes, context: bytes) -> bytes:

@@ -71,6 +71,17 @@ class Ed25519PublicKey:
         return True
 
 
+def is_valid_ed25519_public_key(raw: bytes) -> bool:
+    """True if ``raw`` is a canonical encoding of a point of prime order (no torsion).
+
+    libsodium's check refuses small-order points and non-canonical encodings,
+    which are exactly the keys under which forged or ambiguous signatures exist.
+    """
+    if len(raw) != ED25519_PUBLIC_KEY_SIZE:
+        return False
+    return bool(_sodium.crypto_core_ed25519_is_valid_point(raw))
+
+
 class Ed25519PrivateKey:
     """An Ed25519 signing key. Generate with :meth:`generate`, or from a 32-byte seed."""
 
@@ -114,8 +125,10 @@ class RsaPublicKey:
     e: int
 
     def __post_init__(self) -> None:
-        if self.n.bit_length() < MIN_RSA_BITS or self.e < 3 or self.e % 2 == 0:
-            raise KeyFormatError(f"RSA keys need at least {MIN_RSA_BITS} bits and an odd e")
+        if self.n.bit_length() < MIN_RSA_BITS or self.n % 2 == 0:
+            raise KeyFormatError(f"RSA keys need an odd modulus of at least {MIN_RSA_BITS} bits")
+        if not 3 <= self.e < self.n or self.e % 2 == 0:
+            raise KeyFormatError("the RSA public exponent must be odd and in [3, n)")
 
     @property
     def modulus_bytes(self) -> int:

@@ -21,10 +21,16 @@ from itertools import pairwise
 
 from gridledger.crypto.encoding import encode, wire_type
 from gridledger.crypto.hashing import DIGEST_SIZE, hash_bytes, register_tag
+from gridledger.crypto.signatures import is_valid_ed25519_public_key
 from gridledger.ledger.certificate import Validator
 from gridledger.ledger.contracts import BlockContext, ContractRegistry
 from gridledger.ledger.errors import ChainError
-from gridledger.ledger.execution import BlockOutcome, apply_block, compute_receipts_root
+from gridledger.ledger.execution import (
+    BlockOutcome,
+    apply_block,
+    compute_nonce_key,
+    compute_receipts_root,
+)
 from gridledger.ledger.merkle import merkle_root
 from gridledger.ledger.state import WorldState
 from gridledger.ledger.tx import Transaction
@@ -48,6 +54,7 @@ class BlockHeader:
     timestamp_ms: int
     proposer: int
     view: int
+    tx_count: int
 
     @property
     def header_hash(self) -> bytes:
@@ -80,15 +87,22 @@ class GenesisConfig:
 
     def __post_init__(self) -> None:
         if not self.chain_id:
-            raise ValueError("chain_id must not be empty")
+            raise ChainError("chain_id must not be empty")
         if not self.validators:
-            raise ValueError("a chain needs at least one validator")
+            raise ChainError("a chain needs at least one validator")
         ids = [v.replica_id for v in self.validators]
         if len(set(ids)) != len(ids):
-            raise ValueError("validator replica ids must be distinct")
+            raise ChainError("validator replica ids must be distinct")
+        # One key under several ids would let its holder alone form a quorum.
+        pubkeys = [v.public_key for v in self.validators]
+        if len(set(pubkeys)) != len(pubkeys):
+            raise ChainError("validator public keys must be distinct")
+        for v in self.validators:
+            if not is_valid_ed25519_public_key(v.public_key):
+                raise ChainError(f"validator {v.replica_id}: not a valid Ed25519 public key")
         keys = [k for k, _ in self.state]
         if any(a >= b for a, b in pairwise(keys)):
-            raise ValueError("genesis state keys must be sorted and unique")
+            raise ChainError("genesis state keys must be sorted and unique")
 
     @classmethod
     def create(
@@ -105,6 +119,31 @@ class GenesisConfig:
     @property
     def config_hash(self) -> bytes:
         return hash_bytes(GENESIS_TAG, encode(self))
+
+
+def select_fresh_transactions(
+    state: WorldState, txs: Sequence[Transaction]
+) -> tuple[Transaction, ...]:
+    """``txs`` without exact copies of a transaction already executed or earlier in the batch.
+
+    A signed transaction is public, so anyone can submit it again. Executing the
+    copy would record a second receipt for the same transaction hash ("replayed
+    nonce"), and a malicious replica could then show a light client that
+    verified rejection for a transaction that in fact succeeded. Copies are
+    therefore left out of the block altogether: a transaction hash has exactly
+    one receipt on the whole chain. The rule reads only the state and the
+    batch, so every replica drops the same ones. A *different* transaction
+    reusing a (sender, nonce) still executes and is rejected as a replay.
+    """
+    seen: set[bytes] = set()
+    fresh: list[Transaction] = []
+    for tx in txs:
+        h = tx.tx_hash
+        if h in seen or state.get(compute_nonce_key(tx.sender, tx.nonce)) == h:
+            continue
+        seen.add(h)
+        fresh.append(tx)
+    return tuple(fresh)
 
 
 def compute_tx_root(txs: Sequence[Transaction]) -> bytes:
@@ -128,6 +167,7 @@ def genesis_block(config: GenesisConfig) -> Block:
         timestamp_ms=config.timestamp_ms,
         proposer=0,
         view=0,
+        tx_count=0,
     )
     return Block(header, ())
 
@@ -152,6 +192,7 @@ def build_block(
     timestamp_ms = max(timestamp_ms, prev_header.timestamp_ms)
     height = prev_header.height + 1
     ctx = BlockContext(prev_header.chain_id, height, timestamp_ms, proposer)
+    txs = select_fresh_transactions(state, txs)
     outcome = apply_block(state, registry, txs, ctx)
     header = BlockHeader(
         chain_id=prev_header.chain_id,
@@ -163,6 +204,7 @@ def build_block(
         timestamp_ms=timestamp_ms,
         proposer=proposer,
         view=view,
+        tx_count=len(txs),
     )
     return Block(header, tuple(txs)), outcome
 
@@ -184,5 +226,7 @@ def validate_block_link(prev_header: BlockHeader, header: BlockHeader) -> None:
 
 def validate_block_body(block: Block) -> None:
     """Raise :class:`ChainError` unless the header's ``tx_root`` matches the transactions."""
+    if len(block.transactions) != block.header.tx_count:
+        raise ChainError(f"block {block.height}: tx_count does not match the transactions")
     if compute_tx_root(block.transactions) != block.header.tx_root:
         raise ChainError(f"block {block.height}: transactions do not match tx_root")

@@ -125,10 +125,17 @@ class Ledger:
         return block, outcome
 
     def apply(self, block: Block, certificate: CommitCertificate | None = None) -> BlockOutcome:
-        """Re-execute ``block`` on the head; store it if its header is what execution gives."""
+        """Re-execute ``block`` on the head; store it if its header is what execution gives.
+
+        A certificate given with the block is checked before anything changes
+        (:class:`CertificateError` otherwise): a peer serving state transfer must
+        not be able to plant certificates that light clients would then refuse.
+        """
         header = block.header
         validate_block_link(self._head, header)
         validate_block_body(block)
+        if certificate is not None:
+            check_certificate_for(header, certificate, self.genesis)
         rebuilt, outcome = build_block(
             self._head,
             self._state,

@@ -17,7 +17,7 @@ from gridledger.crypto.encoding import encode
 from gridledger.ledger.block import BlockHeader, GenesisConfig, genesis_block, validate_block_link
 from gridledger.ledger.certificate import CommitCertificate
 from gridledger.ledger.chain import check_certificate_for
-from gridledger.ledger.errors import ChainError
+from gridledger.ledger.errors import ChainError, ProofError
 from gridledger.ledger.execution import Receipt
 from gridledger.ledger.merkle import MerkleProof, verify_inclusion
 from gridledger.ledger.smt import StateProof, verify_state_proof
@@ -49,15 +49,29 @@ class LightClient:
         return self._headers[height]
 
     def verify_tx_inclusion(self, height: int, tx_hash: bytes, proof: MerkleProof) -> None:
-        """Raise ``ProofError`` unless ``tx_hash`` is in block ``height``."""
-        verify_inclusion(self.get_header(height).tx_root, tx_hash, proof)
+        """Raise ``ProofError`` unless ``tx_hash`` is in block ``height``.
+
+        The proof's size must be the header's ``tx_count``: otherwise one path
+        verifies under other (index, size) pairs and the position it claims
+        would be unauthenticated.
+        """
+        header = self.get_header(height)
+        _check_proof_size(proof, header.tx_count)
+        verify_inclusion(header.tx_root, tx_hash, proof)
 
     def verify_receipt(self, height: int, receipt: Receipt, proof: MerkleProof) -> None:
         """Raise ``ProofError`` unless ``receipt`` is among block ``height``'s receipts."""
-        verify_inclusion(self.get_header(height).receipts_root, encode(receipt), proof)
+        header = self.get_header(height)
+        _check_proof_size(proof, header.tx_count)
+        verify_inclusion(header.receipts_root, encode(receipt), proof)
 
     def verify_state_value(
         self, height: int, key: bytes, value: bytes | None, proof: StateProof
     ) -> None:
         """Raise ``ProofError`` unless ``key`` held ``value`` (None: absent) after ``height``."""
         verify_state_proof(self.get_header(height).state_root, key, value, proof)
+
+
+def _check_proof_size(proof: MerkleProof, tx_count: int) -> None:
+    if proof.size != tx_count:
+        raise ProofError(f"proof is for a tree of {proof.size} leaves, the block has {tx_count}")

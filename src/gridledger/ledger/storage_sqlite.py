@@ -19,6 +19,7 @@ when a :class:`~gridledger.ledger.chain.Ledger` opens the store.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -125,7 +126,11 @@ class SqliteBlockStore:
             body(self._db)
             self._db.execute("COMMIT")
         except BaseException as exc:
-            self._db.execute("ROLLBACK")
+            # On SQLITE_FULL, I/O errors and the like SQLite has already rolled
+            # back; a second ROLLBACK would raise and hide the real error.
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
                 raise StorageError(f"write failed and was rolled back: {exc}") from None
             raise
@@ -184,7 +189,10 @@ class SqliteBlockStore:
 
     def iter_state(self) -> Iterator[tuple[bytes, bytes]]:
         with self._lock:
-            rows = self._db.execute("SELECT key, value FROM state ORDER BY key").fetchall()
+            try:
+                rows = self._db.execute("SELECT key, value FROM state ORDER BY key").fetchall()
+            except sqlite3.Error as exc:
+                raise StorageError(f"read failed: {exc}") from None
         for key, value in rows:
             yield bytes(key), bytes(value)
 
