@@ -424,17 +424,29 @@ def test_public_key_wire_form_names_the_group(setup: Setup) -> None:
 
 
 def test_custom_schnorr_group_travels_with_its_parameters() -> None:
-    toy = SchnorrGroup(p=23, q=11, g=4)
-    pk, keys = deal_threshold_key(2, 3, toy, DeterministicRng("toy"))
-    params = (bytes([23]), bytes([11]), bytes([4]))
+    base = FFDHE2048
+    custom = SchnorrGroup(p=base.p, q=base.q, g=9)  # another generator: not a named group
+    assert custom.name == "schnorr"
+    pk, keys = deal_threshold_key(2, 3, custom, DeterministicRng("custom"))
+    params = tuple(x.to_bytes((x.bit_length() + 7) // 8, "big") for x in (base.p, base.q, 9))
     assert pk.to_bytes() == _wire(pk, "schnorr", params)
     assert ThresholdPublicKey.from_bytes(pk.to_bytes()) == pk
-    rng = DeterministicRng("toy-ct")
+    rng = DeterministicRng("custom-ct")
     ct = encrypt(pk, MSG, AAD, rng)
     assert combine(pk, ct, [decryption_share(pk, k, ct, rng) for k in keys[1:]], AAD) == MSG
-    for bad in ((bytes([23]), bytes([11])), (bytes([0, 23]), bytes([11]), bytes([4]))):
+    for bad in (params[:2], (b"\0" + params[0], params[1], params[2])):
         with pytest.raises(EncodingError):
             ThresholdPublicKey.from_bytes(_wire(pk, "schnorr", bad))
+
+
+def test_a_toy_custom_group_is_refused() -> None:
+    toy = SchnorrGroup(p=23, q=11, g=4)
+    pk, _ = deal_threshold_key(2, 3, toy, DeterministicRng("toy"))
+    with pytest.raises(EncodingError, match="bits"):
+        ThresholdPublicKey.from_bytes(pk.to_bytes())
+
+
+def test_named_groups_travel_by_name_only() -> None:
     # A named group spelled out as parameters: refused, so that a key has one encoding.
     ffdhe = _setup(FFDHE2048).pk
     g = FFDHE2048

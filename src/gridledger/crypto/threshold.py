@@ -77,6 +77,10 @@ DEFAULT_THRESHOLD_GROUP: PrimeOrderGroup = EDWARDS25519
 # --- keys --------------------------------------------------------------------------
 
 
+MIN_CUSTOM_P_BITS = 2048
+MIN_CUSTOM_Q_BITS = 256
+
+
 @dataclass(frozen=True)
 class ThresholdPublicKey:
     """The shared public key ``y = g^x`` and each trustee's ``y_i = g^{x_i}``.
@@ -157,6 +161,12 @@ class ThresholdPublicKey:
                 if len(wire.params) != 3:
                     raise ValueError("a custom Schnorr group needs p, q and g")
                 p, q, g = (_from_minimal(v) for v in wire.params)
+                if p.bit_length() < MIN_CUSTOM_P_BITS or q.bit_length() < MIN_CUSTOM_Q_BITS:
+                    # A toy group would let anyone decrypt by brute force.
+                    raise ValueError(
+                        f"a custom group needs p of {MIN_CUSTOM_P_BITS} bits and q of "
+                        f"{MIN_CUSTOM_Q_BITS} bits at least"
+                    )
                 group = SchnorrGroup(p, q, g)
                 if group.name != CUSTOM_SCHNORR_NAME:
                     raise ValueError(f"the group {group.name!r} must be sent by name")
