@@ -58,7 +58,7 @@ def main() -> None:
     rm_c = issue("rm", keys[0], "rm", ())
     blind_c = issue("rm", keys[1], "rm", ("sign-pseudonyms",))
     mm_c = issue("mm", keys[2], "mm", ("issue-pseudonym-certs",))
-    tc_c = issue("tc", keys[4], "tc-trustee", ("trace",))
+    tc_certs = {i: issue(f"tc-{i}", keys[4], "tc-trustee", ("trace",)) for i in range(1, 6)}
     user_c = [issue(f"u{i}", keys[3], "prosumer", ("trade",)) for i in range(20)]
     roots = (ca.certificate,)
     tc_key, shares = deal_trustee_keys(3, 5, EDWARDS25519, rng)
@@ -110,7 +110,7 @@ def main() -> None:
             f"| {n / t_rm:.0f} | {up // n} | {down // n} | {to_mm // n} |"
         )
     assert last_cert is not None
-    trustees = [Trustee(s.index, s, tc_key, keys[4], tc_c) for s in shares]
+    trustees = [Trustee(s.index, s, tc_key, keys[4], tc_certs[s.index]) for s in shares]
     ev = ObligationEvidence(last_cert.pseudonym_key, b"\x01" * 32, last_cert.round, b"o", "x")
     record = EvidenceRecord(ev, 1, NOW * 1000)
     a = time.perf_counter()

@@ -514,3 +514,17 @@ def test_modulus_of_8k_plus_1_bits() -> None:
         input_msg, _, _, sig = _run(key, pub, variant, b"odd size", seed)
         assert len(sig) == 257
         _crypto_verify(pub, variant, input_msg, sig)
+
+
+def test_compute_blinded_msg_matches_blind_with_on_every_vector() -> None:
+    for raw in VECTORS:
+        pk = RsaPublicKey(_hex_int(raw["n"]), _hex_int(raw["e"]))
+        variant = Variant(raw["name"])
+        input_msg = _hex_bytes(raw["input_msg"])
+        r = pow(_hex_int(raw["inv"]), -1, pk.n)
+        salt = _hex_bytes(raw["salt"])
+        expected = blind_with(pk, variant, input_msg, r, salt).blinded_msg
+        assert blind_rsa.compute_blinded_msg(pk, variant, input_msg, r, salt) == expected
+        assert int.from_bytes(expected, "big") == _hex_int(raw["blinded_msg"])
+        with pytest.raises(BlindSignatureError):
+            blind_rsa.compute_blinded_msg(pk, variant, input_msg, pk.n, salt)

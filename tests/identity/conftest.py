@@ -89,7 +89,7 @@ def issue(
 
 @pytest.fixture(scope="session")
 def rsa_keys() -> list[RsaPrivateKey]:
-    return [RsaPrivateKey.generate(2048) for _ in range(12)]
+    return [RsaPrivateKey.generate(2048) for _ in range(14)]
 
 
 @pytest.fixture(scope="session")
@@ -118,7 +118,7 @@ def world(rsa_keys: list[RsaPrivateKey]) -> World:
     tc_key, shares = deal_trustee_keys(3, 5, EDWARDS25519, rng)
     trustees = []
     for s in shares:
-        tk = rsa_keys[(s.index % 3) + 5]  # keys may be reused across certificates in tests
+        tk = rsa_keys[s.index + 4]  # one key per trustee: signatures bind trustees
         m = issue(
             ca,
             f"tc-{s.index}",
@@ -129,7 +129,7 @@ def world(rsa_keys: list[RsaPrivateKey]) -> World:
         trustees.append(Trustee(s.index, s, tc_key, m.key, m.cert))
     users = []
     for i in range(24):
-        uk = rsa_keys[8 + i % 4]
+        uk = rsa_keys[10 + i % 4]  # keys may be reused across household certificates
         role = ("producer", "consumer", "prosumer")[i % 3]
         users.append(
             issue(

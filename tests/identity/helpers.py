@@ -2,39 +2,116 @@
 
 from __future__ import annotations
 
-from gridledger.crypto.rng import Rng
-from gridledger.crypto.signatures import Ed25519PrivateKey
-from gridledger.identity.contracts import IdentityConfig, IdentityContract
-from gridledger.identity.messages import SignedCommitments
+import dataclasses
+
+from gridledger.crypto import blind_rsa
+from gridledger.crypto.encoding import encode
+from gridledger.crypto.rng import DeterministicRng, Rng
+from gridledger.crypto.signatures import Ed25519PrivateKey, RsaPublicKey
+from gridledger.identity.ca import compute_certificate_der
+from gridledger.identity.contracts import KIND_BATCH, IdentityConfig, IdentityContract
+from gridledger.identity.market_manager import (
+    compute_pseudonym_request,
+    on_pseudonym_request,
+    process_close_batch,
+    process_open_batch,
+)
+from gridledger.identity.messages import (
+    PseudonymBatch,
+    SignedCommitments,
+    SignedPseudonymCertificate,
+    TracingTag,
+)
 from gridledger.identity.registration import (
+    Candidate,
+    PseudonymCredential,
     RegistrationManager,
     UserRegistration,
     check_challenge,
+    compute_pseudonym_input,
     create_candidate,
     on_hello,
     sign_commitments,
     start_registration,
 )
+from gridledger.identity.tags import compute_handle_plaintext, decode_tag
 from gridledger.ledger.contracts import BlockContext, ContractRegistry
 from gridledger.ledger.execution import Receipt, apply_block
 from gridledger.ledger.state import WorldState, compute_state_key
 from gridledger.ledger.tx import Transaction
 
-from .conftest import NOW, Member, World
+from .conftest import NOW, Member, World, register
+
+
+def create_handle_cheat(
+    st: UserRegistration, blind_key: RsaPublicKey, index: int, rng: Rng, other: bytes
+) -> Candidate:
+    """A candidate whose ciphertext is honest but whose revocation handle names ``other``."""
+    c = create_candidate(st, blind_key, index, rng)
+    pk, grp = st.tc_key, st.tc_key.group
+    ct = decode_tag(pk, c.tag).ciphertext
+    ha = grp.exp_g(c.handle_r)
+    hb = grp.mul(compute_handle_plaintext(grp, other), grp.exp(pk.y, c.handle_r))
+    tag = encode(TracingTag(ct.to_bytes(grp), grp.element_to_bytes(ha), grp.element_to_bytes(hb)))
+    msg = compute_pseudonym_input(st.round, c.pseudonym.public_key.raw, tag)
+    input_msg = blind_rsa.prepare_with(st.variant, msg, c.msg_prefix)
+    blinded = blind_rsa.blind_with(blind_key, st.variant, input_msg, c.blind_r, c.salt)
+    return dataclasses.replace(
+        c, tag=tag, input_msg=input_msg, blinded_msg=blinded.blinded_msg, inv=blinded.inv
+    )
+
+
+def issue_round(
+    world: World,
+    rm: RegistrationManager,
+    users: range,
+    round_: int,
+    seed: str,
+    valid: tuple[int, int] = (NOW, NOW + 3600),
+) -> tuple[list[PseudonymCredential], tuple[SignedPseudonymCertificate, ...]]:
+    """Register ``users`` for ``round_`` with ``rm``, certify them in one MM batch."""
+    rng = DeterministicRng(seed)
+    mm = world.new_mm()
+    creds = [register(world, rm, world.users[i], round_, rng) for i in users]
+    process_open_batch(mm, round_)
+    for c in creds:
+        on_pseudonym_request(mm, compute_pseudonym_request(c, world.mm.cert))
+    return creds, process_close_batch(mm, valid[0], valid[1], rng)
+
+
+def batch_payload(
+    world: World, round_: int, batch: tuple[SignedPseudonymCertificate, ...]
+) -> PseudonymBatch:
+    return PseudonymBatch(round_, compute_certificate_der(world.mm.cert), batch)
 
 
 def cheat_commitments(
-    world: World, rm: RegistrationManager, user: Member, round_: int, bad: int, rng: Rng
+    world: World,
+    rm: RegistrationManager,
+    user: Member,
+    round_: int,
+    bad: int,
+    rng: Rng,
+    *,
+    handle_only: bool = False,
 ) -> tuple[UserRegistration, SignedCommitments]:
-    """Candidate ``bad`` carries a tag naming another identity; all others are honest."""
+    """Candidate ``bad`` carries a tag naming another identity; all others are honest.
+
+    ``handle_only``: only the revocation handle names the other identity.
+    """
     st, hello = start_registration(
         user.key, user.cert, world.roots, world.tc_key, world.rm.cert, round_, NOW, rng
     )
     ch = on_hello(rm, hello, NOW, rng)
     blind_key = check_challenge(st, ch, NOW)
     st.challenge, st.blind_key = ch, blind_key
+    other = b"\x42" * 32
     st.candidates = [
-        create_candidate(st, blind_key, j, rng, identity=b"\x42" * 32 if j == bad else None)
+        (
+            create_handle_cheat(st, blind_key, j, rng, other)
+            if j == bad and handle_only
+            else create_candidate(st, blind_key, j, rng, identity=other if j == bad else None)
+        )
         for j in range(ch.challenge.k)
     ]
     return st, sign_commitments(st, NOW)
@@ -52,6 +129,12 @@ class Chain:
 
     def get(self, key: bytes) -> bytes | None:
         return self.state.get(compute_state_key("identity", key))
+
+    def publish(
+        self, world: World, round_: int, batch: tuple[SignedPseudonymCertificate, ...]
+    ) -> Receipt:
+        signer = Ed25519PrivateKey.generate(DeterministicRng(f"publisher-{round_}"))
+        return self.submit(KIND_BATCH, batch_payload(world, round_, batch), signer)
 
     def submit(
         self, kind: str, payload: object, signer: Ed25519PrivateKey, now: int = NOW

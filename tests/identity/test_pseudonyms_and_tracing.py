@@ -203,7 +203,7 @@ def test_tracing_with_t_trustees_blacklists_and_revokes(world: World) -> None:
     # On chain: replicas re-verify, record, blacklist, revoke.
     sender = Ed25519PrivateKey.generate(rng)
     assert not chain.submit(KIND_TRACE, TraceRecord(eid, valid[:2]), sender).ok
-    receipt = chain.submit(KIND_TRACE, TraceRecord(eid, (lying.share.share, *valid)), sender)
+    receipt = chain.submit(KIND_TRACE, TraceRecord(eid, (encode(lying), *valid)), sender)
     assert receipt.ok
     result = reader.trace(eid)
     assert result is not None and result.identity == user0 and result.bad_trustees == (1,)

@@ -85,10 +85,10 @@ def test_fast_tag_path_matches_threshold_encrypt(world: World, group_name: str) 
     )
     verifier = create_tag_verifier(tc_key)
     q = tc_key.group.q
-    for r in (1, (2**319 + 12345) % q, q - 1):
+    for r, s in ((1, q - 1), ((2**319 + 12345) % q, 7), (q - 1, (2**300 + 3) % q)):
         ident = bytes(range(32))
-        assert compute_tag_public(verifier, ident, 9, r, b"n" * 12) == compute_tag(
-            tc_key, ident, 9, r, b"n" * 12
+        assert compute_tag_public(verifier, ident, 9, r, b"n" * 12, s) == compute_tag(
+            tc_key, ident, 9, r, b"n" * 12, s
         )
 
 

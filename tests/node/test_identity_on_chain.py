@@ -25,16 +25,23 @@ from gridledger.identity.ca import (
     get_ed25519_key,
     verify_member,
 )
-from gridledger.identity.contracts import KIND_BATCH, KIND_EVIDENCE, KIND_TRACE
-from gridledger.identity.errors import Blacklisted, CertificateRejected
+from gridledger.identity.contracts import KIND_BATCH, KIND_EVIDENCE, KIND_SWEEP, KIND_TRACE
+from gridledger.identity.errors import Blacklisted, CertificateRejected, MemberBlacklisted
 from gridledger.identity.market_manager import (
     compute_pseudonym_request,
     on_pseudonym_request,
     process_close_batch,
     process_open_batch,
 )
-from gridledger.identity.messages import ObligationEvidence, PseudonymBatch, TraceRecord
+from gridledger.identity.messages import (
+    ObligationEvidence,
+    PseudonymBatch,
+    PseudonymSweep,
+    TraceRecord,
+)
 from gridledger.identity.registration import process_open_round
+from gridledger.identity.schedule import BatchWindow
+from gridledger.identity.sweep import on_sweep_blind, on_sweep_decrypt
 from gridledger.identity.trace_center import compute_evidence_id, compute_trace, on_trace_request
 from gridledger.ledger.block import GenesisConfig
 from gridledger.ledger.certificate import Validator
@@ -47,7 +54,10 @@ from gridledger.node.config import load_config
 from gridledger.node.consortium import ConsortiumLayout, init_consortium, load_genesis
 from gridledger.node.identity_client import (
     IdentityChainView,
+    admit_member,
     build_light_client,
+    deliver_due_requests,
+    register_and_schedule,
     register_household,
 )
 from gridledger.node.identity_material import (
@@ -117,7 +127,9 @@ def test_identity_material_files_and_genesis(tmp_path: Path) -> None:
         bad = GenesisConfig.create(CHAIN, genesis.validators, genesis.timestamp_ms, variant)
         with pytest.raises(ConfigError):
             build_registry(bad)
-    plain = GenesisConfig.create(CHAIN, (Validator(0, Ed25519PrivateKey(bytes(32)).public_key.raw),), 0)
+    plain = GenesisConfig.create(
+        CHAIN, (Validator(0, Ed25519PrivateKey(bytes(32)).public_key.raw),), 0
+    )
     assert build_registry(plain).kinds == build_registry().kinds
     assert not any(k.startswith("identity.") for k in build_registry(plain).kinds)
     # A corrupt key file on disk is a ConfigError too.
@@ -172,6 +184,33 @@ def test_pseudonyms_tracing_and_light_client_on_chain(tmp_path: Path) -> None:
             tx = Transaction.create(CHAIN, KIND_BATCH, payload, mm_sender, 1)
             [receipt] = await client.submit([encode(tx)], timeout=15)
             assert receipt["status"] == "committed", receipt
+            # Round 2, before anyone is traced: each household registers and sends its MM
+            # request at a time drawn uniformly in the MM's batch window.
+            process_open_round(rm, 2)
+            window = BatchWindow(2, now + 1, now + 600)
+            scheduled = [
+                register_and_schedule(
+                    rm,
+                    h.key,
+                    h.certificate,
+                    material.roots,
+                    material.tc_key,
+                    material.mm.certificate,
+                    window,
+                    now,
+                    rng.fork(f"user2-{i}"),
+                    rng.fork(f"rm2-{i}"),
+                )
+                for i, h in enumerate(homes)
+            ]
+            assert all(window.opens <= s.at < window.closes for _, s in scheduled)
+            process_open_batch(mm, 2)
+            assert deliver_due_requests(mm, [s for _, s in scheduled], window.closes) == []
+            batch2 = process_close_batch(mm, now - 60, now + 3600, rng)
+            payload = PseudonymBatch(2, compute_certificate_der(material.mm.certificate), batch2)
+            tx = Transaction.create(CHAIN, KIND_BATCH, payload, mm_sender, 2)
+            [receipt] = await client.submit([encode(tx)], timeout=15)
+            assert receipt["status"] == "committed", receipt
             for c in creds:
                 assert await view.get_pseudonym_certificate(c.pseudonym.public_key.raw)
             # A counterparty (pseudonym 1) files evidence against pseudonym 0.
@@ -214,14 +253,50 @@ def test_pseudonyms_tracing_and_light_client_on_chain(tmp_path: Path) -> None:
             assert status.blacklisted and status.revoked
             other = await view.get_member_status(compute_certificate_hash(homes[1].certificate))
             assert not other.blacklisted and not other.revoked
+            # The trustees sweep round 2: house-0's already issued pseudonym is revoked.
+            trace = await view.get_trace(eid)
+            round2 = await view.get_round_certificates(2)
+            assert len(round2) == 3
+            blindings = tuple(
+                on_sweep_blind(tr, trace, 2, round2, rng.fork(f"blind-{tr.index}"))
+                for tr in material.trustees[:3]
+            )
+            sweep_shares = tuple(
+                on_sweep_decrypt(
+                    tr, trace, 2, round2, blindings, material.roots, now, rng.fork(f"sw-{tr.index}")
+                )
+                for tr in material.trustees[1:4]
+            )
+            sweep = PseudonymSweep(eid, 2, blindings, sweep_shares)
+            tx = Transaction.create(CHAIN, KIND_SWEEP, sweep, Ed25519PrivateKey.generate(rng), 1)
+            [receipt] = await client.submit([encode(tx)], timeout=15)
+            assert receipt["status"] == "committed", receipt
+            swept = await view.get_sweep(eid, 2)
+            house0_next = scheduled[0][0].pseudonym.public_key.raw
+            assert swept is not None and swept.revoked == (house0_next,)
+            assert await view.get(b"revp/" + house0_next) is not None
+            for cred, _ in scheduled[1:]:
+                assert await view.get(b"revp/" + cred.pseudonym.public_key.raw) is None
+            # The CA, reading the chain, refuses to re-admit house-0 (member id or meter).
+            with pytest.raises(MemberBlacklisted):
+                await admit_member(
+                    view, material.ca, "house-0", Role.PRODUCER, now, rng, meter_id="meter-0"
+                )
+            with pytest.raises(MemberBlacklisted):
+                await admit_member(
+                    view, material.ca, "house-0b", Role.PRODUCER, now, rng, meter_id="meter-0"
+                )
+            await admit_member(
+                view, material.ca, "house-9", Role.CONSUMER, now, rng, meter_id="meter-9"
+            )
             blacklist, revoked = await view.get_member_lists([house0])
             assert blacklist == revoked == {house0}
-            process_open_round(rm, 2)
+            process_open_round(rm, 3)
 
             def again(i: int) -> None:
                 h = homes[i]
                 register_household(
-                    rm, h.key, h.certificate, material.roots, material.tc_key, 2, now, rng, rng
+                    rm, h.key, h.certificate, material.roots, material.tc_key, 3, now, rng, rng
                 )
 
             rm.blacklist = blacklist

@@ -255,6 +255,27 @@ def blind_with(
     return BlindingResult(blinded_msg=_i2osp(z, k), inv=_i2osp(int(inv), k))
 
 
+def compute_blinded_msg(
+    public_key: RsaPublicKey, variant: Variant, input_msg: bytes, r: int, salt: bytes
+) -> bytes:
+    """``EM * r^e mod n`` only: what a verifier needs to re-check a revealed blinding.
+
+    A cut-and-choose verifier (the RM) recomputes the blinded messages of the
+    opened candidates from their revealed ``r`` and salt and compares bytes; it
+    needs neither ``inv`` nor the unit checks, which only protect the *user*
+    (a non-unit ``r`` would factor ``n``). Same range and length checks as
+    :func:`blind_with`, same bytes.
+    """
+    n = public_key.n
+    if len(salt) != variant.salt_length:
+        raise BlindSignatureError(f"{variant.value} takes a {variant.salt_length}-byte salt")
+    if not 1 <= r < n:
+        raise BlindSignatureError("blinding factor out of range [1, n)")
+    em_bits, _ = _em_params(public_key)
+    m = _os2ip(_emsa_pss_encode(input_msg, em_bits, salt))
+    return _i2osp((m * _rsavp1(public_key, r)) % n, public_key.modulus_bytes)
+
+
 def blind(public_key: RsaPublicKey, variant: Variant, input_msg: bytes, rng: Rng) -> BlindingResult:
     """Blind (§4.2): a fresh salt and a uniform unit ``r`` of Z_n, then ``EM * r^e mod n``."""
     salt = rng.random_bytes(variant.salt_length)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime
 import enum
 from collections.abc import Collection, Container, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
@@ -40,7 +40,7 @@ from gridledger.crypto.signatures import (
     RsaPrivateKey,
     RsaPublicKey,
 )
-from gridledger.identity.errors import CertificateRejected, WrongRole
+from gridledger.identity.errors import CertificateRejected, MemberBlacklisted, WrongRole
 
 CERTIFICATE_HASH_TAG = register_tag("gridledger/identity/certificate/1")
 
@@ -138,12 +138,50 @@ def compute_serial(rng: Rng) -> int:
 
 @dataclass
 class CertificateAuthority:
-    """The CA's mutable state: its key, its self-signed root, its revocations."""
+    """The CA's mutable state: its key, its self-signed root, its revocations.
+
+    ``blacklist`` is the CA's read view of the on-chain blacklist (identities, i.e.
+    certificate hashes; ``contracts.get_blacklist`` or a set read through
+    ``IdentityChainView``), like the RM's. ``admitted`` is the CA's register of
+    what it certified: ``"member:<id>"`` / ``"meter:<id>"`` -> certificate hashes.
+    :func:`process_issue` refuses anyone whose earlier certificate is blacklisted.
+    The register must outlive the process (the CA's own records); a CA that lost
+    it cannot recognise a returning member.
+    """
 
     key: PrivateKey
     certificate: x509.Certificate
     revoked: dict[int, int]  # serial -> revocation time (s)
     issued: dict[int, x509.Certificate]
+    blacklist: Container[bytes] = frozenset()
+    admitted: dict[str, list[bytes]] = field(default_factory=dict)
+
+
+def compute_admission_keys(attributes: MemberAttributes) -> tuple[str, ...]:
+    """The register keys of a member: its member id and, for households, its meter."""
+    keys = [f"member:{attributes.member_id}"]
+    if attributes.meter_id is not None:
+        keys.append(f"meter:{attributes.meter_id}")
+    return tuple(keys)
+
+
+def get_admitted_identities(
+    ca: CertificateAuthority, attributes: MemberAttributes
+) -> tuple[bytes, ...]:
+    """Hashes of every certificate the CA issued to this member id or meter (to look up)."""
+    out: list[bytes] = []
+    for key in compute_admission_keys(attributes):
+        out.extend(ca.admitted.get(key, ()))
+    return tuple(out)
+
+
+def check_admissible(ca: CertificateAuthority, attributes: MemberAttributes) -> None:
+    """Raise :class:`MemberBlacklisted` if an earlier certificate of this member id or
+    meter is on ``ca.blacklist``; changes nothing."""
+    for key in compute_admission_keys(attributes):
+        for identity in ca.admitted.get(key, ()):
+            if identity in ca.blacklist:
+                raise MemberBlacklisted(identity, key)
 
 
 def create_authority(
@@ -192,9 +230,15 @@ def process_issue(
     validity_s: int,
     rng: Rng,
 ) -> x509.Certificate:
-    """Issue a member certificate carrying ``attributes``; records it in ``ca.issued``."""
+    """Issue a member certificate carrying ``attributes``; records it in ``ca.issued``.
+
+    Refuses (:class:`MemberBlacklisted`) a member id or meter whose earlier
+    certificate is blacklisted (:func:`check_admissible`); refresh ``ca.blacklist``
+    from the chain first (``node.identity_client.admit_member`` does).
+    """
     if not 0 < validity_s <= MAX_VALIDITY_S:
         raise ValueError("validity must be positive and at most ten years")
+    check_admissible(ca, attributes)
     public = _crypto_public(public_key)
     serial = compute_serial(rng)
     cert = (
@@ -216,6 +260,9 @@ def process_issue(
         .sign(_crypto_private(ca.key), _sign_hash(ca.key))
     )
     ca.issued[serial] = cert
+    identity = compute_certificate_hash(cert)
+    for key in compute_admission_keys(attributes):
+        ca.admitted.setdefault(key, []).append(identity)
     return cert
 
 

@@ -8,6 +8,7 @@
     ├── CertificateRejected      an X.509 or pseudonym certificate fails verification
     ├── RegistrationRejected     the RM or MM refuses a registration step
     │   ├── Blacklisted          the identity was traced and blacklisted
+    │   │   └── MemberBlacklisted  the CA refuses to re-admit a blacklisted member or meter
     │   └── CheatingDetected     a cut-and-choose opening failed (carries signed evidence)
     └── TracingError             a tracing step failed (bad evidence, too few valid shares)
 
@@ -31,6 +32,7 @@ __all__ = [
     "CheatingDetected",
     "ExpiredMessage",
     "IdentityError",
+    "MemberBlacklisted",
     "MessageRejected",
     "RegistrationRejected",
     "ReplayDetected",
@@ -83,6 +85,18 @@ class Blacklisted(RegistrationRejected):
     def __init__(self, identity: bytes) -> None:
         super().__init__(f"identity {identity.hex()[:16]}… is blacklisted")
         self.identity = identity
+
+
+class MemberBlacklisted(Blacklisted):
+    """The CA refuses a certificate: an earlier certificate of this member id or meter is
+    blacklisted on chain (``identity`` is that certificate's hash, ``subject`` what matched).
+    """
+
+    def __init__(self, identity: bytes, subject: str) -> None:
+        super().__init__(identity)
+        self.reason = f"{subject} was blacklisted (identity {identity.hex()[:16]}…)"
+        self.args = (self.reason,)
+        self.subject = subject
 
 
 class CheatingDetected(RegistrationRejected):

@@ -16,13 +16,13 @@ Accepted requests wait in the round's batch; :func:`process_close_batch`
 shuffles them with the injected rng, signs one certificate each and returns
 them together for one ``identity.pseudonym-batch`` transaction. Publication
 order thus carries no information about when each user met the RM. (The MM
-itself still sees arrival times: users should submit at a random moment after
-the registration window, see the protocol notes.)
+itself still sees arrival times: users submit at a time drawn uniformly in the
+MM's batch window, :mod:`gridledger.identity.schedule`.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -239,17 +239,25 @@ def verify_pseudonym_certificate(
     tc_key: ThresholdPublicKey,
     now: int,
     variant: Variant = DEFAULT_VARIANT,
+    *,
+    revoked: Container[bytes] = (),
 ) -> PseudonymCertificate:
     """Anyone's check of a pseudonym certificate at time ``now``.
 
-    MM certificate (role mm) and signature; RM blind key certificate and the RM's
-    signature; tag form; serial; validity window. Raises
-    :class:`CertificateRejected` on any failure.
+    MM certificate (role mm, permission issue-pseudonym-certs, not in ``revoked``)
+    and signature; RM blind key certificate (role rm, sign-pseudonyms, not in
+    ``revoked``) and the RM's signature; tag form; serial; validity window.
+    ``revoked`` is the on-chain list of revoked certificate hashes (the contract
+    passes its own). Raises :class:`CertificateRejected` or :class:`WrongRole`.
     """
     cert = signed.certificate
     try:
-        verify_member(mm_certificate, roots, now, Role.MM, Permission.ISSUE_PSEUDONYM_CERTS)
-        verify_member(rm_blind_certificate, roots, now, Role.RM, Permission.SIGN_PSEUDONYMS)
+        verify_member(
+            mm_certificate, roots, now, Role.MM, Permission.ISSUE_PSEUDONYM_CERTS, revoked=revoked
+        )
+        verify_member(
+            rm_blind_certificate, roots, now, Role.RM, Permission.SIGN_PSEUDONYMS, revoked=revoked
+        )
         if cert.mm != compute_certificate_hash(mm_certificate):
             raise CertificateRejected("certificate names another MM")
         get_rsa_key(mm_certificate).verify(PSEUDONYM_CERT_TAG, encode(cert), signed.signature)

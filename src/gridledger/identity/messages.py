@@ -40,6 +40,8 @@ EVIDENCE_TAG = register_tag("gridledger/identity/obligation-evidence/1")
 TRACE_SHARE_TAG = register_tag("gridledger/identity/trace-share/1")
 REVOCATION_TAG = register_tag("gridledger/identity/revocation/1")
 CHEATING_REPORT_TAG = register_tag("gridledger/identity/cheating-report/1")
+SWEEP_BLINDINGS_TAG = register_tag("gridledger/identity/sweep-blindings/1")
+SWEEP_SHARES_TAG = register_tag("gridledger/identity/sweep-shares/1")
 
 NONCE_SIZE = 32
 
@@ -132,7 +134,7 @@ class SignedOpenRequest:
     signature: bytes
 
 
-@wire_type("identity.candidate-opening/1")
+@wire_type("identity.candidate-opening/2")
 @dataclass(frozen=True)
 class CandidateOpening:
     """Everything the RM needs to recompute candidate ``index`` from the user's identity."""
@@ -144,6 +146,7 @@ class CandidateOpening:
     msg_prefix: bytes  # RFC 9474 prepare() prefix
     blinding_factor: bytes  # RFC 9474 blind() r, modulus-length big-endian
     salt: bytes  # RFC 9474 PSS salt
+    handle_randomness: bytes  # the revocation handle's ElGamal exponent s, fixed-length
 
 
 @wire_type("identity.reg-openings/1")
@@ -217,6 +220,23 @@ class TagPlaintext:
     round: int
 
 
+@wire_type("identity.tracing-tag/1")
+@dataclass(frozen=True)
+class TracingTag:
+    """A pseudonym's tag: the hybrid ciphertext of :class:`TagPlaintext` and the handle.
+
+    ``ciphertext`` is ``ThresholdCiphertext.to_bytes`` (decrypted by t trustees to
+    trace *this* pseudonym). ``handle_a, handle_b`` = ``(g^s, M_I y^s)`` is a plain
+    ElGamal encryption of ``M_I = g^{H(identity)}``: after a trace, t trustees run a
+    plaintext-equality test on it to find the traced identity's *other* open
+    pseudonyms without decrypting anyone's (:mod:`gridledger.identity.sweep`).
+    """
+
+    ciphertext: bytes
+    handle_a: bytes
+    handle_b: bytes
+
+
 @wire_type("identity.tag-context/1")
 @dataclass(frozen=True)
 class TagContext:
@@ -243,7 +263,7 @@ class PseudonymRequest:
 
     round: int
     pseudonym_key: bytes
-    tag: bytes  # encode(ThresholdCiphertext)
+    tag: bytes  # encode(TracingTag)
     msg_prefix: bytes
     rm_signature: bytes
     possession_signature: bytes
@@ -320,10 +340,15 @@ class SignedTraceShare:
     signature: bytes
 
 
-@wire_type("identity.trace-record/1")
+@wire_type("identity.trace-record/2")
 @dataclass(frozen=True)
 class TraceRecord:
-    """A completed tracing: at least t decryption shares for the accused's tag."""
+    """A completed tracing: at least t authenticated decryption shares for the accused's tag.
+
+    Each entry of ``shares`` is ``encode(SignedTraceShare)``: the share, signed by
+    the trustee whose certificate (role tc-trustee, permission trace, member id
+    ``tc-<i>``) names the index ``i`` the share claims.
+    """
 
     evidence_id: bytes
     shares: tuple[bytes, ...]
@@ -339,6 +364,80 @@ class TraceResult:
     identity: bytes
     round: int
     bad_trustees: tuple[int, ...]
+
+
+# -- sweep: the traced identity's other open pseudonyms (plaintext-equality tests) ----
+
+
+@wire_type("identity.pet-blinding/1")
+@dataclass(frozen=True)
+class PetBlinding:
+    """Trustee i's blinding of one handle ``(a, b)``: ``(a^z, (b / M_I)^z)`` and a DLEQ proof."""
+
+    a: bytes
+    b: bytes
+    challenge: bytes
+    response: bytes
+
+
+@wire_type("identity.sweep-blindings/1")
+@dataclass(frozen=True)
+class SweepBlindings:
+    """Trustee ``trustee``'s blindings, one per certificate of ``round`` in on-chain order."""
+
+    evidence_id: bytes
+    round: int
+    trustee: int
+    blindings: tuple[PetBlinding, ...]
+
+
+@wire_type("identity.sweep-blindings-signed/1")
+@dataclass(frozen=True)
+class SignedSweepBlindings:
+    body: SweepBlindings
+    trustee_certificate: bytes
+    signature: bytes
+
+
+@wire_type("identity.sweep-shares/1")
+@dataclass(frozen=True)
+class SweepShares:
+    """Trustee ``trustee``'s decryption shares of the combined blinded handles (on-chain order)."""
+
+    evidence_id: bytes
+    round: int
+    trustee: int
+    shares: tuple[bytes, ...]  # DecryptionShare.to_bytes on c1 = A_k
+
+
+@wire_type("identity.sweep-shares-signed/1")
+@dataclass(frozen=True)
+class SignedSweepShares:
+    body: SweepShares
+    trustee_certificate: bytes
+    signature: bytes
+
+
+@wire_type("identity.pseudonym-sweep/1")
+@dataclass(frozen=True)
+class PseudonymSweep:
+    """A plaintext-equality sweep of one round's certificates for a traced identity."""
+
+    evidence_id: bytes
+    round: int
+    blindings: tuple[SignedSweepBlindings, ...]
+    shares: tuple[SignedSweepShares, ...]
+
+
+@wire_type("identity.sweep-result/1")
+@dataclass(frozen=True)
+class SweepResult:
+    """What the chain records for a sweep: the pseudonyms found (and revoked)."""
+
+    evidence_id: bytes
+    round: int
+    identity: bytes
+    revoked: tuple[bytes, ...]
 
 
 @wire_type("identity.revocation/1")

@@ -7,7 +7,8 @@ nonces and timestamps, checked against a bounded replay cache.
 
 Cut and choose (K candidates, default 32). Candidate j is
 
-    pseudonym key pk_j (fresh Ed25519), tag_j = ElGamal_TC(identity, round; r_j),
+    pseudonym key pk_j (fresh Ed25519),
+    tag_j = (ElGamal_TC(identity, round; r_j), ElGamal(g^H(identity); s_j)),
     m_j = TAG || encode(PseudonymMessage(round, pk_j, H(tag_j))),
     B_j = RFC 9474 blind(RM blind key, prepare(m_j; prefix_j); rho_j, salt_j)
 
@@ -362,18 +363,20 @@ def compute_opened_blinded_msg(
     """Recompute ``B_j`` from the identity and an opening (raises on malformed values)."""
     Ed25519PublicKey(opening.pseudonym_key)._key()  # a valid curve point
     r = int.from_bytes(opening.tag_randomness, "big")
-    if len(opening.tag_randomness) != tags.pk.group.scalar_size:
+    s = int.from_bytes(opening.handle_randomness, "big")
+    size = tags.pk.group.scalar_size
+    if len(opening.tag_randomness) != size or len(opening.handle_randomness) != size:
         raise EncodingError("tag exponent has the wrong length")
     if fast:
-        tag = compute_tag_public(tags, identity, round_, r, opening.tag_nonce)
+        tag = compute_tag_public(tags, identity, round_, r, opening.tag_nonce, s)
     else:
-        tag = compute_tag(tags.pk, identity, round_, r, opening.tag_nonce)
+        tag = compute_tag(tags.pk, identity, round_, r, opening.tag_nonce, s)
     msg = compute_pseudonym_input(round_, opening.pseudonym_key, tag)
     input_msg = blind_rsa.prepare_with(variant, msg, opening.msg_prefix)
     if len(opening.blinding_factor) != blind_key.modulus_bytes:
         raise EncodingError("blinding factor has the wrong length")
     rho = int.from_bytes(opening.blinding_factor, "big")
-    return blind_rsa.blind_with(blind_key, variant, input_msg, rho, opening.salt).blinded_msg
+    return blind_rsa.compute_blinded_msg(blind_key, variant, input_msg, rho, opening.salt)
 
 
 def compute_failed_opening(
@@ -533,6 +536,7 @@ class Candidate:
     salt: bytes
     blinded_msg: bytes
     inv: bytes
+    handle_r: int
 
     def opening(self, scalar_size: int, modulus_bytes: int) -> CandidateOpening:
         return CandidateOpening(
@@ -543,6 +547,7 @@ class Candidate:
             msg_prefix=self.msg_prefix,
             blinding_factor=self.blind_r.to_bytes(modulus_bytes, "big"),
             salt=self.salt,
+            handle_randomness=self.handle_r.to_bytes(scalar_size, "big"),
         )
 
 
@@ -640,8 +645,9 @@ def create_candidate(
     group = state.tc_key.group
     tag_r = compute_tag_exponent(group, rng)
     tag_nonce = rng.random_bytes(12)
+    handle_r = compute_tag_exponent(group, rng)
     who = state.identity if identity is None else identity
-    tag = compute_tag(state.tc_key, who, state.round, tag_r, tag_nonce)
+    tag = compute_tag(state.tc_key, who, state.round, tag_r, tag_nonce, handle_r)
     msg = compute_pseudonym_input(state.round, pseudonym.public_key.raw, tag)
     prefix = rng.random_bytes(blind_rsa.MSG_PREFIX_SIZE)
     input_msg = blind_rsa.prepare_with(state.variant, msg, prefix)
@@ -655,7 +661,7 @@ def create_candidate(
             continue
     return Candidate(
         index, pseudonym, tag, tag_r, tag_nonce, input_msg, prefix, blind_r, salt,
-        result.blinded_msg, result.inv,
+        result.blinded_msg, result.inv, handle_r,
     )  # fmt: skip
 
 

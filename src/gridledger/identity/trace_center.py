@@ -23,7 +23,7 @@ whole key with whoever ran it, so it is for audits, not routine tracing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -40,7 +40,7 @@ from gridledger.crypto.errors import (
 from gridledger.crypto.groups import PrimeOrderGroup
 from gridledger.crypto.hashing import hash_value
 from gridledger.crypto.rng import Rng
-from gridledger.crypto.signatures import RsaPrivateKey
+from gridledger.crypto.signatures import RsaPrivateKey, RsaPublicKey
 from gridledger.crypto.threshold import (
     DecryptionShare,
     KeyShare,
@@ -48,6 +48,7 @@ from gridledger.crypto.threshold import (
     ThresholdPublicKey,
 )
 from gridledger.identity.ca import (
+    MemberAttributes,
     Permission,
     Role,
     compute_certificate_der,
@@ -66,7 +67,9 @@ from gridledger.identity.messages import (
     TagPlaintext,
     TraceShare,
 )
-from gridledger.identity.tags import compute_tag_aad
+from gridledger.identity.tags import compute_tag_aad, decode_tag
+
+TRUSTEE_MEMBER_PREFIX = "tc-"
 
 
 def compute_evidence_id(evidence: ObligationEvidence) -> bytes:
@@ -126,9 +129,64 @@ def get_tag_ciphertext(
     pk: ThresholdPublicKey, certificate: PseudonymCertificate
 ) -> ThresholdCiphertext:
     try:
-        return ThresholdCiphertext.from_bytes(certificate.tag, pk.group)
+        return decode_tag(pk, certificate.tag).ciphertext
     except EncodingError:
         raise TracingError("pseudonym certificate carries a malformed tag") from None
+
+
+def get_trustee_index(attributes: MemberAttributes) -> int:
+    """The trustee index a tc-trustee certificate names: its member id is ``tc-<i>``.
+
+    Strict: decimal, no sign, no leading zero, ``i >= 1`` (the range against the
+    TC key is checked by the caller). Raises :class:`CertificateRejected`.
+    """
+    member = attributes.member_id
+    digits = member[len(TRUSTEE_MEMBER_PREFIX) :]
+    if (
+        not member.startswith(TRUSTEE_MEMBER_PREFIX)
+        or not digits.isascii()
+        or not digits.isdigit()
+        or digits.startswith("0")
+        or len(digits) > 4
+    ):
+        raise CertificateRejected(f"trustee certificate names no index ({member!r})")
+    return int(digits)
+
+
+def compute_trustee_member_id(index: int) -> str:
+    """The member id the CA puts in trustee ``index``'s certificate."""
+    return f"{TRUSTEE_MEMBER_PREFIX}{index}"
+
+
+def verify_trustee(
+    certificate_der: bytes,
+    roots: Sequence[x509.Certificate],
+    now: int,
+    tc_key: ThresholdPublicKey,
+    claimed_index: int,
+    *,
+    revoked: Container[bytes] = (),
+) -> RsaPublicKey:
+    """Check a trustee certificate and that it names ``claimed_index``; its signing key.
+
+    Role tc-trustee, permission trace, chain to ``roots``, valid at ``now``, not in
+    ``revoked`` (the on-chain list), member id ``tc-<claimed_index>`` with the
+    index in ``[1, n]``. Raises :class:`TracingError` naming ``claimed_index``.
+    """
+    try:
+        cert = load_certificate(certificate_der)
+        attrs = verify_member(cert, roots, now, Role.TC_TRUSTEE, Permission.TRACE, revoked=revoked)
+        index = get_trustee_index(attrs)
+        key = get_rsa_key(cert)
+    except (CertificateRejected, WrongRole) as exc:
+        raise TracingError(f"not a trustee certificate: {exc.reason}", (claimed_index,)) from None
+    if not 1 <= index <= tc_key.n:
+        raise TracingError(f"trustee index {index} outside [1, {tc_key.n}]", (claimed_index,))
+    if index != claimed_index:
+        raise TracingError(
+            f"certificate of trustee {index} signs for index {claimed_index}", (claimed_index,)
+        )
+    return key
 
 
 def on_trace_request(
@@ -166,49 +224,96 @@ def on_trace_request(
 
 
 def verify_trace_share_message(
-    signed: SignedTraceShare, roots: Sequence[x509.Certificate], now: int
-) -> None:
-    """The trustee's certificate (role tc-trustee, permission trace) and signature."""
-    cert = load_certificate(signed.trustee_certificate)
-    verify_member(cert, roots, now, Role.TC_TRUSTEE, Permission.TRACE)
+    signed: SignedTraceShare,
+    roots: Sequence[x509.Certificate],
+    now: int,
+    tc_key: ThresholdPublicKey,
+    evidence_id: bytes,
+    *,
+    revoked: Container[bytes] = (),
+) -> DecryptionShare:
+    """Authenticate one trustee's share message; return its decryption share (proof unchecked).
+
+    The certificate must be trustee ``i``'s (:func:`verify_trustee`) for the ``i``
+    the message claims, the signature must verify under it, the message must be
+    for ``evidence_id``, and the share inside must carry the same index ``i``.
+    Raises :class:`TracingError` naming the claimed index.
+    """
+    body = signed.share
+    key = verify_trustee(
+        signed.trustee_certificate, roots, now, tc_key, body.trustee, revoked=revoked
+    )
     try:
-        get_rsa_key(cert).verify(TRACE_SHARE_TAG, encode(signed.share), signed.signature)
-    except InvalidSignature:
+        key.verify(TRACE_SHARE_TAG, encode(body), signed.signature)
+    except (InvalidSignature, ValueError):
+        raise TracingError("trace share signature does not verify", (body.trustee,)) from None
+    if body.evidence_id != evidence_id:
+        raise TracingError("trace share is for other evidence", (body.trustee,))
+    try:
+        share = DecryptionShare.from_bytes(body.share, tc_key.group)
+    except EncodingError:
+        raise TracingError("trace share is malformed", (body.trustee,)) from None
+    if share.index != body.trustee:
         raise TracingError(
-            "trace share signature does not verify", (signed.share.trustee,)
-        ) from None
+            f"share for index {share.index} signed as trustee {body.trustee}", (body.trustee,)
+        )
+    return share
+
+
+def compute_identity_from_record(
+    pk: ThresholdPublicKey,
+    certificate: PseudonymCertificate,
+    evidence_id: bytes,
+    entries: Sequence[bytes],
+    roots: Sequence[x509.Certificate],
+    now: int,
+    *,
+    revoked: Container[bytes] = (),
+) -> tuple[bytes, tuple[int, ...]]:
+    """What every replica runs on a :class:`TraceRecord`: ``(identity, bad trustees)``.
+
+    Every entry must be an authenticated :class:`SignedTraceShare`
+    (:func:`verify_trace_share_message`), one per trustee; any that is not
+    rejects the whole record (:class:`TracingError`): nobody can be named, or
+    counted, on the strength of a share nobody signed. Authenticated shares whose
+    Chaum-Pedersen proof fails are named; ``t`` valid ones decrypt the tag.
+    """
+    shares: list[DecryptionShare] = []
+    seen: set[int] = set()
+    for raw in entries:
+        try:
+            signed = decode_as(SignedTraceShare, raw)
+        except EncodingError:
+            raise TracingError("trace record entry is not a signed trace share") from None
+        share = verify_trace_share_message(signed, roots, now, pk, evidence_id, revoked=revoked)
+        if share.index in seen:
+            raise TracingError(f"two shares from trustee {share.index}", (share.index,))
+        seen.add(share.index)
+        shares.append(share)
+    return compute_identity_from_shares(pk, certificate, shares)
 
 
 def compute_identity_from_shares(
     pk: ThresholdPublicKey,
     certificate: PseudonymCertificate,
-    shares: Sequence[bytes],
+    shares: Sequence[DecryptionShare],
 ) -> tuple[bytes, tuple[int, ...]]:
-    """Decrypt the certificate's tag from decryption shares: ``(identity, bad trustees)``.
+    """Decrypt the certificate's tag from (authenticated) shares: ``(identity, bad trustees)``.
 
-    Deterministic (replicas run it): bad or malformed shares are named, and any
+    Deterministic (replicas run it): shares whose proof fails are named, and any
     ``t`` valid ones suffice. Raises :class:`TracingError` otherwise.
     """
     ct = get_tag_ciphertext(pk, certificate)
-    parsed: list[DecryptionShare] = []
-    malformed: list[int] = []
-    for i, raw in enumerate(shares):
-        try:
-            parsed.append(DecryptionShare.from_bytes(raw, pk.group))
-        except EncodingError:
-            malformed.append(-(i + 1))  # unparsable: named by position, negated
     try:
         plaintext, bad = threshold.combine_robust(
-            pk, ct, parsed, compute_tag_aad(pk, certificate.round)
+            pk, ct, shares, compute_tag_aad(pk, certificate.round)
         )
     except SharingError as exc:
-        invalid = tuple(s.index for s in parsed if not _is_valid_share(pk, ct, s)) + tuple(
-            malformed
-        )
+        invalid = tuple(s.index for s in shares if not _is_valid_share(pk, ct, s))
         raise TracingError(f"tracing failed: {exc.reason}", invalid) from None
     except DecryptionError:
         raise TracingError("tag does not decrypt under the TC key") from None
-    return _parse_plaintext(plaintext, certificate.round), tuple(bad) + tuple(malformed)
+    return _parse_plaintext(plaintext, certificate.round), tuple(bad)
 
 
 def _is_valid_share(pk: ThresholdPublicKey, ct: ThresholdCiphertext, s: DecryptionShare) -> bool:
@@ -236,30 +341,28 @@ def compute_trace(
     roots: Sequence[x509.Certificate],
     now: int,
 ) -> tuple[bytes, tuple[int, ...], tuple[bytes, ...]]:
-    """Combiner: ``(identity, bad trustees, the valid shares to post on chain)``.
+    """Combiner: ``(identity, bad trustees, the entries to post in a TraceRecord)``.
 
-    A message with a bad signature, a wrong certificate or another evidence id
-    is set aside and its trustee named, like a share whose proof fails.
+    A message that fails authentication (:func:`verify_trace_share_message`: a
+    bad signature, not a trustee's certificate, a certificate naming another
+    index, another evidence id) is set aside and its claimed index named, like a
+    share whose proof fails. The entries returned are ``encode(SignedTraceShare)``
+    of the authenticated, valid shares (one per trustee).
     """
     bad: list[int] = []
-    accepted: list[bytes] = []
+    accepted: dict[int, tuple[SignedTraceShare, DecryptionShare]] = {}
     for m in messages:
         try:
-            verify_trace_share_message(m, roots, now)
-        except (TracingError, CertificateRejected, WrongRole):
+            share = verify_trace_share_message(m, roots, now, pk, evidence_id)
+        except TracingError:
             bad.append(m.share.trustee)
             continue
-        if m.share.evidence_id != evidence_id:
-            bad.append(m.share.trustee)
-            continue
-        accepted.append(m.share.share)
-    identity, bad_shares = compute_identity_from_shares(pk, certificate, accepted)
-    ct = get_tag_ciphertext(pk, certificate)
-    valid = tuple(
-        raw
-        for raw in accepted
-        if _is_valid_share(pk, ct, DecryptionShare.from_bytes(raw, pk.group))
+        accepted.setdefault(share.index, (m, share))
+    identity, bad_shares = compute_identity_from_shares(
+        pk, certificate, [share for _, share in accepted.values()]
     )
+    ct = get_tag_ciphertext(pk, certificate)
+    valid = tuple(encode(m) for m, share in accepted.values() if _is_valid_share(pk, ct, share))
     return identity, tuple(sorted(set(bad) | set(bad_shares))), valid
 
 

@@ -534,7 +534,7 @@ class _Demo:
             identity, bad, valid = compute_trace(
                 material.tc_key, cert, messages, eid, material.roots, now
             )
-            bad_share = next(m.share.share for m in messages if m.share.trustee == bad_index)
+            bad_share = next(encode(m) for m in messages if m.share.trustee == bad_index)
             receipt = await self.submit(
                 KIND_TRACE, TraceRecord(eid, (bad_share, *valid)), self.tx_key
             )

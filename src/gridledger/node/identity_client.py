@@ -5,7 +5,14 @@
   height, value and proof), e.g. for the RM's blacklist and revocation checks or a
   trustee's check that evidence is on chain.
 * :func:`register_household` runs the six registration steps between a household
-  and the RM (in-process here; deployed parties exchange the same messages).
+  and the RM (in-process here; deployed parties exchange the same messages);
+  :func:`register_and_schedule` then builds the anonymous MM request and draws its
+  send time uniformly inside the round's MM batch window with the user's own rng
+  (:mod:`gridledger.identity.schedule`); :func:`deliver_due_requests` hands the
+  due ones to the MM.
+* :func:`admit_member` is the CA's admission: it refreshes the CA's view of the
+  on-chain blacklist for the applicant's member id and meter, then issues (and
+  refuses a blacklisted member with :class:`MemberBlacklisted`).
 * :func:`build_light_client` fetches headers and commit certificates from one
   replica and feeds them to a :class:`~gridledger.ledger.light.LightClient`,
   which trusts nothing but the genesis and 2f+1 signatures.
@@ -21,14 +28,33 @@ from typing import Any
 
 from cryptography import x509
 
-from gridledger.crypto.encoding import decode_as
+from gridledger.crypto.encoding import decode, decode_as
 from gridledger.crypto.errors import EncodingError
 from gridledger.crypto.rng import Rng
 from gridledger.crypto.signatures import RsaPrivateKey
 from gridledger.crypto.threshold import ThresholdPublicKey
 from gridledger.errors import NodeError
+from gridledger.identity.ca import (
+    CertificateAuthority,
+    MemberAttributes,
+    Permission,
+    Role,
+    get_admitted_identities,
+)
 from gridledger.identity.contracts import NAMESPACE
-from gridledger.identity.messages import EvidenceRecord, SignedPseudonymCertificate, TraceResult
+from gridledger.identity.market_manager import (
+    MarketManager,
+    compute_pseudonym_request,
+    on_pseudonym_request,
+)
+from gridledger.identity.messages import (
+    EvidenceRecord,
+    PseudonymCertificate,
+    PseudonymRequest,
+    SignedPseudonymCertificate,
+    SweepResult,
+    TraceResult,
+)
 from gridledger.identity.registration import (
     PseudonymCredential,
     RegistrationManager,
@@ -40,11 +66,13 @@ from gridledger.identity.registration import (
     on_openings,
     start_registration,
 )
+from gridledger.identity.schedule import BatchWindow, compute_submission_time, is_due
 from gridledger.ledger.block import BlockHeader, GenesisConfig
 from gridledger.ledger.certificate import CommitCertificate
 from gridledger.ledger.light import LightClient
 from gridledger.ledger.state import compute_state_key
 from gridledger.node.client import ClientError, ConsortiumClient
+from gridledger.node.identity_material import DEFAULT_VALIDITY_S, RoleKey, issue_member
 
 _STATE_ATTEMPTS = 5
 
@@ -110,6 +138,86 @@ class IdentityChainView:
         raw = await self.get(b"tr/" + evidence_id)
         return None if raw is None else _decode(TraceResult, raw)
 
+    async def get_round_certificates(self, round_: int) -> tuple[PseudonymCertificate, ...]:
+        """Round ``round_``'s certificates in on-chain order (what trustees sweep)."""
+        raw = await self.get(b"round/" + str(round_).encode())
+        if raw is None:
+            return ()
+        try:
+            count = decode(raw)
+        except EncodingError as exc:
+            raise NodeError(f"replicas agreed on a malformed round size: {exc.reason}") from None
+        if not isinstance(count, int) or count < 0:
+            raise NodeError("replicas agreed on a malformed round size")
+        out = []
+        for i in range(count):
+            key = await self.get(b"rpk/" + str(round_).encode() + b"/" + str(i).encode())
+            signed = None if key is None else await self.get_pseudonym_certificate(key)
+            if signed is None:
+                raise NodeError(f"round {round_}'s certificate {i} is missing")
+            out.append(signed.certificate)
+        return tuple(out)
+
+    async def get_sweep(self, evidence_id: bytes, round_: int) -> SweepResult | None:
+        raw = await self.get(b"sw/" + evidence_id + b"/" + str(round_).encode())
+        return None if raw is None else _decode(SweepResult, raw)
+
+
+async def admit_member(
+    view: IdentityChainView,
+    ca: CertificateAuthority,
+    name: str,
+    role: Role,
+    now: int,
+    rng: Rng,
+    *,
+    meter_id: str | None = None,
+    permissions: tuple[Permission, ...] = (Permission.TRADE,),
+    validity_s: int = DEFAULT_VALIDITY_S,
+) -> RoleKey:
+    """The CA admits ``name``: read the chain's blacklist for the member id's and meter's
+    earlier certificates (f+1-agreed), then issue. Raises :class:`MemberBlacklisted`."""
+    attrs = MemberAttributes(role.value, name, meter_id, tuple(p.value for p in permissions))
+    blacklist, _ = await view.get_member_lists(get_admitted_identities(ca, attrs))
+    ca.blacklist = blacklist
+    return issue_member(
+        ca, name, role, now, rng, meter_id=meter_id, permissions=permissions,
+        validity_s=validity_s,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ScheduledRequest:
+    """A pseudonym request and the time (s) its sender will hand it to the MM."""
+
+    at: int
+    request: PseudonymRequest
+
+
+def schedule_pseudonym_request(
+    credential: PseudonymCredential,
+    mm_certificate: x509.Certificate,
+    window: BatchWindow,
+    now: int,
+    rng: Rng,
+) -> ScheduledRequest:
+    """The anonymous MM request, to be sent at a time uniform in the batch window."""
+    if credential.round != window.round:
+        raise ValueError("credential and batch window are for different rounds")
+    request = compute_pseudonym_request(credential, mm_certificate)
+    return ScheduledRequest(compute_submission_time(window, now, rng), request)
+
+
+def deliver_due_requests(
+    mm: MarketManager, scheduled: Iterable[ScheduledRequest], now: int
+) -> list[ScheduledRequest]:
+    """Hand every request due at ``now`` to the MM (in time order); return the rest."""
+    pending = sorted(scheduled, key=lambda s: s.at)
+    for item in pending:
+        if is_due(item.at, now):
+            on_pseudonym_request(mm, item.request)
+    return [item for item in pending if not is_due(item.at, now)]
+
 
 def _decode(cls: type[Any], raw: bytes) -> Any:
     try:
@@ -139,6 +247,29 @@ def register_household(
     openings = on_open_request(st, request, now)
     signature = on_openings(rm, openings, now)
     return on_blind_signature(st, signature, now)
+
+
+def register_and_schedule(
+    rm: RegistrationManager,
+    key: RsaPrivateKey,
+    certificate: x509.Certificate,
+    roots: tuple[x509.Certificate, ...],
+    tc_key: ThresholdPublicKey,
+    mm_certificate: x509.Certificate,
+    window: BatchWindow,
+    now: int,
+    user_rng: Rng,
+    rm_rng: Rng,
+) -> tuple[PseudonymCredential, ScheduledRequest]:
+    """Register for ``window.round``, then schedule the MM request inside the batch window.
+
+    The send time comes from the user's rng only, so it is independent of when
+    (or in which order) the RM saw the user.
+    """
+    credential = register_household(
+        rm, key, certificate, roots, tc_key, window.round, now, user_rng, rm_rng
+    )
+    return credential, schedule_pseudonym_request(credential, mm_certificate, window, now, user_rng)
 
 
 async def build_light_client(

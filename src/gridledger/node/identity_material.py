@@ -9,7 +9,8 @@
     rm/pseudonym.key, rm/pseudonym.crt   the RM's separate blind-signing key (``sign-pseudonyms``)
     mm/mm.key, mm/mm.crt                 the MM (RSA, ``issue-pseudonym-certs``)
     tc/tc-public.bin                     the t-of-n threshold ElGamal key (from the DKG)
-    tc/trustee-<i>/trustee.key, .crt     trustee i's signing key and certificate (``trace``)
+    tc/trustee-<i>/trustee.key, .crt     trustee i's signing key and certificate (``trace``,
+                                         member id ``tc-<i>``: the index its shares claim)
     tc/trustee-<i>/share.bin             trustee i's DKG key share
 
 and ``DIR/node-<i>/replica.crt``: replica i's Ed25519 key certified with role
@@ -70,7 +71,7 @@ from gridledger.identity.registration import (
     RmConfig,
     create_registration_manager,
 )
-from gridledger.identity.trace_center import Trustee, run_dkg
+from gridledger.identity.trace_center import Trustee, compute_trustee_member_id, run_dkg
 from gridledger.ledger.block import GenesisConfig
 from gridledger.node.keys import read_key, write_key
 
@@ -395,9 +396,9 @@ def create_identity_material(
     tc_key, shares = run_dkg(t, n, setup.group, dkg_rngs)
     trustees = []
     for share in shares:
-        member = issue_member(
-            ca, f"tc-{share.index}", Role.TC_TRUSTEE, now, rng, permissions=(Permission.TRACE,),
-            validity_s=v,
+        member = issue_member(  # the member id names the index the contract binds shares to
+            ca, compute_trustee_member_id(share.index), Role.TC_TRUSTEE, now, rng,
+            permissions=(Permission.TRACE,), validity_s=v,
         )  # fmt: skip
         trustees.append(Trustee(share.index, share, tc_key, member.key, member.certificate))
     material = ConsortiumIdentity(
