@@ -159,9 +159,9 @@ def test_bad_pre_prepares_are_refused() -> None:
     good = PrePrepare(0, 1, compute_batch_digest(5, batch), batch, 5)
     assert on_message(states[1], make_auth(config, keys, 2).seal(good), 10) == []
     assert states[1].rejected["not-primary"] == 1
-    # and the genuine one is accepted: the backup broadcasts its prepare
+    # and the genuine one is accepted: the backup persists, then broadcasts its prepare
     effects = on_message(states[1], auth0.seal(good), 10)
-    assert [type(e).__name__ for e in effects] == ["Broadcast"]
+    assert [type(e).__name__ for e in effects] == ["PersistVotes", "Broadcast"]
 
 
 def test_new_view_o_set_reproposes_prepared_batches_and_fills_gaps() -> None:

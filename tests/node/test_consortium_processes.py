@@ -11,9 +11,13 @@ from typing import Any
 
 import pytest
 
+from gridledger.consensus.effects import SLOT_PHASES, VoteRecord
+from gridledger.consensus.pbft import decode_vote_log
 from gridledger.crypto.encoding import encode
+from gridledger.ledger.storage import SqliteBlockStore
 from gridledger.node.client import ClientError, ConsortiumClient
 from gridledger.node.consortium import ConsortiumLayout, ConsortiumProcesses
+from gridledger.node.replica import VOTES_META
 
 from .helpers import make_consortium, make_kv_txs, wait_until
 
@@ -46,6 +50,17 @@ def test_processes_commit_survive_sigkill_and_primary_crash(tmp_path: Path) -> N
         asyncio.run(asyncio.wait_for(_scenario(layout, procs, txs), 150))
 
 
+def _read_votes(layout: ConsortiumLayout, replica: int) -> tuple[VoteRecord, ...]:
+    """The vote log a (dead) replica left in its SQLite store."""
+    store = SqliteBlockStore(layout.root / f"node-{replica}" / "chain.sqlite")
+    try:
+        raw = store.get_meta(VOTES_META)
+    finally:
+        store.close()
+    assert raw is not None, "no vote log on disk"
+    return decode_vote_log(raw)
+
+
 async def _scenario(layout: ConsortiumLayout, procs: ConsortiumProcesses, txs: list[bytes]) -> None:
     client = ConsortiumClient(layout.get_api_addresses())
     try:
@@ -61,10 +76,15 @@ async def _scenario(layout: ConsortiumLayout, procs: ConsortiumProcesses, txs: l
         receipts = await load  # three replicas keep committing (f+1 = 2 agree)
         assert all(r["status"] == "committed" for r in receipts)
         killed_at = await client.call(0, "status", {})
+        # Its votes survived too: the prepares/commits it sent are in its meta area.
+        votes = _read_votes(layout, 3)
+        assert any(v.phase in SLOT_PHASES and v.seq >= 1 for v in votes)
         procs.start_replica(3)
         await asyncio.to_thread(procs.wait_ready, 30, [3])
         restarted = await client.call(3, "status", {})
         assert restarted["height"] >= 1  # its blocks survived the SIGKILL
+        assert restarted["restored_votes"] == len(votes)  # and it reloaded its votes
+        assert restarted["view"] >= max(v.view for v in votes)
         receipts = await client.submit(txs[400:500], timeout=20)
         assert all(r["status"] == "committed" for r in receipts)
         await wait_until(lambda: _same_head(client, [0, 1, 2, 3]), 40, "replica 3 to catch up")

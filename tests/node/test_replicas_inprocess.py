@@ -5,10 +5,24 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from gridledger.crypto.encoding import encode
+from gridledger.consensus.effects import (
+    PHASE_COMMIT,
+    PHASE_PRE_PREPARE,
+    PHASE_PREPARE,
+    VoteRecord,
+)
+from gridledger.consensus.messages import (
+    Commit,
+    Prepare,
+    PrePrepare,
+    SignedEnvelope,
+    decode_message,
+)
+from gridledger.consensus.pbft import decode_vote_log
+from gridledger.crypto.encoding import TYPE_KEY, decode, encode, from_value, wire_name
 from gridledger.node.client import ConsortiumClient
 from gridledger.node.config import load_config
-from gridledger.node.replica import Replica
+from gridledger.node.replica import VOTES_META, Replica
 
 from .helpers import make_consortium, make_kv_txs, wait_until
 
@@ -55,3 +69,59 @@ def test_four_replicas_commit_the_same_blocks(tmp_path: Path) -> None:
                 await r.stop()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_votes_reach_sqlite_before_the_network(tmp_path: Path) -> None:
+    """Every PRE-PREPARE/PREPARE/COMMIT a replica transmits is already in its vote log."""
+    layout = make_consortium(tmp_path / "c")
+    checked: list[int] = []
+    unpersisted: list[str] = []
+
+    def guard(replica: Replica) -> None:
+        send, broadcast = replica.transport.send, replica.transport.broadcast
+
+        def check(frame: bytes) -> None:
+            value = decode(frame)
+            if not isinstance(value, dict) or value.get(TYPE_KEY) != wire_name(SignedEnvelope):
+                return
+            msg = decode_message(from_value(SignedEnvelope, value).body)
+            phase = {PrePrepare: PHASE_PRE_PREPARE, Prepare: PHASE_PREPARE, Commit: PHASE_COMMIT}
+            if type(msg) not in phase:
+                return
+            assert isinstance(msg, (PrePrepare, Prepare, Commit))
+            raw = replica.store.get_meta(VOTES_META)
+            on_disk = decode_vote_log(raw) if raw is not None else ()
+            vote = VoteRecord(msg.view, msg.seq, phase[type(msg)], msg.batch_digest)
+            checked.append(replica.id)
+            if vote not in on_disk and msg.seq > replica.core.low_watermark:
+                unpersisted.append(f"replica {replica.id} sent {vote} before persisting it")
+
+        def checked_send(to: int, frame: bytes) -> None:
+            check(frame)
+            send(to, frame)
+
+        def checked_broadcast(frame: bytes) -> None:
+            check(frame)
+            broadcast(frame)
+
+        replica.transport.send = checked_send  # type: ignore[method-assign]
+        replica.transport.broadcast = checked_broadcast  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        replicas = [Replica(load_config(p), synchronous="NORMAL") for p in layout.configs]
+        for r in replicas:
+            guard(r)
+            await r.start()
+        client = ConsortiumClient(layout.get_api_addresses())
+        try:
+            txs = make_kv_txs(60)
+            receipts = await client.submit([encode(tx) for tx in txs], timeout=15)
+            assert all(r["status"] == "committed" for r in receipts)
+        finally:
+            await client.close()
+            for r in replicas:
+                await r.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert unpersisted == []
+    assert set(checked) == {0, 1, 2, 3}

@@ -3,6 +3,12 @@
 Every handler in :mod:`gridledger.consensus.pbft` returns a list of these
 frozen values, in the order they must be carried out. The driver owns the
 network, the application and the disk; the core owns none of them.
+
+One effect is about the disk: :class:`PersistVotes`. When a handler call makes
+the replica vote (send a new PRE-PREPARE, PREPARE or COMMIT, start a view
+change, enter a view), the list starts with one ``PersistVotes`` carrying every
+new :class:`VoteRecord`; the driver must make them durable before it carries out
+any later effect of the list, above all the sends.
 """
 
 from __future__ import annotations
@@ -10,7 +16,56 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gridledger.consensus.messages import ClientRequest, Reply, SignedEnvelope
+from gridledger.crypto.encoding import wire_type
 from gridledger.ledger.certificate import CommitCertificate
+
+PHASE_PRE_PREPARE = "pre-prepare"
+PHASE_PREPARE = "prepare"
+PHASE_COMMIT = "commit"
+PHASE_VIEW_CHANGE = "view-change"
+PHASE_NEW_VIEW = "new-view"
+SLOT_PHASES = (PHASE_PRE_PREPARE, PHASE_PREPARE, PHASE_COMMIT)
+VIEW_PHASES = (PHASE_VIEW_CHANGE, PHASE_NEW_VIEW)
+
+
+@wire_type("consensus.vote-record/1")
+@dataclass(frozen=True)
+class VoteRecord:
+    """One of this replica's own votes, as kept on stable storage.
+
+    Slot phases (``pre-prepare``, ``prepare``, ``commit``): this replica sent that
+    message for ``(view, seq)`` with ``digest``; it must never send one for another
+    digest at that ``(view, seq)``. View phases (``seq`` 0, empty ``digest``):
+    ``view-change``, it asked to move to ``view`` (and so left every lower view);
+    ``new-view``, it entered ``view``.
+    """
+
+    view: int
+    seq: int
+    phase: str
+    digest: bytes
+
+    def __post_init__(self) -> None:
+        if self.phase not in SLOT_PHASES and self.phase not in VIEW_PHASES:
+            raise ValueError(f"unknown vote phase {self.phase!r}")
+        if self.view < 0 or self.seq < 0:
+            raise ValueError("view and seq must not be negative")
+
+
+@dataclass(frozen=True)
+class PersistVotes:
+    """Make ``votes`` durable BEFORE carrying out any later effect of the same list.
+
+    Always the first effect of a list, and at most one per handler call. The
+    records to keep on disk are the previous ones plus ``votes``, minus those of
+    views below ``view`` and slot votes at or below ``low_watermark`` (stable, so
+    never voted on again): :func:`gridledger.consensus.pbft.compute_live_votes`.
+    Pass what is on disk back to ``new_replica_state(..., votes=...)`` on restart.
+    """
+
+    votes: tuple[VoteRecord, ...]
+    low_watermark: int
+    view: int
 
 
 @dataclass(frozen=True)
@@ -100,4 +155,13 @@ class ViewChanged:
     primary: int
 
 
-Effect = Send | Broadcast | Execute | Certified | ReplyToClient | NeedStateTransfer | ViewChanged
+Effect = (
+    Send
+    | Broadcast
+    | Execute
+    | Certified
+    | ReplyToClient
+    | NeedStateTransfer
+    | ViewChanged
+    | PersistVotes
+)

@@ -20,23 +20,42 @@ Normal case (view ``v``, primary ``validators[v mod n]``)::
 Messages are accepted only for the current view and inside the watermarks
 ``h < n <= h + L``. View change, checkpoints and state transfer are described
 in ``docs/protocols/consensus.md``.
+
+Own votes are durable by design: a handler call that makes this replica send a
+new PRE-PREPARE, PREPARE or COMMIT (or start a view change, or enter a view)
+returns a :class:`PersistVotes` as its FIRST effect, so the driver writes the
+votes before it transmits them. A replica restarted with those records
+(``new_replica_state(..., votes=...)``) resumes in the highest view it reached,
+never votes for another digest at a ``(view, seq)`` it voted for, and as primary
+never pre-prepares a seq it already used in that view.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import ParamSpec
 
 from gridledger.consensus.effects import (
+    PHASE_COMMIT,
+    PHASE_NEW_VIEW,
+    PHASE_PRE_PREPARE,
+    PHASE_PREPARE,
+    PHASE_VIEW_CHANGE,
+    SLOT_PHASES,
+    VIEW_PHASES,
     Broadcast,
     Certified,
     Effect,
     Execute,
     NeedStateTransfer,
+    PersistVotes,
     ReplyToClient,
     Send,
     ViewChanged,
+    VoteRecord,
 )
 from gridledger.consensus.errors import BadEnvelope, ConfigInvalid
 from gridledger.consensus.messages import (
@@ -63,6 +82,7 @@ from gridledger.consensus.viewchange import (
     get_min_s,
     is_valid_view_change,
 )
+from gridledger.crypto.encoding import decode_as, encode, wire_type
 from gridledger.crypto.errors import EncodingError
 from gridledger.crypto.signatures import Ed25519PrivateKey
 from gridledger.ledger.certificate import (
@@ -82,10 +102,15 @@ __all__ = [
     "Execute",
     "NeedStateTransfer",
     "PbftConfig",
+    "PersistVotes",
     "ReplicaState",
     "ReplyToClient",
     "Send",
     "ViewChanged",
+    "VoteRecord",
+    "compute_live_votes",
+    "decode_vote_log",
+    "encode_vote_log",
     "new_replica_state",
     "on_client_request",
     "on_executed",
@@ -97,6 +122,7 @@ __all__ = [
 
 MAX_BACKOFF_EXPONENT = 6
 MAX_VERIFIED_CACHE = 50_000
+_P = ParamSpec("_P")
 
 
 @dataclass(frozen=True)
@@ -222,6 +248,9 @@ class ReplicaState:
     # State transfer.
     transferring: int | None = None
     behind_since_ms: int | None = None
+    # Own votes (see PersistVotes): (view, seq, phase) -> record; seq 0 for view phases.
+    my_votes: dict[tuple[int, int, str], VoteRecord] = field(default_factory=dict)
+    new_votes: list[VoteRecord] = field(default_factory=list)  # not yet handed out
     # Envelopes already authenticated (retransmissions, duplicates): no second verification.
     verified_cache: dict[bytes, tuple[SignedEnvelope, Message]] = field(default_factory=dict)
     # Observability (tests read these).
@@ -249,17 +278,23 @@ def new_replica_state(
     stable_digest: bytes = b"",
     stable_certificate: CommitCertificate | None = None,
     timestamp_ms: int = 0,
+    votes: Iterable[VoteRecord] = (),
 ) -> ReplicaState:
     """A fresh replica, at genesis or restarted from its persisted stable checkpoint.
 
-    A restarted replica resumes in view 0 at ``stable_seq`` (a certified block it
-    holds, with that block's timestamp); it learns the current view from its peers
-    and catches up through the log or through state transfer.
+    A restarted replica resumes at ``stable_seq`` (a certified block it holds, with
+    that block's timestamp) and catches up through the log or through state transfer.
+    ``votes`` are the records of its :class:`PersistVotes` effects (what is on disk):
+    it resumes in the highest view they name (in that view's view change if it had
+    not entered it yet), refuses to vote for another digest at a ``(view, seq)`` it
+    voted for, and as primary proposes only above the seqs it pre-prepared in that
+    view. Without votes it resumes in view 0 and learns the current view from its
+    peers (f+1 higher-view messages, or the NEW-VIEW sent in answer to its view change).
     """
     if stable_seq > 0 and (stable_certificate is None or stable_certificate.height != stable_seq):
         raise ConfigInvalid("a restart above genesis needs the certificate of stable_seq")
     auth = Authenticator(config.chain_id, config.validators, replica_id, key)
-    return ReplicaState(
+    state = ReplicaState(
         config=config,
         replica_id=replica_id,
         auth=auth,
@@ -275,6 +310,62 @@ def new_replica_state(
         last_proposed_timestamp_ms=timestamp_ms,
         my_digests={stable_seq: stable_digest} if stable_seq else {},
     )
+    _restore_votes(state, votes)
+    return state
+
+
+def _restore_votes(state: ReplicaState, votes: Iterable[VoteRecord]) -> None:
+    live = [v for v in votes if v.phase in VIEW_PHASES or v.seq > state.low_watermark]
+    if not live:
+        return
+    view = max(v.view for v in live)
+    for v in live:
+        if v.view == view:
+            state.my_votes[(v.view, v.seq, v.phase)] = v
+    state.view = view
+    # Votes in ``view`` other than a view change mean the replica had entered it. If it
+    # had only asked for it, it resends a view change at its first tick (on_tick).
+    state.in_view_change = all(v.phase == PHASE_VIEW_CHANGE for v in live if v.view == view)
+    used = [v.seq for v in live if v.view == view and v.phase == PHASE_PRE_PREPARE]
+    state.next_seq = max(state.next_seq, max(used, default=0) + 1)
+
+
+@wire_type("consensus.vote-log/1")
+@dataclass(frozen=True)
+class VoteLog:
+    """The persisted form of a replica's live votes (one blob, rewritten on each change)."""
+
+    rows: tuple[tuple[int, int, str, bytes], ...]  # (view, seq, phase, digest)
+
+
+def encode_vote_log(votes: Iterable[VoteRecord]) -> bytes:
+    """Canonical bytes of a list of vote records (compact: one 4-item row per vote)."""
+    return encode(VoteLog(tuple((v.view, v.seq, v.phase, v.digest) for v in votes)))
+
+
+def decode_vote_log(data: bytes) -> tuple[VoteRecord, ...]:
+    """Read back :func:`encode_vote_log`; raises ``EncodingError`` if malformed."""
+    log = decode_as(VoteLog, data)
+    try:
+        return tuple(VoteRecord(*row) for row in log.rows)
+    except ValueError as exc:
+        raise EncodingError(f"vote log: {exc}") from None
+
+
+def compute_live_votes(
+    persisted: Iterable[VoteRecord], effect: PersistVotes
+) -> tuple[VoteRecord, ...]:
+    """What to keep on disk after ``effect``: the records plus the new votes, minus those
+    of views below ``effect.view`` and slot votes at or below ``effect.low_watermark``.
+
+    Sorted and deduplicated, so equal vote sets give equal bytes.
+    """
+    keep = {
+        v
+        for v in (*persisted, *effect.votes)
+        if v.view >= effect.view and (v.phase in VIEW_PHASES or v.seq > effect.low_watermark)
+    }
+    return tuple(sorted(keep, key=lambda v: (v.view, v.seq, v.phase, v.digest)))
 
 
 # ----------------------------------------------------------------------------------------
@@ -283,6 +374,54 @@ def new_replica_state(
 
 def _reject(state: ReplicaState, reason: str) -> None:
     state.rejected[reason] = state.rejected.get(reason, 0) + 1
+
+
+def _get_voted_digest(state: ReplicaState, view: int, seq: int) -> bytes | None:
+    """The digest this replica already voted for at ``(view, seq)``, in any phase."""
+    for phase in SLOT_PHASES:
+        vote = state.my_votes.get((view, seq, phase))
+        if vote is not None:
+            return vote.digest
+    return None
+
+
+def _record_vote(state: ReplicaState, view: int, seq: int, phase: str, digest: bytes) -> bool:
+    """Note an own vote before sending it; ``False`` (send nothing) if it would conflict."""
+    if phase in SLOT_PHASES:
+        voted = _get_voted_digest(state, view, seq)
+        if voted is not None and voted != digest:
+            _reject(state, "conflicting-vote")
+            return False
+    key = (view, seq, phase)
+    if key not in state.my_votes:
+        vote = VoteRecord(view, seq, phase, digest)
+        state.my_votes[key] = vote
+        state.new_votes.append(vote)
+    return True
+
+
+def _record_view(state: ReplicaState, phase: str) -> None:
+    """Note that this replica asked for / entered ``state.view``; lower views are over."""
+    for key in [k for k in state.my_votes if k[0] < state.view]:
+        del state.my_votes[key]
+    _record_vote(state, state.view, 0, phase, b"")
+
+
+def _persisting_votes(handler: Callable[_P, list[Effect]]) -> Callable[_P, list[Effect]]:
+    """Put one PersistVotes with the votes of this call in FRONT of the handler's effects."""
+
+    @functools.wraps(handler)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> list[Effect]:
+        out = handler(*args, **kwargs)
+        state = args[0]
+        assert isinstance(state, ReplicaState)
+        if state.new_votes:
+            votes = tuple(state.new_votes)
+            state.new_votes.clear()
+            out.insert(0, PersistVotes(votes, state.low_watermark, state.view))
+        return out
+
+    return wrapper
 
 
 def _get_timeout(state: ReplicaState) -> int:
@@ -327,6 +466,7 @@ def _stop_request_timer(state: ReplicaState) -> None:
 # Requests and proposals
 
 
+@_persisting_votes
 def on_client_request(state: ReplicaState, req: ClientRequest, now_ms: int) -> list[Effect]:
     """A client request arrived (clients send to every replica); dedupe and maybe propose."""
     out: list[Effect] = []
@@ -363,6 +503,9 @@ def _maybe_propose(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
         oldest = next(iter(state.unproposed.values()))
         if len(state.unproposed) < cfg.batch_max and now_ms - oldest < cfg.batch_timeout_ms:
             return
+        if _get_voted_digest(state, state.view, state.next_seq) is not None:
+            state.next_seq += 1  # pre-prepared before a restart: never a second batch there
+            continue
         digests = list(state.unproposed)[: cfg.batch_max]
         batch = tuple(state.pending[d] for d in digests)
         for d in digests:
@@ -370,6 +513,7 @@ def _maybe_propose(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
         ts = max(now_ms, state.last_proposed_timestamp_ms + 1, state.executed_timestamp_ms + 1)
         seq = state.next_seq
         pp = PrePrepare(state.view, seq, compute_batch_digest(ts, batch), batch, ts)
+        _record_vote(state, pp.view, seq, PHASE_PRE_PREPARE, pp.batch_digest)
         env = _broadcast(state, pp, out)
         state.next_seq += 1
         state.last_proposed_timestamp_ms = ts
@@ -380,6 +524,7 @@ def _maybe_propose(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
 # Incoming messages
 
 
+@_persisting_votes
 def on_message(state: ReplicaState, env: SignedEnvelope, now_ms: int) -> list[Effect]:
     """An envelope from another replica: authenticate, check, and process it."""
     state.now_ms = max(state.now_ms, now_ms)
@@ -396,6 +541,7 @@ def on_message(state: ReplicaState, env: SignedEnvelope, now_ms: int) -> list[Ef
     return _dispatch(state, cached[0], cached[1], now_ms)
 
 
+@_persisting_votes
 def on_frame(state: ReplicaState, frame: bytes, now_ms: int) -> list[Effect]:
     """Raw bytes from the transport: decode the envelope, then :func:`on_message`.
 
@@ -522,6 +668,13 @@ def _process_pre_prepare(
             # Two pre-prepares signed by the primary for one (view, seq): proof of equivocation.
             _report_equivocation(state, slot, now_ms, out)
         return
+    voted = _get_voted_digest(state, pp.view, pp.seq)
+    if voted is not None and voted != pp.batch_digest:
+        # We voted for another batch here before a restart (only after accepting the
+        # primary's signed pre-prepare for it): the primary equivocated.
+        _reject(state, "conflicting-vote")
+        _report_equivocation(state, slot, now_ms, out)
+        return
     reason = _is_acceptable_batch(state, pp, now_ms)
     if reason is not None:
         _reject(state, reason)
@@ -538,6 +691,8 @@ def _accept_pre_prepare(
     *,
     send_prepare: bool,
 ) -> None:
+    if send_prepare and not _record_vote(state, pp.view, pp.seq, PHASE_PREPARE, pp.batch_digest):
+        return
     slot = _get_slot(state, pp.seq)
     slot.pre_prepare = pp
     slot.pre_prepare_env = env
@@ -598,6 +753,8 @@ def _check_prepared(state: ReplicaState, slot: Slot, out: list[Effect]) -> None:
         e for s, e in sorted(slot.prepares.items()) if slot.prepare_digests[s] == pp.batch_digest
     ]
     if len(matching) < 2 * state.config.f:
+        return
+    if not _record_vote(state, pp.view, pp.seq, PHASE_COMMIT, pp.batch_digest):
         return
     slot.prepared = True
     slot.proof = PreparedProof(slot.pre_prepare_env, tuple(matching[: 2 * state.config.f]))
@@ -679,6 +836,7 @@ def _try_execute(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
 # Execution results, checkpoints and certificates
 
 
+@_persisting_votes
 def on_executed(state: ReplicaState, seq: int, state_digest: bytes) -> list[Effect]:
     """The application executed ``seq``; its block header hash is ``state_digest``.
 
@@ -799,6 +957,8 @@ def _advance_stable(
             del table[s]
     for s in [s for s in state.my_digests if s < seq]:
         del state.my_digests[s]
+    for key in [k for k in state.my_votes if 0 < k[1] <= seq]:
+        del state.my_votes[key]
     for s in [s for s in state.certified if s < seq]:
         del state.certified[s]
     state.certified_emitted = {s for s in state.certified_emitted if s >= seq}
@@ -827,6 +987,7 @@ def _check_behind(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
         out.append(NeedStateTransfer(target, digest, peers))
 
 
+@_persisting_votes
 def on_state_transferred(
     state: ReplicaState, seq: int, state_digest: bytes, *, timestamp_ms: int | None = None
 ) -> list[Effect]:
@@ -865,11 +1026,16 @@ def on_state_transferred(
 # Timers
 
 
+@_persisting_votes
 def on_tick(state: ReplicaState, now_ms: int) -> list[Effect]:
     """Time passed: batch timeout, request and view-change timers, retransmission."""
     out: list[Effect] = []
     state.now_ms = max(state.now_ms, now_ms)
-    if state.in_view_change:
+    if state.in_view_change and state.my_view_change is None:
+        # Restarted during a view change (its votes say so): ask for that view again.
+        state.view_change_deadline_ms = now_ms + _get_timeout(state)
+        _send_view_change(state, now_ms, out)
+    elif state.in_view_change:
         if state.view_change_deadline_ms is not None and now_ms >= state.view_change_deadline_ms:
             _start_view_change(state, state.view + 1, now_ms, out)
     elif state.request_deadline_ms is not None and now_ms >= state.request_deadline_ms:
@@ -927,12 +1093,18 @@ def _start_view_change(state: ReplicaState, new_view: int, now_ms: int, out: lis
     # twice as long for its NEW-VIEW (reset in _try_execute).
     state.view_change_deadline_ms = now_ms + _get_timeout(state)
     state.backoff += 1
+    _record_view(state, PHASE_VIEW_CHANGE)
+    _send_view_change(state, now_ms, out)
+
+
+def _send_view_change(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
+    """Broadcast VIEW-CHANGE(state.view) with the prepared proofs of the log."""
     proofs = tuple(
         s.proof for q, s in sorted(state.log.items()) if q > state.low_watermark and s.proof
     )
-    vc = ViewChange(new_view, state.low_watermark, state.stable_certificate, proofs)
+    vc = ViewChange(state.view, state.low_watermark, state.stable_certificate, proofs)
     state.my_view_change = _broadcast(state, vc, out)
-    state.view_changes.setdefault(new_view, {})[state.replica_id] = (state.my_view_change, vc)
+    state.view_changes.setdefault(state.view, {})[state.replica_id] = (state.my_view_change, vc)
     _maybe_send_new_view(state, now_ms, out)
 
 
@@ -983,6 +1155,10 @@ def _maybe_send_new_view(state: ReplicaState, now_ms: int, out: list[Effect]) ->
     chosen = chosen[: cfg.quorum]
     vcs = [entries[s][1] for s in chosen]
     o_set = compute_new_view_pre_prepares(state.view, vcs)
+    if _conflicts_with_votes(state, o_set):
+        return  # we pre-prepared other batches in this view before a restart: never again
+    for pp in o_set:
+        _record_vote(state, pp.view, pp.seq, PHASE_PRE_PREPARE, pp.batch_digest)
     pp_envs = tuple(state.auth.seal(pp) for pp in o_set)
     nv = NewView(state.view, tuple(entries[s][0] for s in chosen), pp_envs)
     env = _broadcast(state, nv, out)
@@ -1021,8 +1197,22 @@ def _process_new_view(
             _reject(state, "bad-new-view")
             return
         pairs.append((pp_env, pp))
+    if _conflicts_with_votes(state, expected):
+        # Its primary signed other batches in this view before (we voted for them).
+        state.equivocations += 1
+        _start_view_change(state, nv.view + 1, now_ms, out)
+        return
     state.view = nv.view
     _install_new_view(state, env, vcs, pairs, now_ms, out)
+
+
+def _conflicts_with_votes(state: ReplicaState, pre_prepares: Sequence[PrePrepare]) -> bool:
+    for pp in pre_prepares:
+        voted = _get_voted_digest(state, pp.view, pp.seq)
+        if voted is not None and voted != pp.batch_digest:
+            _reject(state, "conflicting-vote")
+            return True
+    return False
 
 
 def _get_valid_view_changes(state: ReplicaState, nv: NewView) -> list[ViewChange] | None:
@@ -1062,6 +1252,7 @@ def _install_new_view(
     out: list[Effect],
 ) -> None:
     """Enter the new view: adopt min-s, reset per-view slot state, prepare the O set."""
+    _record_view(state, PHASE_NEW_VIEW)
     state.in_view_change = False
     state.view_change_deadline_ms = None
     state.new_view_env = nv_env

@@ -4,8 +4,9 @@ Runs n :class:`~gridledger.consensus.pbft.ReplicaState` on one simulated clock,
 each with a trivial in-memory application (a block's digest is a hash chain over
 the executed batches), over a network that can drop, delay, duplicate, reorder
 and partition frames. Replicas can crash and restart (from their persisted
-stable checkpoint, then catching up through the log or state transfer), and
-can misbehave: an equivocating primary, a replica that sends tampered or
+stable checkpoint and vote log, then catching up through the log or state
+transfer; ``restart(..., lose_votes=True)`` models a replica whose votes were not
+on stable storage), and can misbehave: an equivocating primary, a replica that sends tampered or
 garbage frames, a silent replica.
 
 Everything random comes from one :class:`~gridledger.crypto.rng.DeterministicRng`
@@ -28,9 +29,11 @@ from gridledger.consensus.effects import (
     Effect,
     Execute,
     NeedStateTransfer,
+    PersistVotes,
     ReplyToClient,
     Send,
     ViewChanged,
+    VoteRecord,
 )
 from gridledger.consensus.messages import (
     ClientRequest,
@@ -44,6 +47,7 @@ from gridledger.consensus.messages import (
 from gridledger.consensus.pbft import (
     PbftConfig,
     ReplicaState,
+    compute_live_votes,
     new_replica_state,
     on_client_request,
     on_executed,
@@ -66,7 +70,9 @@ class Behaviour(Enum):
 
     HONEST = "honest"
     SILENT = "silent"  # receives, sends nothing
-    EQUIVOCATE = "equivocate"  # as primary, sends conflicting pre-prepares to two halves
+    # As primary, sends conflicting pre-prepares to two halves of the backups; a backup
+    # that restarted gets the other half's (a primary exploiting a replica's amnesia).
+    EQUIVOCATE = "equivocate"
     TAMPER = "tamper"  # flips bits, forges senders and sends garbage besides its messages
 
 
@@ -123,6 +129,8 @@ class SimReplica:
     behaviour: Behaviour = Behaviour.HONEST
     alive: bool = True
     persisted: tuple[int, bytes, CommitCertificate | None, int] = (0, b"", None, 0)
+    votes: tuple[VoteRecord, ...] = ()  # the vote log on "disk" (PersistVotes)
+    restarts: int = 0
 
 
 @dataclass
@@ -284,18 +292,26 @@ class SimNetwork:
     def crash(self, replica: int, at_ms: int) -> None:
         self._schedule(at_ms, "crash", replica, None)
 
-    def restart(self, replica: int, at_ms: int) -> None:
-        self._schedule(at_ms, "restart", replica, None)
+    def restart(self, replica: int, at_ms: int, *, lose_votes: bool = False) -> None:
+        """Restart ``replica`` at ``at_ms`` from what it persisted.
+
+        ``lose_votes=True`` wipes its vote log first (a disk that kept only blocks):
+        it then restarts in view 0, free to vote again at slots it voted for.
+        """
+        self._schedule(at_ms, "restart-lose-votes" if lose_votes else "restart", replica, None)
 
     def _do_crash(self, r: SimReplica) -> None:
         r.alive = False
         self.trace.append(f"{self.now_ms} r{r.replica_id} crash")
 
-    def _do_restart(self, r: SimReplica) -> None:
-        """Fresh protocol state from the persisted stable checkpoint; the app keeps its blocks
-        up to that checkpoint (blocks above it were not certified and are re-done)."""
+    def _do_restart(self, r: SimReplica, *, lose_votes: bool = False) -> None:
+        """Fresh protocol state from the persisted stable checkpoint and vote log; the app
+        keeps its blocks up to that checkpoint (blocks above it were not certified and are
+        re-done)."""
         seq, digest, cert, ts = r.persisted
         r.app.truncate(seq)
+        if lose_votes:
+            r.votes = ()
         r.state = new_replica_state(
             self.config,
             r.replica_id,
@@ -304,9 +320,14 @@ class SimNetwork:
             stable_digest=digest,
             stable_certificate=cert,
             timestamp_ms=ts,
+            votes=r.votes,
         )
         r.alive = True
-        self.trace.append(f"{self.now_ms} r{r.replica_id} restart at {seq}")
+        r.restarts += 1
+        self.trace.append(
+            f"{self.now_ms} r{r.replica_id} restart at {seq} view {r.state.view}"
+            f" votes {len(r.votes)}"
+        )
 
     # -- running ------------------------------------------------------------------------
 
@@ -341,6 +362,8 @@ class SimNetwork:
             self._do_crash(r)
         elif kind == "restart":
             self._do_restart(r)
+        elif kind == "restart-lose-votes":
+            self._do_restart(r, lose_votes=True)
         elif not r.alive:
             if kind == "tick":
                 self._schedule(self.now_ms + self.tick_ms, "tick", rid, None)
@@ -366,7 +389,9 @@ class SimNetwork:
             effect = queue.pop(0)
             if self.on_effect is not None:
                 self.on_effect(r.replica_id, effect)
-            if isinstance(effect, (Send, Broadcast)):
+            if isinstance(effect, PersistVotes):
+                r.votes = compute_live_votes(r.votes, effect)  # survives crashes, like a disk
+            elif isinstance(effect, (Send, Broadcast)):
                 self._send(r, effect)
             elif isinstance(effect, Execute):
                 digest = r.app.process_execute(effect)
@@ -424,7 +449,8 @@ class SimNetwork:
                 self._tamper(r, env, to)
 
     def _equivocate(self, r: SimReplica, env: SignedEnvelope, targets: list[int]) -> None:
-        """Send the real pre-prepare to one half and a conflicting one to the other."""
+        """Send the real pre-prepare to one half and a conflicting one to the other half;
+        swap halves for a backup each time it restarted (it may have forgotten)."""
         pp = decode_message(env.body)
         assert isinstance(pp, PrePrepare)
         ts = pp.timestamp_ms + 1
@@ -432,7 +458,8 @@ class SimNetwork:
         other_frame = encode(r.state.auth.seal(other))
         half = len(targets) // 2
         for i, to in enumerate(targets):
-            self._transmit(r.replica_id, to, encode(env) if i < half else other_frame)
+            real = (i < half) != (self.replicas[to].restarts % 2 == 1)
+            self._transmit(r.replica_id, to, encode(env) if real else other_frame)
 
     def _tamper(self, r: SimReplica, env: SignedEnvelope, to: int) -> None:
         """Extra junk next to each real message: a flipped bit, a forged sender, garbage."""

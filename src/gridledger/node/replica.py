@@ -13,7 +13,11 @@ effects they return are carried out in order:
 * ``ReplyToClient``: receipts are handed to the API callers waiting on them;
 * ``NeedStateTransfer``: blocks are fetched from peers (:mod:`gridledger.node.sync`),
   trusted through a commit certificate and re-executed, then ``on_state_transferred``;
-* ``ViewChanged``: logged and the view persisted in the store's meta area.
+* ``ViewChanged``: logged and the view persisted in the store's meta area;
+* ``PersistVotes`` (always first in its list): the replica's live votes are
+  rewritten as one blob under the meta key ``pbft/votes`` (one SQLite
+  transaction, fsynced under ``synchronous=FULL``) before any later effect of
+  the list, so no vote leaves the process before it is on disk.
 
 Transaction signatures are checked once per replica, when the block executes
 (``ledger.execution``); ``submit`` only decodes and keeps the decoded form for
@@ -21,7 +25,8 @@ execution (``verify_on_submit=True`` adds an early check). Frames are
 processed in slices of at most ``_SLICE_S`` seconds so that signature checks
 never hold the loop for long. A replica restarted after
 SIGKILL reopens its store (the ledger checks state against the head header),
-restores its view, and catches up from peers: either PBFT asks for a state
+reloads its votes (and with them its view: it never votes twice differently at
+one view and seq), and catches up from peers: either PBFT asks for a state
 transfer, or the periodic height gossip shows f+1 peers ahead of it.
 """
 
@@ -45,9 +50,11 @@ from gridledger.consensus.effects import (
     Effect,
     Execute,
     NeedStateTransfer,
+    PersistVotes,
     ReplyToClient,
     Send,
     ViewChanged,
+    VoteRecord,
 )
 from gridledger.consensus.messages import ClientRequest, SignedEnvelope
 from gridledger.consensus.tcp import TcpTransport
@@ -85,6 +92,7 @@ _FETCH_TIMEOUT_S = 3.0
 _GOSSIP_S = 1.0
 _LAG_BEFORE_SYNC_S = 2.0
 _VIEW_META = "node/view"
+VOTES_META = "pbft/votes"
 _MAX_DECODED = 200_000
 _ENVELOPE = wire_name(SignedEnvelope)
 _SYNC_TYPES: dict[str, type[Any]] = {
@@ -187,6 +195,8 @@ class Replica:
         )
         self.transport.set_receiver(self._on_frame)
         self.api = ApiServer(config.api.host, config.api.port, self._api_methods())
+        self._votes: tuple[VoteRecord, ...] = self.get_persisted_votes()
+        self.restored_votes = len(self._votes)
         self.core = self._new_core()
         self._frames: deque[tuple[int, bytes]] = deque()
         self._requests: deque[ClientRequest] = deque()
@@ -239,12 +249,42 @@ class Replica:
                     stable_digest=header.header_hash,
                     stable_certificate=cert,
                     timestamp_ms=header.timestamp_ms,
+                    votes=self._votes,
                 )
             if self.ledger.height - height > 4 * self.config.consensus.watermark_window:
                 break
         return pbft.new_replica_state(
-            config, self.id, self.key, timestamp_ms=self.genesis.timestamp_ms
+            config, self.id, self.key, timestamp_ms=self.genesis.timestamp_ms, votes=self._votes
         )
+
+    def get_persisted_votes(self) -> tuple[VoteRecord, ...]:
+        """This replica's own votes from the store (``PersistVotes``); empty at genesis.
+
+        A blob that does not decode is a corrupt disk: refuse to start rather than
+        forget votes (and possibly vote twice differently at one slot).
+        """
+        raw = self.store.get_meta(VOTES_META)
+        if raw is None:
+            return ()
+        try:
+            return pbft.decode_vote_log(raw)
+        except EncodingError as exc:
+            raise GridledgerError(f"the vote log in {VOTES_META!r} is corrupt: {exc}") from None
+
+    def _persist_votes(self, effect: PersistVotes) -> None:
+        """Rewrite the live votes as one blob: one SQLite transaction, durable on return.
+
+        If the write fails the replica stops (fail-stop): sending votes it could forget
+        would make it unsafe after a restart.
+        """
+        live = pbft.compute_live_votes(self._votes, effect)
+        try:
+            self.store.put_meta(VOTES_META, pbft.encode_vote_log(live))
+        except Exception:
+            log.critical("replica %d: cannot persist its votes; stopping", self.id)
+            self.request_stop()
+            raise
+        self._votes = live
 
     def get_persisted_view(self) -> int:
         """The last view this replica entered (informational: PBFT relearns it from peers)."""
@@ -358,7 +398,11 @@ class Replica:
         queue = deque(effects)
         while queue:
             effect = queue.popleft()
-            if isinstance(effect, Send):
+            if isinstance(effect, PersistVotes):
+                # First in its list: on disk before any send of the list. A failed write
+                # raises, and the votes are never sent.
+                self._persist_votes(effect)
+            elif isinstance(effect, Send):
                 with contextlib.suppress(TransportError):
                     self.transport.send(effect.to, encode(effect.envelope))
             elif isinstance(effect, Broadcast):
@@ -590,6 +634,7 @@ class Replica:
             "peers": self.transport.get_connected_peers(),
             "syncing": self._sync_task is not None and not self._sync_task.done(),
             "executed_txs": self.executed_txs,
+            "restored_votes": self.restored_votes,
         }
 
     async def _api_submit(self, params: dict[str, Any]) -> dict[str, Any]:
