@@ -139,8 +139,8 @@ def main() -> None:
                 "seed n²+n−2",
                 "verifications",
                 "seed n²+2n−2",
-                "energy ours (kJ)",
-                "energy seed (kJ)",
+                "energy ours (J)",
+                "energy seed (J)",
             ],
             cost_rows,
         )
