@@ -34,8 +34,6 @@ with none of the three keys has no identity contract (KV only).
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +71,7 @@ from gridledger.identity.registration import (
 )
 from gridledger.identity.trace_center import Trustee, compute_trustee_member_id, run_dkg
 from gridledger.ledger.block import GenesisConfig
-from gridledger.node.keys import read_key, write_key
+from gridledger.node.keys import read_key, read_private_file, write_key, write_private_file
 
 IDENTITY_DIR = "identity"
 GENESIS_ROOTS_KEY = b"identity/genesis/roots"
@@ -248,30 +246,6 @@ def get_identity_config(genesis: GenesisConfig) -> IdentityConfig | None:
 def _make_private_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o700)
-
-
-def write_private_file(path: Path, data: bytes) -> None:
-    """Create ``path`` with mode 0600 (``O_EXCL``: never overwrite, never world-readable)."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise ConfigError(f"{path}: already exists") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot create ({exc.strerror})") from None
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-
-
-def read_private_file(path: Path) -> bytes:
-    """Read a secret file; :class:`ConfigError` if missing or readable by group/others."""
-    try:
-        mode = path.stat().st_mode
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"{path}: private file is readable by others (chmod 600 it)")
-    return data
 
 
 def write_certificate(path: Path, cert: x509.Certificate) -> None:

@@ -19,6 +19,30 @@ from gridledger.crypto.signatures import Ed25519PrivateKey
 from gridledger.errors import ConfigError
 
 
+def write_private_file(path: Path, data: bytes) -> None:
+    """Create ``path`` with mode 0600 (``O_EXCL``: never overwrite, never world-readable)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"{path}: already exists") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot create ({exc.strerror})") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def read_private_file(path: Path) -> bytes:
+    """Read a secret file; :class:`ConfigError` if missing or readable by group/others."""
+    try:
+        mode = path.stat().st_mode
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{path}: private file is readable by others (chmod 600 it)")
+    return data
+
+
 def write_key(path: Path, key: Ed25519PrivateKey) -> None:
     """Write ``key`` to a new file at ``path`` (mode 0600); refuse to overwrite."""
     pem = ed25519.Ed25519PrivateKey.from_private_bytes(key.seed()).private_bytes(
@@ -26,14 +50,7 @@ def write_key(path: Path, key: Ed25519PrivateKey) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise ConfigError(f"{path}: key file already exists") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot create key file ({exc.strerror})") from None
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
+    write_private_file(path, pem)
 
 
 def generate_key_file(path: Path, rng: Rng = SYSTEM_RNG) -> Ed25519PrivateKey:
@@ -45,13 +62,7 @@ def generate_key_file(path: Path, rng: Rng = SYSTEM_RNG) -> Ed25519PrivateKey:
 
 def read_key(path: Path) -> Ed25519PrivateKey:
     """Read a replica key; :class:`ConfigError` if missing, malformed or too open."""
-    try:
-        mode = path.stat().st_mode
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read key file ({exc.strerror})") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"{path}: key file is readable by others (chmod 600 it)")
+    data = read_private_file(path)
     try:
         loaded = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):
