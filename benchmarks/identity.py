@@ -6,6 +6,7 @@ Per registration round: wall time of the user's, the RM's and the MM's work
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from gridledger.crypto.encoding import encode
@@ -20,7 +21,8 @@ from gridledger.identity.market_manager import (
     process_close_batch,
     process_open_batch,
 )
-from gridledger.identity.messages import EvidenceRecord, ObligationEvidence
+from gridledger.identity.messages import EvidenceRecord, Obligation, ObligationEvidence
+from gridledger.identity.obligations import create_signed_obligation
 from gridledger.identity.registration import (
     RmConfig,
     create_registration_manager,
@@ -34,6 +36,7 @@ from gridledger.identity.registration import (
     start_registration,
 )
 from gridledger.identity.trace_center import (
+    TraceRequestRead,
     Trustee,
     compute_evidence_id,
     compute_trace,
@@ -95,9 +98,10 @@ def main() -> None:
             pr = compute_pseudonym_request(cred, mm_c)
             h = time.perf_counter()
             on_pseudonym_request(mm, pr)
-            (last,) = process_close_batch(mm, NOW, NOW + 3600, rng)
+            (last,) = process_close_batch(mm, NOW, NOW + 3600, rng).certificates
             i = time.perf_counter()
             last_cert = last.certificate
+            last_signed, last_cred = last, cred
             t_user += (b - a) + (d - c) + (f - e) + (h - g)
             t_rm += (c - b) + (e - d) + (g - f)
             t_mm += i - h
@@ -111,10 +115,18 @@ def main() -> None:
         )
     assert last_cert is not None
     trustees = [Trustee(s.index, s, tc_key, keys[4], tc_certs[s.index]) for s in shares]
-    ev = ObligationEvidence(last_cert.pseudonym_key, b"\x01" * 32, last_cert.round, b"o", "x")
-    record = EvidenceRecord(ev, 1, NOW * 1000)
+    accuser = Ed25519PrivateKey.generate(rng)
+    accuser_cert = dataclasses.replace(
+        last_signed,
+        certificate=dataclasses.replace(last_cert, pseudonym_key=accuser.public_key.raw),
+    )
+    ob = Obligation(
+        last_cert.round, last_cert.pseudonym_key, accuser.public_key.raw, b"o", "x", NOW
+    )
+    ev = ObligationEvidence(create_signed_obligation(ob, last_cred.pseudonym, accuser), "x")
+    read = TraceRequestRead(EvidenceRecord(ev, 1, (NOW + 1) * 1000), last_signed, accuser_cert)
     a = time.perf_counter()
-    msgs = [on_trace_request(t, record, last_cert, rng) for t in trustees[:3]]
+    msgs = [on_trace_request(t, read, rng) for t in trustees[:3]]
     b = time.perf_counter()
     compute_trace(tc_key, last_cert, msgs, compute_evidence_id(ev), roots, NOW)
     c = time.perf_counter()

@@ -9,19 +9,24 @@ from gridledger.crypto.encoding import encode
 from gridledger.crypto.rng import DeterministicRng, Rng
 from gridledger.crypto.signatures import Ed25519PrivateKey, RsaPublicKey
 from gridledger.identity.ca import compute_certificate_der
-from gridledger.identity.contracts import KIND_BATCH, IdentityConfig, IdentityContract
+from gridledger.identity.contracts import KIND_BATCH, IdentityConfig, IdentityContract, Reader
 from gridledger.identity.market_manager import (
+    compute_batch_statement,
     compute_pseudonym_request,
     on_pseudonym_request,
     process_close_batch,
     process_open_batch,
 )
 from gridledger.identity.messages import (
+    BATCH_TAG,
+    Obligation,
+    ObligationEvidence,
     PseudonymBatch,
     SignedCommitments,
     SignedPseudonymCertificate,
     TracingTag,
 )
+from gridledger.identity.obligations import create_signed_obligation
 from gridledger.identity.registration import (
     Candidate,
     PseudonymCredential,
@@ -34,7 +39,8 @@ from gridledger.identity.registration import (
     sign_commitments,
     start_registration,
 )
-from gridledger.identity.tags import compute_handle_plaintext, decode_tag
+from gridledger.identity.tags import compute_handle, compute_handle_plaintext, decode_tag
+from gridledger.identity.trace_center import TraceRequestRead
 from gridledger.ledger.contracts import BlockContext, ContractRegistry
 from gridledger.ledger.execution import Receipt, apply_block
 from gridledger.ledger.state import WorldState, compute_state_key
@@ -52,6 +58,7 @@ def create_handle_cheat(
     ct = decode_tag(pk, c.tag).ciphertext
     ha = grp.exp_g(c.handle_r)
     hb = grp.mul(compute_handle_plaintext(grp, other), grp.exp(pk.y, c.handle_r))
+    assert (ha, hb) != compute_handle(pk, st.identity, c.handle_r)
     tag = encode(TracingTag(ct.to_bytes(grp), grp.element_to_bytes(ha), grp.element_to_bytes(hb)))
     msg = compute_pseudonym_input(st.round, c.pseudonym.public_key.raw, tag)
     input_msg = blind_rsa.prepare_with(st.variant, msg, c.msg_prefix)
@@ -76,13 +83,20 @@ def issue_round(
     process_open_batch(mm, round_)
     for c in creds:
         on_pseudonym_request(mm, compute_pseudonym_request(c, world.mm.cert))
-    return creds, process_close_batch(mm, valid[0], valid[1], rng)
+    return creds, process_close_batch(mm, valid[0], valid[1], rng).certificates
 
 
 def batch_payload(
     world: World, round_: int, batch: tuple[SignedPseudonymCertificate, ...]
 ) -> PseudonymBatch:
-    return PseudonymBatch(round_, compute_certificate_der(world.mm.cert), batch)
+    """The MM's signed batch over ``batch`` (in this order)."""
+    statement = compute_batch_statement(round_, batch)
+    return PseudonymBatch(
+        round_,
+        compute_certificate_der(world.mm.cert),
+        batch,
+        world.mm.key.sign(BATCH_TAG, encode(statement)),
+    )
 
 
 def cheat_commitments(
@@ -120,9 +134,10 @@ def cheat_commitments(
 class Chain:
     """One replica's state with the identity contract; blocks applied one transaction each."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, *, pin_mm: bool = True) -> None:
         self.state = WorldState()
-        config = IdentityConfig(world.roots, world.rm_blind.cert, world.tc_key)
+        mm = world.mm.cert if pin_mm else None
+        config = IdentityConfig(world.roots, world.rm_blind.cert, world.tc_key, mm)
         self.registry = ContractRegistry((IdentityContract(config),))
         self.height = 0
         self.nonce = 0
@@ -144,3 +159,41 @@ class Chain:
         tx = Transaction.create("test-chain", kind, payload, signer, self.nonce)
         ctx = BlockContext("test-chain", self.height, now * 1000, 0)
         return apply_block(self.state, self.registry, [tx], ctx).receipts[0]
+
+
+def make_evidence(
+    accused: PseudonymCredential,
+    accuser: PseudonymCredential,
+    round_: int,
+    *,
+    obligation_id: bytes = b"trade-1",
+    deadline: int = NOW - 10,
+    description: str = "no energy delivered",
+) -> ObligationEvidence:
+    """Evidence on an obligation both pseudonyms signed (accused = debtor)."""
+    ob = Obligation(
+        round_,
+        accused.pseudonym.public_key.raw,
+        accuser.pseudonym.public_key.raw,
+        obligation_id,
+        "1500 Wh",
+        deadline,
+    )
+    return ObligationEvidence(
+        create_signed_obligation(ob, accused.pseudonym, accuser.pseudonym), description
+    )
+
+
+def trace_read(chain: Chain, evidence_id: bytes) -> TraceRequestRead:
+    """What a trustee reads from the chain before answering (here: one replica's state)."""
+    reader = Reader(chain.get)
+    record = reader.evidence(evidence_id)
+    if record is None:
+        return TraceRequestRead(None, None, None)
+    ev = record.evidence
+    return TraceRequestRead(
+        record,
+        reader.pseudonym_certificate(ev.accused),
+        reader.pseudonym_certificate(ev.accuser),
+        reader.trace(evidence_id),
+    )

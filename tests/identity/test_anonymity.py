@@ -50,7 +50,7 @@ def _run(world: World, users_shuffle: bool, seed: str) -> tuple[int, int, int]:
         for u in arrival:
             on_pseudonym_request(mm, compute_pseudonym_request(creds[u], world.mm.cert))
         arrived_keys = [r.pseudonym_key for r in mm.pending]
-        batch = process_close_batch(mm, NOW, NOW + 3600, rng)
+        batch = process_close_batch(mm, NOW, NOW + 3600, rng).certificates
         owner = {creds[u].pseudonym.public_key.raw: u for u in order}
         # Adversary 1: i-th RM session <-> i-th MM arrival.
         guess1 = {arrived_keys[i]: order[i] for i in range(N_USERS)}

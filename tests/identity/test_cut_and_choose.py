@@ -8,7 +8,7 @@ import pytest
 
 from gridledger.crypto.rng import DeterministicRng
 from gridledger.crypto.signatures import Ed25519PrivateKey
-from gridledger.identity.ca import compute_certificate_hash
+from gridledger.identity.ca import compute_certificate_hash, compute_member_key, get_attributes
 from gridledger.identity.contracts import KIND_BLACKLIST, Reader
 from gridledger.identity.errors import CheatingDetected, MessageRejected
 from gridledger.identity.registration import (
@@ -42,7 +42,7 @@ def test_caught_cheater_leaves_verifiable_evidence(world: World) -> None:
     chain = Chain(world)
     sender = Ed25519PrivateKey.generate(rng)
     assert chain.submit(KIND_BLACKLIST, evidence, sender).ok
-    assert Reader(chain.get).is_blacklisted(compute_certificate_hash(user.cert))
+    assert Reader(chain.get).is_blacklisted(compute_member_key(get_attributes(user.cert)))
     assert not chain.submit(KIND_BLACKLIST, evidence, sender).ok
 
 

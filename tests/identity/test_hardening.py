@@ -18,8 +18,11 @@ from gridledger.identity.ca import (
     MemberAttributes,
     compute_certificate_der,
     compute_certificate_hash,
+    compute_member_key,
     create_authority,
+    get_attributes,
     process_issue,
+    process_take_superseded,
 )
 from gridledger.identity.contracts import (
     KIND_BATCH,
@@ -41,7 +44,6 @@ from gridledger.identity.messages import (
     REVOCATION_TAG,
     SWEEP_BLINDINGS_TAG,
     TRACE_SHARE_TAG,
-    ObligationEvidence,
     PseudonymSweep,
     Revocation,
     SignedPseudonymCertificate,
@@ -77,7 +79,14 @@ from gridledger.identity.trace_center import (
 from gridledger.ledger.execution import Receipt
 
 from .conftest import DAY, NOW, Member, World, issue
-from .helpers import Chain, batch_payload, cheat_commitments, issue_round
+from .helpers import (
+    Chain,
+    batch_payload,
+    cheat_commitments,
+    issue_round,
+    make_evidence,
+    trace_read,
+)
 
 SENDER = Ed25519PrivateKey.generate(DeterministicRng("hardening-sender"))
 
@@ -90,6 +99,7 @@ class Traced:
     eid: bytes
     record_entries: tuple[bytes, ...]
     shares: list[SignedTraceShare]
+    member: Member  # user 0, whose certificate the tag names
 
 
 def _evidence_on_chain(world: World, seed: str, round_: int) -> Traced:
@@ -100,23 +110,17 @@ def _evidence_on_chain(world: World, seed: str, round_: int) -> Traced:
     chain = Chain(world)
     assert chain.publish(world, round_, batch).ok
     assert chain.publish(world, round_ + 1, batch2).ok
-    evidence = ObligationEvidence(
-        creds[0].pseudonym.public_key.raw,
-        creds[1].pseudonym.public_key.raw,
-        round_,
-        b"trade-9",
-        "reneged",
-    )
+    evidence = make_evidence(creds[0], creds[1], round_, obligation_id=b"trade-9")
     assert chain.submit(KIND_EVIDENCE, evidence, creds[1].pseudonym).ok
     eid = compute_evidence_id(evidence)
     reader = Reader(chain.get)
     record, cert = reader.evidence(eid), reader.pseudonym_certificate(evidence.accused)
     assert record is not None and cert is not None
     rng = DeterministicRng(seed + "-tc")
-    shares = [on_trace_request(tr, record, cert.certificate, rng) for tr in world.trustees]
-    _, bad, valid = compute_trace(world.tc_key, cert.certificate, shares, eid, world.roots, NOW)
-    assert bad == ()
-    return Traced(chain, creds, later, eid, valid, shares)
+    shares = [on_trace_request(tr, trace_read(chain, eid), rng) for tr in world.trustees]
+    outcome = compute_trace(world.tc_key, cert.certificate, shares, eid, world.roots, NOW)
+    assert outcome.bad_trustees == () and outcome.unauthenticated == ()
+    return Traced(chain, creds, later, eid, outcome.entries, shares, world.users[0])
 
 
 def _resign(share: SignedTraceShare, body: TraceShare, signer: Member) -> SignedTraceShare:
@@ -132,7 +136,8 @@ def _as_member(tr: Trustee) -> Member:
 
 
 def _trace(t: Traced, entries: Sequence[bytes]) -> Receipt:
-    return t.chain.submit(KIND_TRACE, TraceRecord(t.eid, tuple(entries)), SENDER)
+    der = compute_certificate_der(t.member.cert)
+    return t.chain.submit(KIND_TRACE, TraceRecord(t.eid, tuple(entries), der), SENDER)
 
 
 # -- 1. trustee index <-> certificate binding ----------------------------------------
@@ -261,8 +266,10 @@ def test_batch_from_mm_without_issue_permission_rejected(world: World) -> None:
             batch_payload(world, 72, tuple(resigned)),
             mm_certificate=compute_certificate_der(mm.cert),
         )
-        receipt = Chain(world).submit(KIND_BATCH, payload, SENDER)
+        receipt = Chain(world, pin_mm=False).submit(KIND_BATCH, payload, SENDER)
         assert not receipt.ok and "required" in receipt.reason, receipt.reason
+        pinned = Chain(world).submit(KIND_BATCH, payload, SENDER)
+        assert not pinned.ok and "pinned" in pinned.reason
 
 
 # -- 3. the CA refuses to re-admit a blacklisted member -------------------------------
@@ -275,11 +282,12 @@ def test_ca_refuses_blacklisted_member_id_and_meter() -> None:
     attrs = MemberAttributes("consumer", "house-x", "meter-x", ("trade",))
     first = process_issue(ca, "house-x", key, attrs, NOW, DAY, rng)
     process_issue(ca, "house-x", key, attrs, NOW, DAY, rng)  # not blacklisted: renewal is fine
-    ca.blacklist = {compute_certificate_hash(first)}
+    assert process_take_superseded(ca) == (compute_certificate_hash(first),)  # renewal revokes
+    ca.blacklist = {compute_member_key(get_attributes(first))}
     before = dict(ca.issued)
     with pytest.raises(MemberBlacklisted) as info:
         process_issue(ca, "house-x", key, attrs, NOW, DAY, rng)
-    assert info.value.identity == compute_certificate_hash(first)
+    assert info.value.identity == compute_member_key(attrs)
     assert info.value.subject == "member:house-x"
     renamed = MemberAttributes("consumer", "house-y", "meter-x", ("trade",))
     with pytest.raises(MemberBlacklisted, match="meter:meter-x"):
@@ -295,7 +303,7 @@ def test_ca_reads_the_on_chain_blacklist_after_a_trace(world: World) -> None:
     rng = DeterministicRng("ca-chain")
     ca = create_authority("CA-chain", Ed25519PrivateKey.generate(rng), NOW - DAY, 9 * DAY, rng)
     attrs = MemberAttributes("producer", "house-0", "meter-0", ("trade",))
-    ca.admitted["member:house-0"] = [compute_certificate_hash(world.users[0].cert)]
+    ca.admitted["member:house-0"] = [compute_member_key(get_attributes(world.users[0].cert))]
     ca.blacklist = get_blacklist(t.chain.get)
     key = world.users[0].key.public_key
     process_issue(ca, "house-0", key, attrs, NOW, DAY, rng)  # not yet traced
@@ -316,7 +324,7 @@ def _sweep(
     certs = reader.round_certificates(round_)
     rng = DeterministicRng(f"sweep-{round_}")
     tr = {x.index: x for x in world.trustees}
-    blindings = tuple(on_sweep_blind(tr[i], trace, round_, certs, rng) for i in blind_by)
+    blindings = tuple(on_sweep_blind(tr[i], trace, round_, certs, NOW, rng) for i in blind_by)
     shares = tuple(
         on_sweep_decrypt(tr[i], trace, round_, certs, blindings, world.roots, NOW, rng)
         for i in share_by
@@ -331,7 +339,7 @@ def test_sweep_revokes_only_the_traced_users_later_pseudonym(world: World) -> No
     # Before any trace there is nothing to sweep.
     with pytest.raises(TracingError):
         certs = reader.round_certificates(81)
-        on_sweep_blind(world.trustees[0], None, 81, certs, DeterministicRng("x"))
+        on_sweep_blind(world.trustees[0], None, 81, certs, NOW, DeterministicRng("x"))
     assert _trace(t, t.record_entries).ok
     sweep, trace = _sweep(world, t, 81, (1, 2, 3), (2, 4, 5))
     receipt = t.chain.submit(KIND_SWEEP, sweep, SENDER)
@@ -496,4 +504,4 @@ def test_client_registers_then_submits_at_its_scheduled_time(world: World) -> No
         s.request.pseudonym_key for s in sorted(scheduled, key=lambda s: s.at)[:2]
     ]
     assert deliver_due_requests(mm, left, window.closes) == []
-    assert len(process_close_batch(mm, NOW, NOW + 3600, DeterministicRng("mm"))) == 4
+    assert len(process_close_batch(mm, NOW, NOW + 3600, DeterministicRng("mm")).certificates) == 4

@@ -12,7 +12,12 @@ from gridledger.crypto.groups import FFDHE2048
 from gridledger.crypto.rng import DeterministicRng
 from gridledger.crypto.signatures import Ed25519PrivateKey
 from gridledger.crypto.threshold import DecryptionShare
-from gridledger.identity.ca import compute_certificate_der, compute_certificate_hash
+from gridledger.identity.ca import (
+    compute_certificate_der,
+    compute_certificate_hash,
+    compute_member_key,
+    get_attributes,
+)
 from gridledger.identity.contracts import (
     KIND_BATCH,
     KIND_EVIDENCE,
@@ -40,8 +45,6 @@ from gridledger.identity.market_manager import (
 from gridledger.identity.messages import (
     PSEUDONYM_CERT_TAG,
     REVOCATION_TAG,
-    ObligationEvidence,
-    PseudonymBatch,
     Revocation,
     SignedPseudonymCertificate,
     SignedRevocation,
@@ -49,6 +52,7 @@ from gridledger.identity.messages import (
 )
 from gridledger.identity.registration import PseudonymCredential
 from gridledger.identity.trace_center import (
+    TraceRequestRead,
     compute_evidence_id,
     compute_trace,
     on_trace_request,
@@ -57,7 +61,7 @@ from gridledger.identity.trace_center import (
 )
 
 from .conftest import NOW, World, register
-from .helpers import Chain
+from .helpers import Chain, batch_payload, make_evidence, trace_read
 
 
 def _issue(
@@ -69,7 +73,7 @@ def _issue(
     process_open_batch(mm, round_)
     for c in creds:
         on_pseudonym_request(mm, compute_pseudonym_request(c, world.mm.cert))
-    return creds, process_close_batch(mm, NOW, NOW + 3600, rng)
+    return creds, process_close_batch(mm, NOW, NOW + 3600, rng).certificates
 
 
 def _verify(world: World, signed: SignedPseudonymCertificate, roots=None) -> None:  # type: ignore[no-untyped-def]
@@ -155,17 +159,11 @@ def _full_chain(world: World, seed: str, round_: int):  # type: ignore[no-untype
     creds, batch = _issue(world, range(4), round_, seed)
     chain = Chain(world)
     sender = Ed25519PrivateKey.generate(DeterministicRng(seed + "tx"))
-    payload = PseudonymBatch(round_, compute_certificate_der(world.mm.cert), batch)
+    payload = batch_payload(world, round_, batch)
     assert chain.submit(KIND_BATCH, payload, sender).ok
     assert not chain.submit(KIND_BATCH, payload, sender).ok  # one batch per round
     accused, accuser = creds[0], creds[1]
-    evidence = ObligationEvidence(
-        accused.pseudonym.public_key.raw,
-        accuser.pseudonym.public_key.raw,
-        round_,
-        b"trade-1",
-        "no energy delivered",
-    )
+    evidence = make_evidence(accused, accuser, round_)
     assert not chain.submit(KIND_EVIDENCE, evidence, sender).ok  # not sent by the accuser
     assert chain.submit(KIND_EVIDENCE, evidence, accuser.pseudonym).ok
     return creds, chain, evidence
@@ -179,7 +177,7 @@ def test_tracing_with_t_trustees_blacklists_and_revokes(world: World) -> None:
     record = reader.evidence(eid)
     cert = reader.pseudonym_certificate(evidence.accused)
     assert record is not None and cert is not None
-    msgs = [on_trace_request(tr, record, cert.certificate, rng) for tr in world.trustees]
+    msgs = [on_trace_request(tr, trace_read(chain, eid), rng) for tr in world.trustees]
     # One trustee lies: its share is named, tracing succeeds with t honest ones.
     bad = msgs[0]
     share = DecryptionShare.from_bytes(bad.share.share, world.tc_key.group)
@@ -192,23 +190,28 @@ def test_tracing_with_t_trustees_blacklists_and_revokes(world: World) -> None:
         bad.trustee_certificate,
         world.trustees[0].signing_key.sign(TRACE_SHARE_TAG, encode(body)),
     )
-    identity, bad_ids, valid = compute_trace(
+    outcome = compute_trace(
         world.tc_key, cert.certificate, [lying, *msgs[1:4]], eid, world.roots, NOW
     )
+    identity, bad_ids, valid = outcome.identity, outcome.bad_trustees, outcome.entries
     user0 = compute_certificate_hash(world.users[0].cert)
-    assert identity == user0 and bad_ids == (1,)
+    member0 = compute_member_key(get_attributes(world.users[0].cert))
+    der0 = compute_certificate_der(world.users[0].cert)
+    assert identity == user0 and bad_ids == (1,) and outcome.unauthenticated == ()
     # t - 1 valid shares do not decrypt.
     with pytest.raises(TracingError):
         compute_trace(world.tc_key, cert.certificate, [lying, *msgs[1:3]], eid, world.roots, NOW)
     # On chain: replicas re-verify, record, blacklist, revoke.
     sender = Ed25519PrivateKey.generate(rng)
-    assert not chain.submit(KIND_TRACE, TraceRecord(eid, valid[:2]), sender).ok
-    receipt = chain.submit(KIND_TRACE, TraceRecord(eid, (encode(lying), *valid)), sender)
-    assert receipt.ok
+    assert not chain.submit(KIND_TRACE, TraceRecord(eid, valid[:2], der0), sender).ok
+    receipt = chain.submit(KIND_TRACE, TraceRecord(eid, (encode(lying), *valid), der0), sender)
+    assert receipt.ok, receipt.reason
     result = reader.trace(eid)
     assert result is not None and result.identity == user0 and result.bad_trustees == (1,)
-    assert reader.is_blacklisted(user0) and reader.is_pseudonym_revoked(evidence.accused)
-    assert not chain.submit(KIND_TRACE, TraceRecord(eid, valid), sender).ok  # traced once
+    assert result.accountable and result.member == member0
+    assert reader.is_blacklisted(member0) and reader.is_pseudonym_revoked(evidence.accused)
+    assert reader.is_revoked(user0)
+    assert not chain.submit(KIND_TRACE, TraceRecord(eid, valid, der0), sender).ok  # traced once
     # The RM, reading the chain, refuses the traced user further pseudonyms.
     rm = world.new_rm()
     rm.blacklist = get_blacklist(chain.get)
@@ -231,7 +234,7 @@ def test_trustee_refuses_without_evidence(world: World) -> None:
     rng = DeterministicRng("noev")
     _, batch = _issue(world, range(1), 30, "noev")
     with pytest.raises(TracingError):
-        on_trace_request(world.trustees[0], None, batch[0].certificate, rng)
+        on_trace_request(world.trustees[0], TraceRequestRead(None, batch[0], None), rng)
 
 
 def test_revocation_requires_revoke_permission(world: World) -> None:

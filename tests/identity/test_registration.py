@@ -41,7 +41,13 @@ from gridledger.identity.registration import (
     parse_message,
     start_registration,
 )
-from gridledger.identity.tags import compute_tag, compute_tag_public, create_tag_verifier
+from gridledger.identity.tags import (
+    compute_handle,
+    compute_handle_public,
+    compute_tag,
+    compute_tag_public,
+    create_tag_verifier,
+)
 from gridledger.identity.trace_center import deal_trustee_keys
 
 from .conftest import NOW, World, register
@@ -87,8 +93,11 @@ def test_fast_tag_path_matches_threshold_encrypt(world: World, group_name: str) 
     q = tc_key.group.q
     for r, s in ((1, q - 1), ((2**319 + 12345) % q, 7), (q - 1, (2**300 + 3) % q)):
         ident = bytes(range(32))
-        assert compute_tag_public(verifier, ident, 9, r, b"n" * 12, s) == compute_tag(
-            tc_key, ident, 9, r, b"n" * 12, s
+        consent = bytes(range(256))
+        handle = compute_handle(tc_key, ident, s)
+        assert compute_handle_public(verifier, ident, s) == handle
+        assert compute_tag_public(verifier, ident, 9, r, b"n" * 12, handle, consent) == compute_tag(
+            tc_key, ident, 9, r, b"n" * 12, handle, consent
         )
 
 

@@ -22,6 +22,8 @@ from gridledger.identity.ca import (
     Role,
     compute_certificate_der,
     compute_certificate_hash,
+    compute_member_key,
+    get_attributes,
     get_ed25519_key,
     verify_member,
 )
@@ -34,15 +36,21 @@ from gridledger.identity.market_manager import (
     process_open_batch,
 )
 from gridledger.identity.messages import (
+    Obligation,
     ObligationEvidence,
-    PseudonymBatch,
     PseudonymSweep,
     TraceRecord,
 )
+from gridledger.identity.obligations import create_signed_obligation
 from gridledger.identity.registration import process_open_round
 from gridledger.identity.schedule import BatchWindow
 from gridledger.identity.sweep import on_sweep_blind, on_sweep_decrypt
-from gridledger.identity.trace_center import compute_evidence_id, compute_trace, on_trace_request
+from gridledger.identity.trace_center import (
+    TraceRequestRead,
+    compute_evidence_id,
+    compute_trace,
+    on_trace_request,
+)
 from gridledger.ledger.block import GenesisConfig
 from gridledger.ledger.certificate import Validator
 from gridledger.ledger.merkle import MerkleProof
@@ -61,6 +69,7 @@ from gridledger.node.identity_client import (
     register_household,
 )
 from gridledger.node.identity_material import (
+    GENESIS_MM_KEY,
     GENESIS_RM_PSEUDONYM_KEY,
     GENESIS_ROOTS_KEY,
     GENESIS_TC_KEY,
@@ -114,6 +123,7 @@ def test_identity_material_files_and_genesis(tmp_path: Path) -> None:
     assert config.roots == material.roots
     assert config.rm_blind_certificate == material.rm_pseudonym.certificate
     assert config.tc_key == material.tc_key
+    assert config.mm_certificate == material.mm.certificate
     assert "identity.trace-record" in build_registry(genesis).kinds
     # Corrupt material in the genesis: one clear ConfigError; none at all: KV only.
     state = dict(genesis.state)
@@ -122,6 +132,8 @@ def test_identity_material_files_and_genesis(tmp_path: Path) -> None:
         {**state, GENESIS_TC_KEY: b"\x00garbage"},
         {**state, GENESIS_ROOTS_KEY: encode([b"not a cert"])},
         {**state, GENESIS_RM_PSEUDONYM_KEY: compute_certificate_der(material.mm.certificate)},
+        {**state, GENESIS_MM_KEY: compute_certificate_der(material.rm.certificate)},
+        {k: v for k, v in state.items() if k != GENESIS_MM_KEY},
     ]
     for variant in bad_variants:
         bad = GenesisConfig.create(CHAIN, genesis.validators, genesis.timestamp_ms, variant)
@@ -178,9 +190,8 @@ def test_pseudonyms_tracing_and_light_client_on_chain(tmp_path: Path) -> None:
             process_open_batch(mm, 1)
             for c in creds:
                 on_pseudonym_request(mm, compute_pseudonym_request(c, material.mm.certificate))
-            batch = process_close_batch(mm, now - 60, now + 3600, rng)
+            payload = process_close_batch(mm, now - 60, now + 3600, rng)
             mm_sender = Ed25519PrivateKey.generate(rng)
-            payload = PseudonymBatch(1, compute_certificate_der(material.mm.certificate), batch)
             tx = Transaction.create(CHAIN, KIND_BATCH, payload, mm_sender, 1)
             [receipt] = await client.submit([encode(tx)], timeout=15)
             assert receipt["status"] == "committed", receipt
@@ -206,8 +217,7 @@ def test_pseudonyms_tracing_and_light_client_on_chain(tmp_path: Path) -> None:
             assert all(window.opens <= s.at < window.closes for _, s in scheduled)
             process_open_batch(mm, 2)
             assert deliver_due_requests(mm, [s for _, s in scheduled], window.closes) == []
-            batch2 = process_close_batch(mm, now - 60, now + 3600, rng)
-            payload = PseudonymBatch(2, compute_certificate_der(material.mm.certificate), batch2)
+            payload = process_close_batch(mm, now - 60, now + 3600, rng)
             tx = Transaction.create(CHAIN, KIND_BATCH, payload, mm_sender, 2)
             [receipt] = await client.submit([encode(tx)], timeout=15)
             assert receipt["status"] == "committed", receipt
@@ -215,11 +225,16 @@ def test_pseudonyms_tracing_and_light_client_on_chain(tmp_path: Path) -> None:
                 assert await view.get_pseudonym_certificate(c.pseudonym.public_key.raw)
             # A counterparty (pseudonym 1) files evidence against pseudonym 0.
             accused, accuser = creds[0], creds[1]
-            evidence = ObligationEvidence(
+            obligation = Obligation(
+                1,
                 accused.pseudonym.public_key.raw,
                 accuser.pseudonym.public_key.raw,
-                1,
                 b"trade-7",
+                "1500 Wh in slot 12",
+                now - 5,
+            )
+            evidence = ObligationEvidence(
+                create_signed_obligation(obligation, accused.pseudonym, accuser.pseudonym),
                 "no energy delivered in slot 12",
             )
             tx = Transaction.create(CHAIN, KIND_EVIDENCE, evidence, accuser.pseudonym, 1)
@@ -230,35 +245,40 @@ def test_pseudonyms_tracing_and_light_client_on_chain(tmp_path: Path) -> None:
             # t trustees check the evidence on chain and return decryption shares.
             record = await view.get_evidence(eid)
             signed_cert = await view.get_pseudonym_certificate(evidence.accused)
+            accuser_cert = await view.get_pseudonym_certificate(evidence.accuser)
             assert record is not None and signed_cert is not None
+            read = TraceRequestRead(record, signed_cert, accuser_cert, await view.get_trace(eid))
             cert = signed_cert.certificate
             shares = [
-                on_trace_request(tr, record, cert, rng.fork(f"tc-{tr.index}"))
+                on_trace_request(tr, read, rng.fork(f"tc-{tr.index}"))
                 for tr in material.trustees[:3]
             ]
-            identity, bad, valid = compute_trace(
-                material.tc_key, cert, shares, eid, material.roots, now
-            )
+            outcome = compute_trace(material.tc_key, cert, shares, eid, material.roots, now)
             house0 = compute_certificate_hash(homes[0].certificate)
-            assert identity == house0 and bad == ()
+            member0 = compute_member_key(get_attributes(homes[0].certificate))
+            assert outcome.identity == house0 and outcome.bad_trustees == ()
+            record_tx = TraceRecord(
+                eid, outcome.entries, compute_certificate_der(homes[0].certificate)
+            )
             trace_tx = Transaction.create(
-                CHAIN, KIND_TRACE, TraceRecord(eid, valid), Ed25519PrivateKey.generate(rng), 1
+                CHAIN, KIND_TRACE, record_tx, Ed25519PrivateKey.generate(rng), 1
             )
             [receipt] = await client.submit([encode(trace_tx)], timeout=15)
             assert receipt["status"] == "committed", receipt
             result = await view.get_trace(eid)
-            assert result is not None and result.identity == house0
+            assert result is not None and result.identity == house0 and result.accountable
             # Blacklisted and revoked on chain; the RM, reading the chain, refuses it.
-            status = await view.get_member_status(house0)
+            status = await view.get_member_status(homes[0].certificate)
             assert status.blacklisted and status.revoked
-            other = await view.get_member_status(compute_certificate_hash(homes[1].certificate))
+            other = await view.get_member_status(homes[1].certificate)
             assert not other.blacklisted and not other.revoked
             # The trustees sweep round 2: house-0's already issued pseudonym is revoked.
             trace = await view.get_trace(eid)
             round2 = await view.get_round_certificates(2)
             assert len(round2) == 3
+            at = int(time.time())  # the block time of the f+1-agreed read
             blindings = tuple(
-                on_sweep_blind(tr, trace, 2, round2, rng.fork(f"blind-{tr.index}"))
+                on_sweep_blind(tr, trace, 2, round2, at, rng.fork(f"blind-{tr.index}"))
                 for tr in material.trustees[:3]
             )
             sweep_shares = tuple(
@@ -289,8 +309,8 @@ def test_pseudonyms_tracing_and_light_client_on_chain(tmp_path: Path) -> None:
             await admit_member(
                 view, material.ca, "house-9", Role.CONSUMER, now, rng, meter_id="meter-9"
             )
-            blacklist, revoked = await view.get_member_lists([house0])
-            assert blacklist == revoked == {house0}
+            blacklist, revoked = await view.get_member_lists([homes[0].certificate])
+            assert blacklist == {member0} and revoked == {house0}
             process_open_round(rm, 3)
 
             def again(i: int) -> None:
@@ -315,7 +335,7 @@ def test_pseudonyms_tracing_and_light_client_on_chain(tmp_path: Path) -> None:
                 height, trace_tx.tx_hash, decode_as(MerkleProof, bytes.fromhex(proof["proof"]))
             )
             # ... and the blacklist entry against the certified state root.
-            key = compute_state_key("identity", b"bl/" + house0)
+            key = compute_state_key("identity", b"bl/" + member0)
             state = await client.call_agreed("state", {"key": key.hex()})
             light2 = await build_light_client(client, genesis, state["height"], timeout=10)
             light2.verify_state_value(

@@ -32,7 +32,7 @@ from cryptography.x509.oid import NameOID
 
 from gridledger.crypto.encoding import decode_as, encode, wire_type
 from gridledger.crypto.errors import EncodingError
-from gridledger.crypto.hashing import hash_bytes, register_tag
+from gridledger.crypto.hashing import hash_bytes, hash_value, register_tag
 from gridledger.crypto.rng import Rng
 from gridledger.crypto.signatures import (
     Ed25519PrivateKey,
@@ -40,9 +40,15 @@ from gridledger.crypto.signatures import (
     RsaPrivateKey,
     RsaPublicKey,
 )
-from gridledger.identity.errors import CertificateRejected, MemberBlacklisted, WrongRole
+from gridledger.identity.errors import (
+    CertificateRejected,
+    MemberBlacklisted,
+    WrongRole,
+    check_timestamp,
+)
 
 CERTIFICATE_HASH_TAG = register_tag("gridledger/identity/certificate/1")
+MEMBER_KEY_TAG = register_tag("gridledger/identity/member-key/1")
 
 # An OID under the ITU-T X.667 UUID arc (2.25.<uuid>): no registration needed.
 ATTRIBUTES_OID = x509.ObjectIdentifier("2.25.170223592420755411964744374950497413641")
@@ -102,8 +108,9 @@ PrivateKey = Ed25519PrivateKey | RsaPrivateKey
 
 
 def compute_datetime(now: int) -> datetime.datetime:
-    """Seconds since the epoch as an aware UTC datetime."""
-    return datetime.datetime.fromtimestamp(now, datetime.UTC)
+    """Seconds since the epoch as an aware UTC datetime (``0 <= now < 2**40``, else
+    :class:`InvalidTimestamp`: no platform-dependent OverflowError/OSError escapes)."""
+    return datetime.datetime.fromtimestamp(check_timestamp("time", now), datetime.UTC)
 
 
 def _crypto_public(key: PublicKey) -> ed25519.Ed25519PublicKey | rsa.RSAPublicKey:
@@ -140,13 +147,17 @@ def compute_serial(rng: Rng) -> int:
 class CertificateAuthority:
     """The CA's mutable state: its key, its self-signed root, its revocations.
 
-    ``blacklist`` is the CA's read view of the on-chain blacklist (identities, i.e.
-    certificate hashes; ``contracts.get_blacklist`` or a set read through
+    ``blacklist`` is the CA's read view of the on-chain blacklist (member keys,
+    :func:`compute_member_key`; ``contracts.get_blacklist`` or a set read through
     ``IdentityChainView``), like the RM's. ``admitted`` is the CA's register of
-    what it certified: ``"member:<id>"`` / ``"meter:<id>"`` -> certificate hashes.
-    :func:`process_issue` refuses anyone whose earlier certificate is blacklisted.
-    The register must outlive the process (the CA's own records); a CA that lost
-    it cannot recognise a returning member.
+    what it certified: ``"member:<id>"`` / ``"meter:<id>"`` -> member keys, and
+    ``holders`` the same keys -> certificate serials. :func:`process_issue` refuses
+    anyone whose member key, or an earlier member key of the same member id or
+    meter, is blacklisted, and revokes a household's earlier certificates on
+    renewal (``superseded``: their hashes, for the operator to post on chain with
+    ``identity.revoke``; :func:`process_take_superseded`). The register must
+    outlive the process (the CA's own records); a CA that lost it cannot
+    recognise a returning member.
     """
 
     key: PrivateKey
@@ -155,6 +166,17 @@ class CertificateAuthority:
     issued: dict[int, x509.Certificate]
     blacklist: Container[bytes] = frozenset()
     admitted: dict[str, list[bytes]] = field(default_factory=dict)
+    holders: dict[str, list[int]] = field(default_factory=dict)
+    superseded: list[bytes] = field(default_factory=list)
+
+
+def compute_member_key(attributes: MemberAttributes) -> bytes:
+    """A member's stable key across certificate renewals: ``H(member id, meter id)``.
+
+    The RM's one-pseudonym-per-round slot and the on-chain blacklist use it (not the
+    certificate hash), so a second certificate of the same member gains nothing.
+    """
+    return hash_value(MEMBER_KEY_TAG, [attributes.member_id, attributes.meter_id or ""])
 
 
 def compute_admission_keys(attributes: MemberAttributes) -> tuple[str, ...]:
@@ -168,20 +190,32 @@ def compute_admission_keys(attributes: MemberAttributes) -> tuple[str, ...]:
 def get_admitted_identities(
     ca: CertificateAuthority, attributes: MemberAttributes
 ) -> tuple[bytes, ...]:
-    """Hashes of every certificate the CA issued to this member id or meter (to look up)."""
-    out: list[bytes] = []
+    """The member keys to look up on the blacklist before admitting ``attributes``: its
+    own and those of every certificate the CA issued to this member id or meter."""
+    out: list[bytes] = [compute_member_key(attributes)]
     for key in compute_admission_keys(attributes):
-        out.extend(ca.admitted.get(key, ()))
+        out.extend(k for k in ca.admitted.get(key, ()) if k not in out)
     return tuple(out)
 
 
 def check_admissible(ca: CertificateAuthority, attributes: MemberAttributes) -> None:
-    """Raise :class:`MemberBlacklisted` if an earlier certificate of this member id or
-    meter is on ``ca.blacklist``; changes nothing."""
+    """Raise :class:`MemberBlacklisted` if this member key, or that of an earlier
+    certificate of this member id or meter, is on ``ca.blacklist``; changes nothing."""
+    own = compute_member_key(attributes)
+    if own in ca.blacklist:
+        raise MemberBlacklisted(own, f"member:{attributes.member_id}")
     for key in compute_admission_keys(attributes):
-        for identity in ca.admitted.get(key, ()):
-            if identity in ca.blacklist:
-                raise MemberBlacklisted(identity, key)
+        for member in ca.admitted.get(key, ()):
+            if member in ca.blacklist:
+                raise MemberBlacklisted(member, key)
+
+
+def process_take_superseded(ca: CertificateAuthority) -> tuple[bytes, ...]:
+    """Hashes of the certificates revoked by renewals since the last call (to post on
+    chain as ``identity.revoke`` so the RM refuses them); clears the queue."""
+    out = tuple(ca.superseded)
+    ca.superseded.clear()
+    return out
 
 
 def create_authority(
@@ -232,9 +266,12 @@ def process_issue(
 ) -> x509.Certificate:
     """Issue a member certificate carrying ``attributes``; records it in ``ca.issued``.
 
-    Refuses (:class:`MemberBlacklisted`) a member id or meter whose earlier
-    certificate is blacklisted (:func:`check_admissible`); refresh ``ca.blacklist``
-    from the chain first (``node.identity_client.admit_member`` does).
+    Refuses (:class:`MemberBlacklisted`) a member whose member key, or whose member
+    id's or meter's earlier member key, is blacklisted (:func:`check_admissible`);
+    refresh ``ca.blacklist`` from the chain first (``node.identity_client.admit_member``
+    does). Renewal: a household certificate revokes (``ca.revoked``) every earlier
+    household certificate of the same member id or meter and queues its hash in
+    ``ca.superseded`` for the operator to post (:func:`process_take_superseded`).
     """
     if not 0 < validity_s <= MAX_VALIDITY_S:
         raise ValueError("validity must be positive and at most ten years")
@@ -259,11 +296,29 @@ def process_issue(
         )
         .sign(_crypto_private(ca.key), _sign_hash(ca.key))
     )
-    ca.issued[serial] = cert
-    identity = compute_certificate_hash(cert)
+    household = attributes.role in {r.value for r in HOUSEHOLD_ROLES}
+    member = compute_member_key(attributes)
     for key in compute_admission_keys(attributes):
-        ca.admitted.setdefault(key, []).append(identity)
+        members = ca.admitted.setdefault(key, [])
+        if member not in members:
+            members.append(member)
+        serials = ca.holders.setdefault(key, [])
+        if household:  # renewal: one valid household certificate per member id and meter
+            for old in serials:
+                earlier = ca.issued[old]
+                if old not in ca.revoked and _is_household(earlier):
+                    ca.revoked[old] = now
+                    ca.superseded.append(compute_certificate_hash(earlier))
+        serials.append(serial)
+    ca.issued[serial] = cert
     return cert
+
+
+def _is_household(cert: x509.Certificate) -> bool:
+    try:
+        return get_attributes(cert).role in {r.value for r in HOUSEHOLD_ROLES}
+    except CertificateRejected:
+        return False
 
 
 def process_revoke(ca: CertificateAuthority, serial: int, now: int) -> None:

@@ -2,30 +2,44 @@
 
 Kinds (every replica runs the same checks, with the block time as "now"):
 
-* ``identity.pseudonym-batch`` - :class:`PseudonymBatch` from the MM: MM certificate
-  (role mm, permission issue-pseudonym-certs, not revoked on chain) and signature on
-  every certificate, the RM's blind signature on every
-  pseudonym (against the RM pseudonym key fixed at genesis), tag form; one batch
-  per round, every pseudonym key and RM signature at most once.
+* ``identity.pseudonym-batch`` - :class:`PseudonymBatch` from the MM: never empty;
+  the MM certificate is always checked (the one pinned at genesis if any; role mm,
+  permission issue-pseudonym-certs, chains to the roots, not revoked on chain) and
+  its signature over the whole batch (round, count, hash of the ordered
+  certificates) is checked *before* any other field is used; then the MM's
+  signature on every certificate, the RM's blind signature on every pseudonym
+  (against the RM pseudonym key fixed at genesis), tag form; one batch per round,
+  every pseudonym key and RM signature at most once.
 * ``identity.revoke`` - :class:`SignedRevocation` by a member with permission revoke.
-* ``identity.evidence`` - :class:`ObligationEvidence` sent *by the accuser's
-  pseudonym key* (the transaction sender) against another published pseudonym.
+* ``identity.evidence`` - :class:`ObligationEvidence`: an :class:`Obligation`
+  signed by *both* pseudonyms (debtor = accused, creditor = accuser), sent by the
+  creditor's pseudonym key; both certified for the obligation's round and not
+  revoked; block time inside ``(deadline, deadline + dispute window]``; the
+  obligation not closed; one accusation per obligation
+  (:mod:`gridledger.identity.obligations`).
+* ``identity.obligation-met`` - :class:`ObligationMet` signed by the creditor:
+  closes the obligation (the settlement layer's hook); later evidence is refused.
 * ``identity.trace-record`` - :class:`TraceRecord`: t valid decryption shares of
   the accused's tag, each signed by the trustee whose certificate (against the
   genesis roots, not revoked on chain, role tc-trustee, member id ``tc-<i>``) names
-  the index the share claims; re-verified and decrypted here, then the identity is
-  blacklisted, its X.509 certificate and the pseudonym certificate revoked.
-* ``identity.sweep`` - :class:`PseudonymSweep`: after a trace, a plaintext-equality
-  test of every handle of one still-valid round against the traced identity
-  (:mod:`gridledger.identity.sweep`); the matching pseudonyms are revoked.
+  the index the share claims; re-verified and decrypted here. If the consent
+  inside verifies under the X.509 certificate the record carries (hash = the
+  tag's identity, chains to the roots), the member key is blacklisted and that
+  certificate and the pseudonym revoked; otherwise the trace is recorded as
+  *unaccountable* (pseudonym revoked, nobody blamed; a later record with the
+  right certificate may still complete it).
+* ``identity.sweep`` - :class:`PseudonymSweep`: after an accountable trace, a
+  plaintext-equality test of every handle of one still-valid round against the
+  traced identity (:mod:`gridledger.identity.sweep`); the matches are revoked.
 * ``identity.blacklist`` - :class:`CheatingEvidence` from a failed cut and choose;
-  re-run here (:func:`verify_cheating_evidence`), then the identity is blacklisted.
+  re-run here (:func:`verify_cheating_evidence`), then the member is blacklisted.
 
 State keys (namespace ``identity``): ``pc/<pk>`` pseudonym certificate,
 ``round/<n>`` batch published (its size), ``rpk/<n>/<i>`` the i-th pseudonym key of
 round n's batch, ``rmsig/<h>`` used RM signature, ``rev/<hash>``
 revoked member certificate, ``revp/<pk>`` revoked pseudonym, ``ev/<id>``
-evidence, ``tr/<id>`` trace result, ``bl/<identity>`` blacklist entry,
+evidence, ``obe/<h>`` evidence id of obligation h, ``om/<h>`` obligation h closed,
+``tr/<id>`` trace result, ``bl/<member key>`` blacklist entry,
 ``sw/<id>/<n>`` sweep result of trace ``id`` over round ``n``.
 """
 
@@ -43,13 +57,16 @@ from gridledger.crypto.threshold import ThresholdPublicKey
 from gridledger.errors import IdentityError
 from gridledger.identity.ca import (
     Permission,
+    Role,
+    compute_certificate_der,
     get_rsa_key,
     load_certificate,
     verify_member,
 )
-from gridledger.identity.errors import CertificateRejected
+from gridledger.identity.errors import CertificateRejected, UnaccountableTrace
 from gridledger.identity.market_manager import (
     compute_rm_signature_hash,
+    verify_batch_signature,
     verify_pseudonym_certificate,
 )
 from gridledger.identity.messages import (
@@ -57,6 +74,7 @@ from gridledger.identity.messages import (
     CheatingEvidence,
     EvidenceRecord,
     ObligationEvidence,
+    ObligationMet,
     PseudonymBatch,
     PseudonymCertificate,
     PseudonymSweep,
@@ -66,9 +84,22 @@ from gridledger.identity.messages import (
     TraceRecord,
     TraceResult,
 )
-from gridledger.identity.registration import DEFAULT_VARIANT, verify_cheating_evidence
-from gridledger.identity.sweep import compute_sweep_matches
-from gridledger.identity.trace_center import compute_evidence_id, compute_identity_from_record
+from gridledger.identity.obligations import (
+    DEFAULT_DISPUTE_WINDOW_S,
+    verify_obligation_evidence,
+    verify_obligation_met,
+)
+from gridledger.identity.registration import (
+    DEFAULT_VARIANT,
+    get_evidence_member,
+    verify_cheating_evidence,
+)
+from gridledger.identity.sweep import check_sweep_target, compute_sweep_matches
+from gridledger.identity.trace_center import (
+    compute_accountable_member,
+    compute_evidence_id,
+    compute_identity_from_record,
+)
 from gridledger.ledger.contracts import BlockContext, StateView
 from gridledger.ledger.errors import ContractRejection
 from gridledger.ledger.tx import Transaction
@@ -80,16 +111,20 @@ KIND_EVIDENCE = "identity.evidence"
 KIND_TRACE = "identity.trace-record"
 KIND_BLACKLIST = "identity.blacklist"
 KIND_SWEEP = "identity.sweep"
-MAX_DESCRIPTION = 1024
+KIND_OBLIGATION_MET = "identity.obligation-met"
 
 
 @dataclass(frozen=True)
 class IdentityConfig:
-    """Genesis parameters: trusted roots, the RM's pseudonym-key certificate, the TC key."""
+    """Genesis parameters: trusted roots, the RM's pseudonym-key certificate, the TC key,
+    the MM's certificate (pinned: only it may publish batches; ``None`` accepts any
+    valid MM certificate) and the dispute window after an obligation's deadline."""
 
     roots: tuple[x509.Certificate, ...]
     rm_blind_certificate: x509.Certificate
     tc_key: ThresholdPublicKey
+    mm_certificate: x509.Certificate | None = None
+    dispute_window_s: int = DEFAULT_DISPUTE_WINDOW_S
     variant: Variant = DEFAULT_VARIANT
 
 
@@ -127,8 +162,12 @@ class Reader:
         raw = self._get(_key(b"tr/", evidence_id))
         return None if raw is None else decode_as(TraceResult, raw)
 
-    def is_blacklisted(self, identity: bytes) -> bool:
-        return self._get(_key(b"bl/", identity)) is not None
+    def is_blacklisted(self, member: bytes) -> bool:
+        """Whether the member key (:func:`ca.compute_member_key`) is blacklisted."""
+        return self._get(_key(b"bl/", member)) is not None
+
+    def is_obligation_met(self, obligation_hash: bytes) -> bool:
+        return self._get(_key(b"om/", obligation_hash)) is not None
 
     def is_revoked(self, certificate_hash: bytes) -> bool:
         return self._get(_key(b"rev/", certificate_hash)) is not None
@@ -196,7 +235,15 @@ class IdentityContract:
     @property
     def kinds(self) -> frozenset[str]:
         return frozenset(
-            {KIND_BATCH, KIND_REVOKE, KIND_EVIDENCE, KIND_TRACE, KIND_BLACKLIST, KIND_SWEEP}
+            {
+                KIND_BATCH,
+                KIND_REVOKE,
+                KIND_EVIDENCE,
+                KIND_OBLIGATION_MET,
+                KIND_TRACE,
+                KIND_BLACKLIST,
+                KIND_SWEEP,
+            }
         )
 
     def process(self, view: StateView, tx: Transaction, ctx: BlockContext) -> bytes:
@@ -215,7 +262,10 @@ class IdentityContract:
             )
         if tx.kind == KIND_EVIDENCE:
             evidence = decode_as(ObligationEvidence, tx.payload)
-            return process_evidence(view, evidence, tx.sender, ctx)
+            return process_evidence(self.config, view, evidence, tx.sender, ctx)
+        if tx.kind == KIND_OBLIGATION_MET:
+            met = decode_as(ObligationMet, tx.payload)
+            return process_obligation_met(view, met)
         if tx.kind == KIND_TRACE:
             return process_trace(self.config, view, decode_as(TraceRecord, tx.payload), now)
         if tx.kind == KIND_SWEEP:
@@ -229,11 +279,26 @@ class IdentityContract:
 def process_batch(
     config: IdentityConfig, view: StateView, batch: PseudonymBatch, now: int
 ) -> bytes:
-    """Publish one round's pseudonym certificates (all or nothing)."""
+    """Publish one round's pseudonym certificates (all or nothing).
+
+    The MM certificate and the MM's signature over the whole batch are checked
+    first, before any other (attacker-chosen) field is used; empty batches are
+    refused, so nobody but the MM can claim a round.
+    """
+    mm_cert = load_certificate(batch.mm_certificate)
+    if config.mm_certificate is not None and batch.mm_certificate != compute_certificate_der(
+        config.mm_certificate
+    ):
+        raise ContractRejection("batch is not from the MM pinned at genesis")
+    revoked = get_revocations(view.get)
+    verify_member(
+        mm_cert, config.roots, now, Role.MM, Permission.ISSUE_PSEUDONYM_CERTS, revoked=revoked
+    )
+    verify_batch_signature(batch, get_rsa_key(mm_cert))
+    if not batch.certificates:
+        raise ContractRejection("empty batch")
     if view.get(_round_key(batch.round)) is not None:
         raise ContractRejection(f"round {batch.round} already has its batch")
-    mm_cert = load_certificate(batch.mm_certificate)
-    revoked = get_revocations(view.get)
     seen_keys: set[bytes] = set()
     seen_sigs: set[bytes] = set()
     for signed in batch.certificates:
@@ -246,9 +311,10 @@ def process_batch(
             config.rm_blind_certificate,
             config.roots,
             config.tc_key,
-            max(now, cert.valid_from),  # may be published ahead of its round
+            now,
             config.variant,
             revoked=revoked,  # the MM's or the RM blind key's certificate revoked on chain
+            ahead=True,  # may be published ahead of its round
         )
         sig_hash = compute_rm_signature_hash(cert.rm_signature)
         if (
@@ -296,46 +362,87 @@ def _active_pseudonym(view: StateView, key: bytes) -> SignedPseudonymCertificate
 
 
 def process_evidence(
-    view: StateView, evidence: ObligationEvidence, sender: bytes, ctx: BlockContext
+    config: IdentityConfig,
+    view: StateView,
+    evidence: ObligationEvidence,
+    sender: bytes,
+    ctx: BlockContext,
 ) -> bytes:
-    """Record evidence against ``accused``, sent by the accuser's own pseudonym key."""
+    """Record an accusation: the creditor says the debtor did not meet a signed obligation.
+
+    Sent by the creditor's pseudonym key; both pseudonyms certified for the
+    obligation's round and not revoked; both signatures; block time inside the
+    dispute window after the deadline; obligation not closed; one accusation
+    per obligation (:func:`verify_obligation_evidence`).
+    """
     if sender != evidence.accuser:
         raise ContractRejection("evidence must be sent by the accuser's pseudonym key")
-    if evidence.accused == evidence.accuser:
-        raise ContractRejection("a pseudonym cannot accuse itself")
-    if len(evidence.description) > MAX_DESCRIPTION or len(evidence.obligation_id) > 64:
-        raise ContractRejection("evidence fields too long")
-    accused = _active_pseudonym(view, evidence.accused).certificate
+    reader = Reader(view.get)
+    ob_hash = verify_obligation_evidence(
+        evidence,
+        reader.pseudonym_certificate(evidence.accused),
+        reader.pseudonym_certificate(evidence.accuser),
+        ctx.timestamp_ms // 1000,
+        config.dispute_window_s,
+    )
+    _active_pseudonym(view, evidence.accused)
     _active_pseudonym(view, evidence.accuser)
-    if accused.round != evidence.round:
-        raise ContractRejection("evidence names another round than the accused's certificate")
+    if view.get(_key(b"om/", ob_hash)) is not None:
+        raise ContractRejection("the obligation was recorded as met")
+    if view.get(_key(b"obe/", ob_hash)) is not None:
+        raise ContractRejection("the obligation was already disputed")
     evidence_id = compute_evidence_id(evidence)
-    if view.get(_key(b"ev/", evidence_id)) is not None:
+    if view.get(_key(b"ev/", evidence_id)) is not None:  # unreachable: one per obligation
         raise ContractRejection("evidence already recorded")
     view.put(
         _key(b"ev/", evidence_id), encode(EvidenceRecord(evidence, ctx.height, ctx.timestamp_ms))
     )
+    view.put(_key(b"obe/", ob_hash), evidence_id)
     return evidence_id
 
 
-def _blacklist(view: StateView, identity: bytes, reason: bytes) -> None:
-    view.put(_key(b"bl/", identity), reason)
-    view.put(_key(b"rev/", identity), reason)  # the identity is its certificate's hash
+def process_obligation_met(view: StateView, met: ObligationMet) -> bytes:
+    """Close an obligation (creditor's signature): evidence against it is refused afterwards.
+
+    The settlement layer's hook. Refused once the obligation is disputed (the
+    creditor cannot erase an accusation it made) or already closed.
+    """
+    ob_hash = verify_obligation_met(met)
+    if view.get(_key(b"obe/", ob_hash)) is not None:
+        raise ContractRejection("the obligation is already disputed")
+    if view.get(_key(b"om/", ob_hash)) is not None:
+        raise ContractRejection("the obligation is already closed")
+    view.put(_key(b"om/", ob_hash), b"\x01")
+    return ob_hash
+
+
+def _blacklist(view: StateView, member: bytes, certificate_hash: bytes, reason: bytes) -> None:
+    """Blacklist the member key; revoke the certificate (hash) it was caught with."""
+    view.put(_key(b"bl/", member), reason)
+    if view.get(_key(b"rev/", certificate_hash)) is None:
+        view.put(_key(b"rev/", certificate_hash), reason)
 
 
 def process_trace(config: IdentityConfig, view: StateView, record: TraceRecord, now: int) -> bytes:
-    """Re-verify a tracing, record it, blacklist the identity, revoke the pseudonym."""
+    """Re-verify a tracing and record it.
+
+    Accountable (the consent in the tag verifies under the certificate the record
+    carries): blacklist the member key, revoke that certificate and the pseudonym.
+    Unaccountable: revoke the pseudonym only; a later record with the right
+    certificate may complete it (so nobody can pre-empt a trace with an empty one).
+    """
     raw = view.get(_key(b"ev/", record.evidence_id))
     if raw is None:
         raise ContractRejection("no such evidence")
-    if view.get(_key(b"tr/", record.evidence_id)) is not None:
+    previous_raw = view.get(_key(b"tr/", record.evidence_id))
+    if previous_raw is not None and decode_as(TraceResult, previous_raw).accountable:
         raise ContractRejection("evidence already traced")
     evidence = decode_as(EvidenceRecord, raw).evidence
     cert_raw = view.get(_key(b"pc/", evidence.accused))
     if cert_raw is None:  # unreachable: evidence needs a published certificate
         raise ContractRejection("accused pseudonym certificate missing")
     cert = decode_as(SignedPseudonymCertificate, cert_raw).certificate
-    identity, bad = compute_identity_from_record(
+    plaintext, bad = compute_identity_from_record(
         config.tc_key,
         cert,
         record.evidence_id,
@@ -344,10 +451,32 @@ def process_trace(config: IdentityConfig, view: StateView, record: TraceRecord, 
         now,
         revoked=get_revocations(view.get),
     )
-    result = TraceResult(record.evidence_id, evidence.accused, identity, cert.round, bad)
+    try:
+        member = compute_accountable_member(
+            config.tc_key, cert, plaintext, record.member_certificate, config.roots
+        )
+    except UnaccountableTrace as exc:
+        if previous_raw is not None:
+            raise ContractRejection("evidence already traced (unaccountable)") from None
+        result = TraceResult(
+            record.evidence_id,
+            evidence.accused,
+            plaintext.identity,
+            b"",
+            cert.round,
+            bad,
+            False,
+            exc.reason,
+        )
+        view.put(_key(b"tr/", record.evidence_id), encode(result))
+        view.put(_key(b"revp/", evidence.accused), record.evidence_id)
+        return encode(result)
+    result = TraceResult(
+        record.evidence_id, evidence.accused, plaintext.identity, member, cert.round, bad, True, ""
+    )
     view.put(_key(b"tr/", record.evidence_id), encode(result))
     view.put(_key(b"revp/", evidence.accused), record.evidence_id)
-    _blacklist(view, identity, record.evidence_id)
+    _blacklist(view, member, plaintext.identity, record.evidence_id)
     return encode(result)
 
 
@@ -357,10 +486,11 @@ def process_cheating(config: IdentityConfig, view: StateView, evidence: Cheating
         identity = verify_cheating_evidence(evidence, config.roots, config.tc_key)
     except CertificateRejected as exc:
         raise ContractRejection(f"cheating evidence rejected: {exc.reason}") from None
-    if view.get(_key(b"bl/", identity)) is not None:
-        raise ContractRejection("identity already blacklisted")
-    _blacklist(view, identity, b"cut-and-choose")
-    return identity
+    member = get_evidence_member(evidence)
+    if view.get(_key(b"bl/", member)) is not None:
+        raise ContractRejection("member already blacklisted")
+    _blacklist(view, member, identity, b"cut-and-choose")
+    return member
 
 
 def process_sweep(
@@ -377,15 +507,13 @@ def process_sweep(
     raw = view.get(_key(b"tr/", sweep.evidence_id))
     if raw is None:
         raise ContractRejection("no such trace")
-    trace = decode_as(TraceResult, raw)
     if view.get(_sweep_key(sweep.evidence_id, sweep.round)) is not None:
         raise ContractRejection("round already swept for this trace")
     reader = Reader(view.get)
     certificates = reader.round_certificates(sweep.round)
-    if not certificates:
-        raise ContractRejection(f"round {sweep.round} has no published batch")
-    if all(c.valid_until <= now for c in certificates):
-        raise ContractRejection(f"round {sweep.round} has expired")
+    trace = check_sweep_target(
+        decode_as(TraceResult, raw), sweep.round, certificates, now
+    )  # the trustees' rule too
     matches = compute_sweep_matches(
         config.tc_key,
         trace,

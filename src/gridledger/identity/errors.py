@@ -10,7 +10,11 @@
     │   ├── Blacklisted          the identity was traced and blacklisted
     │   │   └── MemberBlacklisted  the CA refuses to re-admit a blacklisted member or meter
     │   └── CheatingDetected     a cut-and-choose opening failed (carries signed evidence)
-    └── TracingError             a tracing step failed (bad evidence, too few valid shares)
+    ├── TracingError             a tracing step failed (bad evidence, too few valid shares)
+    │   ├── EvidenceRejected     an accusation is not backed by a live, signed obligation
+    │   └── UnaccountableTrace   the tag decrypts, but its consent does not verify for the
+    │                            identity it names (nobody can be blamed)
+    └── InvalidTimestamp         an attacker-chosen time lies outside [0, MAX_TIMESTAMP)
 
 Every error carries ``reason``; subclasses add typed fields. State objects are
 left untouched when any of these is raised (the protocol functions check
@@ -30,13 +34,16 @@ __all__ = [
     "Blacklisted",
     "CertificateRejected",
     "CheatingDetected",
+    "EvidenceRejected",
     "ExpiredMessage",
     "IdentityError",
+    "InvalidTimestamp",
     "MemberBlacklisted",
     "MessageRejected",
     "RegistrationRejected",
     "ReplayDetected",
     "TracingError",
+    "UnaccountableTrace",
     "WrongRole",
 ]
 
@@ -119,3 +126,38 @@ class TracingError(IdentityError):
     def __init__(self, reason: str, bad_trustees: tuple[int, ...] = ()) -> None:
         super().__init__(reason)
         self.bad_trustees = bad_trustees
+
+
+class EvidenceRejected(TracingError):
+    """Evidence does not name a live obligation signed by both pseudonyms of one round."""
+
+
+class UnaccountableTrace(TracingError):
+    """The tag decrypted, but the consent inside does not verify for the identity it names
+    (or no certificate for it was given): the pseudonym is revoked, nobody is blamed."""
+
+    def __init__(self, reason: str, identity: bytes) -> None:
+        super().__init__(reason)
+        self.identity = identity
+
+
+# Seconds at 10000-01-01T00:00Z: every timestamp below it (and below 2**40) converts to a
+# datetime on every platform; larger ones raise platform-dependent errors.
+MAX_TIMESTAMP = min(1 << 40, 253_402_300_800)
+
+
+class InvalidTimestamp(IdentityError):
+    """A timestamp (seconds) outside ``[0, MAX_TIMESTAMP)``: refused before any date
+    conversion, with a platform-independent reason."""
+
+    def __init__(self, what: str, value: int) -> None:
+        super().__init__(f"{what} is out of range")
+        self.what = what
+        self.value = value
+
+
+def check_timestamp(what: str, value: int) -> int:
+    """Return ``value`` if ``0 <= value < MAX_TIMESTAMP``, else :class:`InvalidTimestamp`."""
+    if not 0 <= value < MAX_TIMESTAMP:
+        raise InvalidTimestamp(what, value)
+    return value

@@ -36,13 +36,14 @@ from gridledger.crypto.errors import (
     InvalidSignature,
     KeyFormatError,
 )
-from gridledger.crypto.hashing import hash_bytes, register_tag
+from gridledger.crypto.hashing import hash_bytes, hash_value, register_tag
 from gridledger.crypto.rng import Rng
 from gridledger.crypto.signatures import Ed25519PublicKey, RsaPrivateKey, RsaPublicKey
 from gridledger.crypto.threshold import ThresholdPublicKey
 from gridledger.identity.ca import (
     Permission,
     Role,
+    compute_certificate_der,
     compute_certificate_hash,
     get_rsa_key,
     verify_member,
@@ -52,11 +53,15 @@ from gridledger.identity.errors import (
     MessageRejected,
     RegistrationRejected,
     ReplayDetected,
+    check_timestamp,
 )
 from gridledger.identity.messages import (
+    BATCH_TAG,
     POSSESSION_TAG,
     PSEUDONYM_CERT_TAG,
+    BatchStatement,
     PossessionStatement,
+    PseudonymBatch,
     PseudonymCertificate,
     PseudonymRequest,
     SignedPseudonymCertificate,
@@ -70,6 +75,7 @@ from gridledger.identity.tags import parse_tag
 
 RM_SIGNATURE_HASH_TAG = register_tag("gridledger/identity/rm-signature/1")
 SERIAL_TAG = register_tag("gridledger/identity/pseudonym-serial/1")
+BATCH_DIGEST_TAG = register_tag("gridledger/identity/batch-digest/1")
 MAX_BATCH = 100_000
 
 
@@ -195,23 +201,55 @@ def compute_serial(round_: int, pseudonym_key: bytes) -> bytes:
     return hash_bytes(SERIAL_TAG, encode([round_, pseudonym_key]))
 
 
+def compute_batch_statement(
+    round_: int, certificates: Sequence[SignedPseudonymCertificate]
+) -> BatchStatement:
+    """What the MM signs for a batch: round, count and the hash of the ordered certificates."""
+    digest = hash_value(BATCH_DIGEST_TAG, [encode(c) for c in certificates])
+    return BatchStatement(round_, len(certificates), digest)
+
+
 def process_close_batch(
     mm: MarketManager, valid_from: int, valid_until: int, rng: Rng
-) -> tuple[SignedPseudonymCertificate, ...]:
-    """Shuffle the round's requests (Fisher-Yates with ``rng``) and certify them together."""
+) -> PseudonymBatch:
+    """Shuffle the round's requests (Fisher-Yates with ``rng``), certify them together and
+    sign the whole batch (round, count, hash of the ordered certificates).
+
+    An empty round has no batch: :class:`RegistrationRejected` (the batch stays open).
+    """
     if mm.round is None:
         raise RegistrationRejected("no batch is open")
+    if not mm.pending:
+        raise RegistrationRejected("no requests to certify: an empty batch is never published")
+    check_timestamp("valid_from", valid_from)
+    check_timestamp("valid_until", valid_until)
     if valid_until <= valid_from:
         raise ValueError("empty validity window")
     order = list(mm.pending)
     for i in range(len(order) - 1, 0, -1):
         j = rng.randbelow(i + 1)
         order[i], order[j] = order[j], order[i]
-    batch = tuple(_certify(mm, req, valid_from, valid_until) for req in order)
-    mm.issued.extend(batch)
+    certs = tuple(_certify(mm, req, valid_from, valid_until) for req in order)
+    statement = compute_batch_statement(mm.round, certs)
+    batch = PseudonymBatch(
+        mm.round,
+        compute_certificate_der(mm.certificate),
+        certs,
+        mm.key.sign(BATCH_TAG, encode(statement)),
+    )
+    mm.issued.extend(certs)
     mm.pending = []
     mm.round = None
     return batch
+
+
+def verify_batch_signature(batch: PseudonymBatch, mm_key: RsaPublicKey) -> None:
+    """Check the MM's signature over the whole batch (raises :class:`CertificateRejected`)."""
+    statement = compute_batch_statement(batch.round, batch.certificates)
+    try:
+        mm_key.verify(BATCH_TAG, encode(statement), batch.signature)
+    except (InvalidSignature, ValueError):
+        raise CertificateRejected("batch signature does not verify") from None
 
 
 def _certify(
@@ -241,14 +279,18 @@ def verify_pseudonym_certificate(
     variant: Variant = DEFAULT_VARIANT,
     *,
     revoked: Container[bytes] = (),
+    ahead: bool = False,
 ) -> PseudonymCertificate:
     """Anyone's check of a pseudonym certificate at time ``now``.
 
     MM certificate (role mm, permission issue-pseudonym-certs, not in ``revoked``)
     and signature; RM blind key certificate (role rm, sign-pseudonyms, not in
-    ``revoked``) and the RM's signature; tag form; serial; validity window.
-    ``revoked`` is the on-chain list of revoked certificate hashes (the contract
-    passes its own). Raises :class:`CertificateRejected` or :class:`WrongRole`.
+    ``revoked``) and the RM's signature; tag form; serial; validity window
+    (``ahead``: publication, the window may lie in the future but must not have
+    ended). Every certificate is checked at ``now``; the window's times are
+    bound-checked only after the MM signature verified. ``revoked`` is the
+    on-chain list of revoked certificate hashes (the contract passes its own).
+    Raises :class:`CertificateRejected` or :class:`WrongRole`.
     """
     cert = signed.certificate
     try:
@@ -275,6 +317,11 @@ def verify_pseudonym_certificate(
         raise CertificateRejected(f"pseudonym certificate rejected: {exc.reason}") from None
     if cert.serial != compute_serial(cert.round, cert.pseudonym_key):
         raise CertificateRejected("serial does not match the pseudonym")
-    if not cert.valid_from <= now < cert.valid_until:
+    check_timestamp("valid_from", cert.valid_from)
+    check_timestamp("valid_until", cert.valid_until)
+    if cert.valid_until <= cert.valid_from:
+        raise CertificateRejected("pseudonym certificate has an empty validity window")
+    start = cert.valid_from if not ahead else min(cert.valid_from, now)
+    if not start <= now < cert.valid_until:
         raise CertificateRejected("pseudonym certificate is outside its validity window")
     return cert

@@ -42,6 +42,10 @@ REVOCATION_TAG = register_tag("gridledger/identity/revocation/1")
 CHEATING_REPORT_TAG = register_tag("gridledger/identity/cheating-report/1")
 SWEEP_BLINDINGS_TAG = register_tag("gridledger/identity/sweep-blindings/1")
 SWEEP_SHARES_TAG = register_tag("gridledger/identity/sweep-shares/1")
+CONSENT_TAG = register_tag("gridledger/identity/pseudonym-consent/1")
+OBLIGATION_TAG = register_tag("gridledger/identity/obligation/1")
+OBLIGATION_MET_TAG = register_tag("gridledger/identity/obligation-met/1")
+BATCH_TAG = register_tag("gridledger/identity/pseudonym-batch/1")
 
 NONCE_SIZE = 32
 
@@ -134,7 +138,7 @@ class SignedOpenRequest:
     signature: bytes
 
 
-@wire_type("identity.candidate-opening/2")
+@wire_type("identity.candidate-opening/3")
 @dataclass(frozen=True)
 class CandidateOpening:
     """Everything the RM needs to recompute candidate ``index`` from the user's identity."""
@@ -147,6 +151,7 @@ class CandidateOpening:
     blinding_factor: bytes  # RFC 9474 blind() r, modulus-length big-endian
     salt: bytes  # RFC 9474 PSS salt
     handle_randomness: bytes  # the revocation handle's ElGamal exponent s, fixed-length
+    consent: bytes  # the user's RSA-PSS signature on PseudonymConsent (inside the tag)
 
 
 @wire_type("identity.reg-openings/1")
@@ -211,13 +216,30 @@ class PseudonymMessage:
     tag_hash: bytes
 
 
-@wire_type("identity.tag-plaintext/1")
+@wire_type("identity.pseudonym-consent/1")
+@dataclass(frozen=True)
+class PseudonymConsent:
+    """Signed by the user's long-term certified RSA key and sealed inside the tag:
+    "``pseudonym_key`` (whose handle hashes to ``handle_hash``) is mine for ``round``".
+
+    At a trace the decrypted signature must verify under the certificate whose
+    hash the tag names: a tag naming someone who never signed is unaccountable,
+    never that someone's liability (non-frameability).
+    """
+
+    round: int
+    pseudonym_key: bytes
+    handle_hash: bytes
+
+
+@wire_type("identity.tag-plaintext/2")
 @dataclass(frozen=True)
 class TagPlaintext:
-    """What the tracing tag encrypts: the registered identity (certificate hash)."""
+    """What the tracing tag encrypts: the identity (certificate hash), round and consent."""
 
     identity: bytes
     round: int
+    consent: bytes  # RSA-PSS (CONSENT_TAG) over encode(PseudonymConsent)
 
 
 @wire_type("identity.tracing-tag/1")
@@ -300,16 +322,60 @@ def compute_signing_bytes(obj: object) -> bytes:
 # -- evidence, tracing, revocation (on chain) ---------------------------------------
 
 
-@wire_type("identity.obligation-evidence/1")
+@wire_type("identity.obligation/1")
+@dataclass(frozen=True)
+class Obligation:
+    """A trade agreement between two pseudonyms of one round: ``debtor`` owes ``owed``
+    to ``creditor`` by ``deadline`` (seconds since the epoch)."""
+
+    round: int
+    debtor: bytes  # pseudonym key (the one who may be accused)
+    creditor: bytes  # pseudonym key (the one who may accuse)
+    obligation_id: bytes
+    owed: str
+    deadline: int
+
+
+@wire_type("identity.obligation-signed/1")
+@dataclass(frozen=True)
+class SignedObligation:
+    """The obligation signed (Ed25519, ``OBLIGATION_TAG``) by *both* pseudonym keys."""
+
+    obligation: Obligation
+    debtor_signature: bytes
+    creditor_signature: bytes
+
+
+@wire_type("identity.obligation-met/1")
+@dataclass(frozen=True)
+class ObligationMet:
+    """Closes an obligation (the settlement layer's hook): signed by its creditor
+    (Ed25519, ``OBLIGATION_MET_TAG`` over ``encode(obligation)``); evidence against a
+    closed obligation is refused."""
+
+    obligation: Obligation
+    creditor_signature: bytes
+
+
+@wire_type("identity.obligation-evidence/2")
 @dataclass(frozen=True)
 class ObligationEvidence:
-    """A counterparty (``accuser`` pseudonym, the transaction's sender) names a reneger."""
+    """The creditor (the transaction's sender) says the debtor did not meet ``obligation``."""
 
-    accused: bytes  # pseudonym key
-    accuser: bytes  # pseudonym key, must sign the transaction
-    round: int
-    obligation_id: bytes
+    obligation: SignedObligation
     description: str
+
+    @property
+    def accused(self) -> bytes:
+        return self.obligation.obligation.debtor
+
+    @property
+    def accuser(self) -> bytes:
+        return self.obligation.obligation.creditor
+
+    @property
+    def round(self) -> int:
+        return self.obligation.obligation.round
 
 
 @wire_type("identity.evidence-record/1")
@@ -340,30 +406,42 @@ class SignedTraceShare:
     signature: bytes
 
 
-@wire_type("identity.trace-record/2")
+@wire_type("identity.trace-record/3")
 @dataclass(frozen=True)
 class TraceRecord:
     """A completed tracing: at least t authenticated decryption shares for the accused's tag.
 
     Each entry of ``shares`` is ``encode(SignedTraceShare)``: the share, signed by
     the trustee whose certificate (role tc-trustee, permission trace, member id
-    ``tc-<i>``) names the index ``i`` the share claims.
+    ``tc-<i>``) names the index ``i`` the share claims. ``member_certificate`` is
+    the DER of the X.509 certificate whose hash the tag names (empty if the
+    combiner has none: the trace is then recorded as unaccountable, and a later
+    record carrying the certificate may complete it).
     """
 
     evidence_id: bytes
     shares: tuple[bytes, ...]
+    member_certificate: bytes
 
 
-@wire_type("identity.trace-result/1")
+@wire_type("identity.trace-result/2")
 @dataclass(frozen=True)
 class TraceResult:
-    """What the chain records for a tracing (receipt data)."""
+    """What the chain records for a tracing (receipt data).
+
+    ``accountable``: the decrypted consent verifies under ``identity``'s certificate
+    (then ``member`` is its member key, blacklisted); otherwise the pseudonym is
+    revoked but nobody is blamed (``member`` empty, ``reason`` says why).
+    """
 
     evidence_id: bytes
     pseudonym_key: bytes
     identity: bytes
+    member: bytes
     round: int
     bad_trustees: tuple[int, ...]
+    accountable: bool
+    reason: str
 
 
 # -- sweep: the traced identity's other open pseudonyms (plaintext-equality tests) ----
@@ -458,11 +536,22 @@ class SignedRevocation:
     signature: bytes
 
 
-@wire_type("identity.pseudonym-batch/1")
+@wire_type("identity.batch-statement/1")
+@dataclass(frozen=True)
+class BatchStatement:
+    """What the MM signs for a whole batch: round, count, hash of the ordered certificates."""
+
+    round: int
+    count: int
+    digest: bytes
+
+
+@wire_type("identity.pseudonym-batch/2")
 @dataclass(frozen=True)
 class PseudonymBatch:
-    """One round's pseudonym certificates, published together by the MM."""
+    """One round's pseudonym certificates, published together and signed by the MM."""
 
     round: int
     mm_certificate: bytes
     certificates: tuple[SignedPseudonymCertificate, ...]
+    signature: bytes  # RSA-PSS (BATCH_TAG) by the MM over encode(BatchStatement)

@@ -58,6 +58,8 @@ from gridledger.identity.ca import (
     Role,
     compute_certificate_der,
     compute_certificate_hash,
+    compute_member_key,
+    get_attributes,
     get_rsa_key,
     load_certificate,
     verify_member,
@@ -70,6 +72,7 @@ from gridledger.identity.errors import (
     MessageRejected,
     RegistrationRejected,
     ReplayDetected,
+    check_timestamp,
 )
 from gridledger.identity.freshness import ReplayCache, check_fresh, process_nonce
 from gridledger.identity.messages import (
@@ -77,6 +80,7 @@ from gridledger.identity.messages import (
     CANDIDATE_COMMITMENT_TAG,
     CHALLENGE_TAG,
     COMMITMENTS_TAG,
+    CONSENT_TAG,
     HELLO_TAG,
     NONCE_SIZE,
     OPEN_REQUEST_TAG,
@@ -100,7 +104,12 @@ from gridledger.identity.messages import (
     compute_message_hash,
 )
 from gridledger.identity.tags import (
+    CONSENT_SIZE,
     TagVerifier,
+    compute_consent_message,
+    compute_handle,
+    compute_handle_hash,
+    compute_handle_public,
     compute_tag,
     compute_tag_exponent,
     compute_tag_hash,
@@ -171,7 +180,8 @@ class RmSession:
     """One registration in progress at the RM (identified: this is the RM's record)."""
 
     session_id: bytes
-    identity: bytes
+    identity: bytes  # certificate hash (what the tag must name)
+    member: bytes  # member key (the slot and the blacklist)
     round: int
     user_key: RsaPublicKey
     hello: SignedHello
@@ -196,12 +206,12 @@ class RegistrationManager:
     roots: tuple[x509.Certificate, ...]
     tags: TagVerifier
     revoked: Container[bytes] = frozenset()  # on-chain revocation list (certificate hashes)
-    blacklist: Container[bytes] = frozenset()  # on-chain blacklist (identities)
+    blacklist: Container[bytes] = frozenset()  # on-chain blacklist (member keys)
     replay: ReplayCache = field(default_factory=ReplayCache)
     open_rounds: set[int] = field(default_factory=set)
     sessions: dict[bytes, RmSession] = field(default_factory=dict)
-    slots: dict[tuple[bytes, int], bytes] = field(default_factory=dict)  # -> session id
-    consumed: set[tuple[bytes, int]] = field(default_factory=set)
+    slots: dict[tuple[bytes, int], bytes] = field(default_factory=dict)  # (member, round) -> sid
+    consumed: set[tuple[bytes, int]] = field(default_factory=set)  # (member key, round)
     evidence: list[CheatingEvidence] = field(default_factory=list)
 
     @property
@@ -248,7 +258,7 @@ def process_close_round(rm: RegistrationManager, round_: int) -> None:
 
 def _drop_session(rm: RegistrationManager, session_id: bytes) -> None:
     sess = rm.sessions.pop(session_id)
-    slot = (sess.identity, sess.round)
+    slot = (sess.member, sess.round)
     if rm.slots.get(slot) == session_id:
         del rm.slots[slot]
 
@@ -287,18 +297,23 @@ def on_hello(rm: RegistrationManager, signed: SignedHello, now: int, rng: Rng) -
     if hello.round not in rm.open_rounds:
         raise RegistrationRejected(f"round {hello.round} is not open for registration")
     cert = load_certificate(hello.user_certificate)
-    verify_member(cert, rm.roots, now, HOUSEHOLD_ROLES, Permission.TRADE, revoked=rm.revoked)
+    attrs = verify_member(
+        cert, rm.roots, now, HOUSEHOLD_ROLES, Permission.TRADE, revoked=rm.revoked
+    )
     user_key = get_rsa_key(cert)
+    if user_key.modulus_bytes != CONSENT_SIZE:
+        raise MessageRejected("household keys must be RSA-2048")
     _verify_rsa(user_key, HELLO_TAG, hello, signed.signature)
     identity = compute_certificate_hash(cert)
-    if identity in rm.blacklist:
-        raise Blacklisted(identity)
-    slot = (identity, hello.round)
+    member = compute_member_key(attrs)
+    if member in rm.blacklist or identity in rm.blacklist:
+        raise Blacklisted(member)
+    slot = (member, hello.round)
     if slot in rm.consumed:
-        raise RegistrationRejected("this identity already used its registration for the round")
+        raise RegistrationRejected("this member already used its registration for the round")
     active = rm.slots.get(slot)
     if active is not None and now - rm.sessions[active].started <= rm.config.session_timeout_s:
-        raise RegistrationRejected("a registration for this identity and round is in progress")
+        raise RegistrationRejected("a registration for this member and round is in progress")
     if active is None and len(rm.sessions) >= rm.config.max_open_sessions:
         raise RegistrationRejected("too many registrations in progress")
     # All checks passed: write.
@@ -318,7 +333,7 @@ def on_hello(rm: RegistrationManager, signed: SignedHello, now: int, rng: Rng) -
     )
     signed_challenge = SignedChallenge(challenge, rm.key.sign(CHALLENGE_TAG, encode(challenge)))
     rm.sessions[session_id] = RmSession(
-        session_id, identity, hello.round, user_key, signed, signed_challenge, now
+        session_id, identity, member, hello.round, user_key, signed, signed_challenge, now
     )
     rm.slots[slot] = session_id
     return signed_challenge
@@ -346,7 +361,7 @@ def on_commitments(
     sess.commitments = signed
     sess.request = signed_request
     sess.stage = Stage.AWAIT_OPENINGS
-    rm.consumed.add((sess.identity, sess.round))
+    rm.consumed.add((sess.member, sess.round))
     return signed_request
 
 
@@ -355,22 +370,39 @@ def compute_opened_blinded_msg(
     blind_key: RsaPublicKey,
     variant: Variant,
     identity: bytes,
+    user_key: RsaPublicKey,
     round_: int,
     opening: CandidateOpening,
     *,
     fast: bool = True,
 ) -> bytes:
-    """Recompute ``B_j`` from the identity and an opening (raises on malformed values)."""
+    """Recompute ``B_j`` from the identity and an opening (raises on malformed values).
+
+    The consent sealed in the tag must be the user's own signature (``user_key``)
+    on ``(round, pk_j, H(handle_j))``: raises :class:`InvalidSignature` otherwise.
+    """
     Ed25519PublicKey(opening.pseudonym_key)._key()  # a valid curve point
     r = int.from_bytes(opening.tag_randomness, "big")
     s = int.from_bytes(opening.handle_randomness, "big")
     size = tags.pk.group.scalar_size
     if len(opening.tag_randomness) != size or len(opening.handle_randomness) != size:
         raise EncodingError("tag exponent has the wrong length")
+    if len(opening.consent) != CONSENT_SIZE:
+        raise EncodingError("consent signature has the wrong length")
+    grp = tags.pk.group
+    handle = (
+        compute_handle_public(tags, identity, s) if fast else compute_handle(tags.pk, identity, s)
+    )
+    consent_msg = compute_consent_message(
+        round_, opening.pseudonym_key, compute_handle_hash(grp, *handle)
+    )
+    user_key.verify(CONSENT_TAG, consent_msg, opening.consent)
     if fast:
-        tag = compute_tag_public(tags, identity, round_, r, opening.tag_nonce, s)
+        tag = compute_tag_public(
+            tags, identity, round_, r, opening.tag_nonce, handle, opening.consent
+        )
     else:
-        tag = compute_tag(tags.pk, identity, round_, r, opening.tag_nonce, s)
+        tag = compute_tag(tags.pk, identity, round_, r, opening.tag_nonce, handle, opening.consent)
     msg = compute_pseudonym_input(round_, opening.pseudonym_key, tag)
     input_msg = blind_rsa.prepare_with(variant, msg, opening.msg_prefix)
     if len(opening.blinding_factor) != blind_key.modulus_bytes:
@@ -384,6 +416,7 @@ def compute_failed_opening(
     blind_key: RsaPublicKey,
     variant: Variant,
     identity: bytes,
+    user_key: RsaPublicKey,
     round_: int,
     commitments: CandidateCommitments,
     openings: CandidateOpenings,
@@ -394,8 +427,10 @@ def compute_failed_opening(
     for opening in openings.openings:
         try:
             blinded = compute_opened_blinded_msg(
-                tags, blind_key, variant, identity, round_, opening, fast=fast
+                tags, blind_key, variant, identity, user_key, round_, opening, fast=fast
             )
+        except InvalidSignature:
+            return opening.index, "consent signature does not verify"
         except (CryptoError, ValueError) as exc:
             return opening.index, f"opening is malformed ({exc})"
         expected = commitments.commitments[opening.index]
@@ -437,6 +472,7 @@ def on_openings(rm: RegistrationManager, signed: SignedOpenings, now: int) -> Si
         rm.blind_signer.public_key,
         rm.config.variant,
         sess.identity,
+        sess.user_key,
         sess.round,
         sess.commitments.commitments,
         msg,
@@ -475,7 +511,7 @@ def verify_cheating_evidence(
     is not a consistent, signed one or if every opening is in fact correct.
     """
     hello, challenge = evidence.hello.hello, evidence.challenge.challenge
-    when = hello.timestamp
+    when = check_timestamp("hello timestamp", hello.timestamp)
     user_cert = load_certificate(hello.user_certificate)
     verify_member(user_cert, roots, when, HOUSEHOLD_ROLES)
     user_key = get_rsa_key(user_cert)
@@ -509,6 +545,7 @@ def verify_cheating_evidence(
         get_rsa_key(blind_cert),
         DEFAULT_VARIANT,
         compute_certificate_hash(user_cert),
+        user_key,
         hello.round,
         commitments,
         openings,
@@ -516,6 +553,13 @@ def verify_cheating_evidence(
     if failure is None:
         raise MessageRejected("every opening in the evidence is correct")
     return compute_certificate_hash(user_cert)
+
+
+def get_evidence_member(evidence: CheatingEvidence) -> bytes:
+    """The member key of the user in (verified) cheating evidence: what gets blacklisted."""
+    return compute_member_key(
+        get_attributes(load_certificate(evidence.hello.hello.user_certificate))
+    )
 
 
 # -- the user --------------------------------------------------------------------------
@@ -537,6 +581,7 @@ class Candidate:
     blinded_msg: bytes
     inv: bytes
     handle_r: int
+    consent: bytes
 
     def opening(self, scalar_size: int, modulus_bytes: int) -> CandidateOpening:
         return CandidateOpening(
@@ -548,6 +593,7 @@ class Candidate:
             blinding_factor=self.blind_r.to_bytes(modulus_bytes, "big"),
             salt=self.salt,
             handle_randomness=self.handle_r.to_bytes(scalar_size, "big"),
+            consent=self.consent,
         )
 
 
@@ -640,14 +686,25 @@ def create_candidate(
     rng: Rng,
     identity: bytes | None = None,
 ) -> Candidate:
-    """A fresh candidate; ``identity`` defaults to ours (tests pass another to cheat)."""
+    """A fresh candidate; ``identity`` defaults to ours (tests pass another to cheat).
+
+    The consent sealed in the tag is always signed with *our* key: nobody can sign
+    for someone else, which is what makes a tag naming another identity unaccountable.
+    """
     pseudonym = Ed25519PrivateKey.generate(rng)
     group = state.tc_key.group
     tag_r = compute_tag_exponent(group, rng)
     tag_nonce = rng.random_bytes(12)
     handle_r = compute_tag_exponent(group, rng)
     who = state.identity if identity is None else identity
-    tag = compute_tag(state.tc_key, who, state.round, tag_r, tag_nonce, handle_r)
+    handle = compute_handle(state.tc_key, who, handle_r)
+    consent = state.key.sign(
+        CONSENT_TAG,
+        compute_consent_message(
+            state.round, pseudonym.public_key.raw, compute_handle_hash(group, *handle)
+        ),
+    )
+    tag = compute_tag(state.tc_key, who, state.round, tag_r, tag_nonce, handle, consent)
     msg = compute_pseudonym_input(state.round, pseudonym.public_key.raw, tag)
     prefix = rng.random_bytes(blind_rsa.MSG_PREFIX_SIZE)
     input_msg = blind_rsa.prepare_with(state.variant, msg, prefix)
@@ -661,7 +718,7 @@ def create_candidate(
             continue
     return Candidate(
         index, pseudonym, tag, tag_r, tag_nonce, input_msg, prefix, blind_r, salt,
-        result.blinded_msg, result.inv, handle_r,
+        result.blinded_msg, result.inv, handle_r, consent,
     )  # fmt: skip
 
 

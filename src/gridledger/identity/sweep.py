@@ -128,13 +128,31 @@ def verify_blinding(
     return big_a, big_c
 
 
-def _check_target(
-    trace: TraceResult | None, round_: int, certificates: Sequence[PseudonymCertificate]
+def check_sweep_target(
+    trace: TraceResult | None,
+    round_: int,
+    certificates: Sequence[PseudonymCertificate],
+    now: int,
 ) -> TraceResult:
+    """The rule the contract and every trustee apply before a sweep of ``round_``.
+
+    An *accountable* trace on chain (an unaccountable one names nobody: its handle
+    identity may be a framed victim's); the round's published certificates; the
+    round not expired at ``now`` (block time: the contract's block, or the
+    trustee's f+1-agreed read). Trustees refuse exactly what the contract would,
+    so an expired round's blindings and shares never exist, not even off chain.
+    Raises :class:`TracingError`.
+    """
     if trace is None:
         raise TracingError("no such trace on chain")
-    if not certificates or any(c.round != round_ for c in certificates):
+    if not trace.accountable:
+        raise TracingError("the trace is unaccountable: nobody to sweep for")
+    if not certificates:
+        raise TracingError(f"round {round_} has no published batch")
+    if any(c.round != round_ for c in certificates):
         raise TracingError("certificates are not one published round")
+    if all(c.valid_until <= now for c in certificates):
+        raise TracingError(f"round {round_} has expired")
     return trace
 
 
@@ -143,14 +161,16 @@ def on_sweep_blind(
     trace: TraceResult | None,
     round_: int,
     certificates: Sequence[PseudonymCertificate],
+    now: int,
     rng: Rng,
 ) -> SignedSweepBlindings:
     """Step 1: blind every handle of ``round_`` (certificates in on-chain order) against ``I``.
 
-    ``trace`` and ``certificates`` are what the trustee read from the chain
-    (``None``: no trace on chain, and the trustee refuses).
+    ``trace``, ``certificates`` and ``now`` (block time) are what the trustee read
+    from the chain, agreed by f+1 replicas (``None``: no trace, and the trustee
+    refuses); :func:`check_sweep_target` must pass.
     """
-    trace = _check_target(trace, round_, certificates)
+    trace = check_sweep_target(trace, round_, certificates, now)
     grp = trustee.public_key.group
     handles = _handles(trustee.public_key, trace.identity, certificates)
     body = SweepBlindings(
@@ -237,8 +257,12 @@ def on_sweep_decrypt(
     now: int,
     rng: Rng,
 ) -> SignedSweepShares:
-    """Step 3: check the blindings, then a decryption share of every combined ``A_k``."""
-    trace = _check_target(trace, round_, certificates)
+    """Step 3: check the blindings, then a decryption share of every combined ``A_k``.
+
+    ``now`` is the block time of the trustee's f+1-agreed read (the same rule as
+    step 1: :func:`check_sweep_target`).
+    """
+    trace = check_sweep_target(trace, round_, certificates, now)
     pk = trustee.public_key
     combined = compute_combined_blindings(pk, trace, round_, certificates, blindings, roots, now)
     shares = tuple(

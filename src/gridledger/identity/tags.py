@@ -52,13 +52,21 @@ from gridledger.crypto.groups import PrimeOrderGroup, SchnorrGroup
 from gridledger.crypto.hashing import hash_bytes, register_tag
 from gridledger.crypto.rng import Rng
 from gridledger.crypto.threshold import ThresholdCiphertext, ThresholdPublicKey
-from gridledger.identity.messages import TAG_HASH_TAG, TagContext, TagPlaintext, TracingTag
+from gridledger.identity.messages import (
+    TAG_HASH_TAG,
+    PseudonymConsent,
+    TagContext,
+    TagPlaintext,
+    TracingTag,
+)
 
 TC_KEY_HASH_TAG = register_tag("gridledger/identity/tc-key/1")
 HANDLE_TAG = register_tag("gridledger/identity/revocation-handle/1")
+HANDLE_HASH_TAG = register_tag("gridledger/identity/revocation-handle-hash/1")
 TAG_EXPONENT_BITS = 320
 WINDOW_BITS = 8
 IDENTITY_SIZE = 32
+CONSENT_SIZE = 256  # an RSA-2048 signature: every household key is RSA-2048
 _HANDLE_CACHE_SIZE = 4096
 
 
@@ -66,8 +74,30 @@ def compute_tc_key_hash(pk: ThresholdPublicKey) -> bytes:
     return hash_bytes(TC_KEY_HASH_TAG, pk.to_bytes())
 
 
-def compute_tag_plaintext(identity: bytes, round_: int) -> bytes:
-    return encode(TagPlaintext(identity, round_))
+def compute_tag_plaintext(identity: bytes, round_: int, consent: bytes) -> bytes:
+    return encode(TagPlaintext(identity, round_, consent))
+
+
+def compute_handle_hash(grp: PrimeOrderGroup, handle_a: int, handle_b: int) -> bytes:
+    """The hash of a revocation handle ``(a, b)`` that the user's consent signs."""
+    return hash_bytes(
+        HANDLE_HASH_TAG, grp.element_to_bytes(handle_a) + grp.element_to_bytes(handle_b)
+    )
+
+
+def compute_consent_message(round_: int, pseudonym_key: bytes, handle_hash: bytes) -> bytes:
+    """The bytes the user's long-term key signs (under ``CONSENT_TAG``) for one candidate."""
+    return encode(PseudonymConsent(round_, pseudonym_key, handle_hash))
+
+
+def compute_handle(pk: ThresholdPublicKey, identity: bytes, s: int) -> tuple[int, int]:
+    """The revocation handle ``(g^s, M_I y^s)`` (constant-time exponentiations)."""
+    grp = pk.group
+    if not 1 <= s < grp.q:
+        raise EncodingError("handle exponent outside [1, q)")
+    ha = grp.exp_secret(grp.g, s)
+    hb = grp.mul(compute_handle_plaintext(grp, identity), grp.exp_secret(pk.y, s))
+    return ha, hb
 
 
 def compute_tag_aad(pk: ThresholdPublicKey, round_: int) -> bytes:
@@ -103,22 +133,24 @@ def _encode_tag(pk: ThresholdPublicKey, ct: ThresholdCiphertext, ha: int, hb: in
 
 
 def compute_tag(
-    pk: ThresholdPublicKey, identity: bytes, round_: int, r: int, nonce: bytes, s: int
+    pk: ThresholdPublicKey,
+    identity: bytes,
+    round_: int,
+    r: int,
+    nonce: bytes,
+    handle: tuple[int, int],
+    consent: bytes,
 ) -> bytes:
     """The user's tag (constant-time exponentiations), as canonical bytes.
 
-    ``r``, ``nonce``: the hybrid ciphertext's exponent and AES-GCM nonce; ``s``:
-    the revocation handle's exponent (fresh, independent of ``r``).
+    ``r``, ``nonce``: the hybrid ciphertext's exponent and AES-GCM nonce; ``handle``:
+    :func:`compute_handle` (its exponent fresh, independent of ``r``); ``consent``:
+    the user's signature on :class:`PseudonymConsent` for this candidate.
     """
-    grp = pk.group
-    if not 1 <= s < grp.q:
-        raise EncodingError("handle exponent outside [1, q)")
     ct = threshold.encrypt_with(
-        pk, compute_tag_plaintext(identity, round_), compute_tag_aad(pk, round_), r, nonce
+        pk, compute_tag_plaintext(identity, round_, consent), compute_tag_aad(pk, round_), r, nonce
     )
-    ha = grp.exp_secret(grp.g, s)
-    hb = grp.mul(compute_handle_plaintext(grp, identity), grp.exp_secret(pk.y, s))
-    return _encode_tag(pk, ct, ha, hb)
+    return _encode_tag(pk, ct, handle[0], handle[1])
 
 
 @dataclass
@@ -203,49 +235,57 @@ def create_tag_verifier(pk: ThresholdPublicKey) -> TagVerifier:
     return verifier
 
 
+def compute_handle_public(verifier: TagVerifier, identity: bytes, s: int) -> tuple[int, int]:
+    """:func:`compute_handle` for a *revealed* ``s`` (fixed-base tables when available)."""
+    grp = verifier.pk.group
+    if not 1 <= s < grp.q:
+        raise EncodingError("handle exponent outside [1, q)")
+    if verifier.g_table is None or verifier.y_table is None:
+        hb = grp.mul(verifier.get_handle_plaintext(identity), grp.exp(verifier.pk.y, s))
+        return grp.exp_g(s), hb
+    ha, ys = compute_fixed_base_pair(verifier.g_table, verifier.y_table, s)
+    return ha, grp.mul(verifier.get_handle_plaintext(identity), ys)
+
+
 def compute_tag_public(
-    verifier: TagVerifier, identity: bytes, round_: int, r: int, nonce: bytes, s: int
+    verifier: TagVerifier,
+    identity: bytes,
+    round_: int,
+    r: int,
+    nonce: bytes,
+    handle: tuple[int, int],
+    consent: bytes,
 ) -> bytes:
-    """:func:`compute_tag` for *revealed* ``r`` and ``s``, via the fixed-base tables.
+    """:func:`compute_tag` for a *revealed* ``r``, via the fixed-base tables.
 
     Uses :func:`threshold.encrypt_from_parts`, so the bytes are exactly those
     :func:`threshold.encrypt_with` produces; a test checks the two agree.
     """
     pk = verifier.pk
     grp = pk.group
-    if not (1 <= r < grp.q and 1 <= s < grp.q):
+    if not 1 <= r < grp.q:
         raise EncodingError("tag exponent outside [1, q)")
     if len(nonce) != threshold.NONCE_SIZE:
         raise EncodingError("tag nonce has the wrong length")
     if verifier.g_table is None or verifier.y_table is None:
         # A curve group: libsodium's exponentiation is already as fast as it gets;
-        # reuse the cached key hash and handle plaintext instead of recomputing.
-        ct = threshold.encrypt_from_parts(
-            pk,
-            compute_tag_plaintext(identity, round_),
-            encode(TagContext(round_, verifier.tc_key_hash)),
-            grp.exp_g(r),
-            grp.exp(pk.y, r),
-            nonce,
-        )
-        hb = grp.mul(verifier.get_handle_plaintext(identity), grp.exp(pk.y, s))
-        return _encode_tag(pk, ct, grp.exp_g(s), hb)
-    c1, shared = compute_fixed_base_pair(verifier.g_table, verifier.y_table, r)
+        # reuse the cached key hash instead of recomputing.
+        c1, shared = grp.exp_g(r), grp.exp(pk.y, r)
+    else:
+        c1, shared = compute_fixed_base_pair(verifier.g_table, verifier.y_table, r)
     ct = threshold.encrypt_from_parts(
         pk,
-        compute_tag_plaintext(identity, round_),
+        compute_tag_plaintext(identity, round_, consent),
         encode(TagContext(round_, verifier.tc_key_hash)),
         c1,
         shared,
         nonce,
     )
-    ha, ys = compute_fixed_base_pair(verifier.g_table, verifier.y_table, s)
-    m = verifier.g_table.exp(compute_handle_exponent(grp, identity))
-    return _encode_tag(pk, ct, ha, grp.mul(m, ys))
+    return _encode_tag(pk, ct, handle[0], handle[1])
 
 
 def compute_expected_body_size(round_: int) -> int:
-    return len(compute_tag_plaintext(bytes(IDENTITY_SIZE), round_)) + 16
+    return len(compute_tag_plaintext(bytes(IDENTITY_SIZE), round_, bytes(CONSENT_SIZE))) + 16
 
 
 @dataclass(frozen=True)

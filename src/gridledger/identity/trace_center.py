@@ -8,13 +8,20 @@ same messages over authenticated channels). A trusted dealer
 
 Tracing, triggered by evidence recorded on chain:
 
-1. each trustee checks that the evidence is on chain and names a published
-   pseudonym certificate, then returns a signed :class:`SignedTraceShare`
-   (``c1^{x_i}`` with a Chaum-Pedersen proof) - :func:`on_trace_request`;
-2. a combiner (anyone) verifies the shares, names any bad one, decrypts with
-   ``t`` valid ones (:func:`compute_trace`) and posts a
-   :class:`TraceRecord`; every replica re-verifies it and blacklists the
-   identity (:mod:`gridledger.identity.contracts`).
+1. each trustee re-checks, against its f+1-agreed chain read, everything the
+   contract checked when it recorded the evidence (an obligation signed by both
+   pseudonyms of one round, accused and accuser certified, the dispute window;
+   :func:`gridledger.identity.obligations.verify_obligation_evidence`), then
+   returns a signed :class:`SignedTraceShare` (``c1^{x_i}`` with a
+   Chaum-Pedersen proof) - :func:`on_trace_request`;
+2. a combiner (anyone) verifies the shares, names any authenticated share whose
+   proof fails (messages that fail authentication are reported apart, never
+   as a trustee index), decrypts with ``t`` valid ones (:func:`compute_trace`)
+   and posts a :class:`TraceRecord` with the X.509 certificate the tag names;
+   every replica re-verifies it: the consent inside the tag must verify under
+   that certificate (:func:`compute_accountable_member`), then the member is
+   blacklisted (:mod:`gridledger.identity.contracts`); otherwise the trace is
+   *unaccountable*: the pseudonym is revoked and nobody is blamed.
 
 Seed 000's literal audit path - rebuild ``d_TC`` from ``t`` key shares by
 Lagrange and decrypt - is :func:`trace_by_key_reconstruction`. It leaves the
@@ -48,26 +55,44 @@ from gridledger.crypto.threshold import (
     ThresholdPublicKey,
 )
 from gridledger.identity.ca import (
+    HOUSEHOLD_ROLES,
     MemberAttributes,
     Permission,
     Role,
     compute_certificate_der,
+    compute_certificate_hash,
+    compute_member_key,
     get_rsa_key,
     load_certificate,
     verify_member,
 )
-from gridledger.identity.errors import CertificateRejected, TracingError, WrongRole
+from gridledger.identity.errors import (
+    CertificateRejected,
+    InvalidTimestamp,
+    TracingError,
+    UnaccountableTrace,
+    WrongRole,
+)
 from gridledger.identity.messages import (
+    CONSENT_TAG,
     EVIDENCE_TAG,
     TRACE_SHARE_TAG,
     EvidenceRecord,
     ObligationEvidence,
     PseudonymCertificate,
+    SignedPseudonymCertificate,
     SignedTraceShare,
     TagPlaintext,
+    TraceResult,
     TraceShare,
 )
-from gridledger.identity.tags import compute_tag_aad, decode_tag
+from gridledger.identity.obligations import DEFAULT_DISPUTE_WINDOW_S, verify_obligation_evidence
+from gridledger.identity.tags import (
+    compute_consent_message,
+    compute_handle_hash,
+    compute_tag_aad,
+    decode_tag,
+)
 
 TRUSTEE_MEMBER_PREFIX = "tc-"
 
@@ -189,23 +214,48 @@ def verify_trustee(
     return key
 
 
+@dataclass(frozen=True)
+class TraceRequestRead:
+    """What a trustee read from the chain (f+1-agreed) before answering a trace request.
+
+    ``record``: the evidence (``None``: not on chain); ``accused`` / ``accuser``: the
+    pseudonym certificates of the obligation's debtor and creditor (``None``: not
+    published); ``trace``: an existing trace result for the evidence.
+    """
+
+    record: EvidenceRecord | None
+    accused: SignedPseudonymCertificate | None
+    accuser: SignedPseudonymCertificate | None
+    trace: TraceResult | None = None
+
+
 def on_trace_request(
     trustee: Trustee,
-    record: EvidenceRecord | None,
-    certificate: PseudonymCertificate | None,
+    read: TraceRequestRead,
     rng: Rng,
+    dispute_window_s: int = DEFAULT_DISPUTE_WINDOW_S,
 ) -> SignedTraceShare:
-    """Check the on-chain evidence and return this trustee's signed decryption share.
+    """Re-check the on-chain evidence exactly as the contract did; return a signed share.
 
-    ``record`` and ``certificate`` are what the trustee read from its own replica;
-    ``None`` means "not on chain", and the trustee refuses.
+    The trustee never decrypts on an accusation the contract would not have
+    accepted: the obligation must be signed by both pseudonyms, both certified for
+    its round, and the evidence recorded inside the dispute window (block time of
+    the recording block, from ``read.record``). Raises :class:`TracingError`.
     """
+    record = read.record
     if record is None:
         raise TracingError("no such evidence on chain")
-    if certificate is None or certificate.pseudonym_key != record.evidence.accused:
-        raise TracingError("evidence does not name a published pseudonym certificate")
-    if certificate.round != record.evidence.round:
-        raise TracingError("evidence names another round than the certificate's")
+    if read.trace is not None and read.trace.accountable:
+        raise TracingError("evidence already traced")
+    verify_obligation_evidence(
+        record.evidence,
+        read.accused,
+        read.accuser,
+        record.timestamp_ms // 1000,
+        dispute_window_s,
+    )
+    assert read.accused is not None  # checked above
+    certificate = read.accused.certificate
     ct = get_tag_ciphertext(trustee.public_key, certificate)
     try:
         share = threshold.decryption_share(trustee.public_key, trustee.key_share, ct, rng)
@@ -269,8 +319,8 @@ def compute_identity_from_record(
     now: int,
     *,
     revoked: Container[bytes] = (),
-) -> tuple[bytes, tuple[int, ...]]:
-    """What every replica runs on a :class:`TraceRecord`: ``(identity, bad trustees)``.
+) -> tuple[TagPlaintext, tuple[int, ...]]:
+    """What every replica runs on a :class:`TraceRecord`: ``(plaintext, bad trustees)``.
 
     Every entry must be an authenticated :class:`SignedTraceShare`
     (:func:`verify_trace_share_message`), one per trustee; any that is not
@@ -297,8 +347,8 @@ def compute_identity_from_shares(
     pk: ThresholdPublicKey,
     certificate: PseudonymCertificate,
     shares: Sequence[DecryptionShare],
-) -> tuple[bytes, tuple[int, ...]]:
-    """Decrypt the certificate's tag from (authenticated) shares: ``(identity, bad trustees)``.
+) -> tuple[TagPlaintext, tuple[int, ...]]:
+    """Decrypt the certificate's tag from (authenticated) shares: ``(plaintext, bad trustees)``.
 
     Deterministic (replicas run it): shares whose proof fails are named, and any
     ``t`` valid ones suffice. Raises :class:`TracingError` otherwise.
@@ -323,14 +373,94 @@ def _is_valid_share(pk: ThresholdPublicKey, ct: ThresholdCiphertext, s: Decrypti
         return False
 
 
-def _parse_plaintext(plaintext: bytes, round_: int) -> bytes:
+def _parse_plaintext(plaintext: bytes, round_: int) -> TagPlaintext:
     try:
         inner = decode_as(TagPlaintext, plaintext)
     except EncodingError:
         raise TracingError("tag plaintext is malformed") from None
     if inner.round != round_:
         raise TracingError("tag was made for another round")
-    return inner.identity
+    return inner
+
+
+def _when_issued(cert: x509.Certificate, moment: int) -> int:
+    """``moment`` clamped into the certificate's own validity window (seconds)."""
+    lo = int(cert.not_valid_before_utc.timestamp())
+    hi = int(cert.not_valid_after_utc.timestamp())
+    return min(max(moment, lo), hi)
+
+
+def compute_accountable_member(
+    pk: ThresholdPublicKey,
+    certificate: PseudonymCertificate,
+    plaintext: TagPlaintext,
+    member_certificate: bytes,
+    roots: Sequence[x509.Certificate],
+) -> bytes:
+    """Non-frameability: the member key to blame for ``certificate``'s decrypted tag.
+
+    ``member_certificate`` (DER) must hash to the identity the tag names and be a
+    household certificate issued by a root (its validity window and later
+    revocation, e.g. by renewal, do not matter: the RM checked both at
+    registration) - else :class:`TracingError` (the combiner's fault). The consent
+    in the tag must then be that certificate key's RSA-PSS signature on
+    ``(round, pseudonym key, H(handle))`` - else :class:`UnaccountableTrace`: the
+    tag names someone who never signed for this pseudonym. An empty
+    ``member_certificate`` is :class:`UnaccountableTrace` too.
+    """
+    if not member_certificate:
+        raise UnaccountableTrace(
+            "no certificate for the identity the tag names", plaintext.identity
+        )
+    try:
+        cert = load_certificate(member_certificate)
+        if compute_certificate_hash(cert) != plaintext.identity:
+            raise TracingError("certificate does not hash to the identity in the tag")
+        attrs = verify_member(
+            cert, roots, _when_issued(cert, certificate.valid_from), HOUSEHOLD_ROLES
+        )
+        key = get_rsa_key(cert)
+    except (CertificateRejected, WrongRole, InvalidTimestamp) as exc:
+        raise TracingError(f"traced certificate refused: {exc.reason}") from None
+    try:
+        handle = decode_tag(pk, certificate.tag)
+    except EncodingError:
+        raise TracingError("pseudonym certificate carries a malformed tag") from None
+    message = compute_consent_message(
+        certificate.round,
+        certificate.pseudonym_key,
+        compute_handle_hash(pk.group, handle.handle_a, handle.handle_b),
+    )
+    try:
+        key.verify(CONSENT_TAG, message, plaintext.consent)
+    except (InvalidSignature, ValueError):
+        raise UnaccountableTrace(
+            "the consent in the tag does not verify under the certificate it names",
+            plaintext.identity,
+        ) from None
+    return compute_member_key(attrs)
+
+
+@dataclass(frozen=True)
+class TraceOutcome:
+    """The combiner's result.
+
+    ``bad_trustees``: indices of *authenticated* shares whose proof fails (their
+    signers are accountable); ``unauthenticated``: messages that failed
+    authentication - their claimed index proves nothing about any trustee, so
+    they are never reported as one; ``entries``: what to post in a
+    :class:`TraceRecord` (``encode(SignedTraceShare)`` of valid shares).
+    """
+
+    plaintext: TagPlaintext
+    bad_trustees: tuple[int, ...]
+    unauthenticated: tuple[SignedTraceShare, ...]
+    entries: tuple[bytes, ...]
+
+    @property
+    def identity(self) -> bytes:
+        """The certificate hash the tag names (not yet shown accountable)."""
+        return self.plaintext.identity
 
 
 def compute_trace(
@@ -340,30 +470,23 @@ def compute_trace(
     evidence_id: bytes,
     roots: Sequence[x509.Certificate],
     now: int,
-) -> tuple[bytes, tuple[int, ...], tuple[bytes, ...]]:
-    """Combiner: ``(identity, bad trustees, the entries to post in a TraceRecord)``.
-
-    A message that fails authentication (:func:`verify_trace_share_message`: a
-    bad signature, not a trustee's certificate, a certificate naming another
-    index, another evidence id) is set aside and its claimed index named, like a
-    share whose proof fails. The entries returned are ``encode(SignedTraceShare)``
-    of the authenticated, valid shares (one per trustee).
-    """
-    bad: list[int] = []
+) -> TraceOutcome:
+    """Combiner: decrypt with authenticated, valid shares (see :class:`TraceOutcome`)."""
+    unauthenticated: list[SignedTraceShare] = []
     accepted: dict[int, tuple[SignedTraceShare, DecryptionShare]] = {}
     for m in messages:
         try:
             share = verify_trace_share_message(m, roots, now, pk, evidence_id)
         except TracingError:
-            bad.append(m.share.trustee)
+            unauthenticated.append(m)
             continue
         accepted.setdefault(share.index, (m, share))
-    identity, bad_shares = compute_identity_from_shares(
+    plaintext, bad_shares = compute_identity_from_shares(
         pk, certificate, [share for _, share in accepted.values()]
     )
     ct = get_tag_ciphertext(pk, certificate)
     valid = tuple(encode(m) for m, share in accepted.values() if _is_valid_share(pk, ct, share))
-    return identity, tuple(sorted(set(bad) | set(bad_shares))), valid
+    return TraceOutcome(plaintext, tuple(sorted(set(bad_shares))), tuple(unauthenticated), valid)
 
 
 def trace_by_key_reconstruction(
@@ -381,4 +504,4 @@ def trace_by_key_reconstruction(
         plaintext = threshold.combine(whole, ct, [share], compute_tag_aad(pk, certificate.round))
     except (SharingError, DecryptionError) as exc:
         raise TracingError(f"audit reconstruction failed: {exc.reason}") from None
-    return _parse_plaintext(plaintext, certificate.round)
+    return _parse_plaintext(plaintext, certificate.round).identity

@@ -57,13 +57,14 @@ from gridledger.identity.market_manager import (
 )
 from gridledger.identity.messages import (
     TRACE_SHARE_TAG,
+    Obligation,
     ObligationEvidence,
-    PseudonymBatch,
     SignedTraceShare,
     TraceRecord,
     TraceResult,
     TraceShare,
 )
+from gridledger.identity.obligations import create_signed_obligation
 from gridledger.identity.registration import (
     PseudonymCredential,
     RegistrationManager,
@@ -78,7 +79,12 @@ from gridledger.identity.registration import (
     sign_commitments,
     start_registration,
 )
-from gridledger.identity.trace_center import compute_evidence_id, compute_trace, on_trace_request
+from gridledger.identity.trace_center import (
+    TraceRequestRead,
+    compute_evidence_id,
+    compute_trace,
+    on_trace_request,
+)
 from gridledger.ledger.contracts_builtin import KV_SET_KIND, KvSet
 from gridledger.ledger.execution import Receipt
 from gridledger.ledger.merkle import MerkleProof
@@ -450,10 +456,13 @@ class _Demo:
                 "re-ran the cut and choose and blacklisted mallory"
             )
             view = IdentityChainView(self._client())
-            status = await view.get_member_status(compute_certificate_hash(mallory.certificate))
+            status = await view.get_member_status(mallory.certificate)
             return True, status.blacklisted
         on_blind_signature(st, signature, now)
-        self.say("[yellow]mallory escaped this time (probability 1/K)[/]")
+        self.say(
+            "[yellow]mallory escaped this time (probability 1/K)[/]: its pseudonym is "
+            f"unaccountable, but {framed.name} never signed its consent, so it cannot be framed"
+        )
         return False, False
 
     def _client(self) -> ConsortiumClient:
@@ -472,13 +481,13 @@ class _Demo:
                 on_pseudonym_request(
                     mm, compute_pseudonym_request(h.credential, material.mm.certificate)
                 )
-            batch = process_close_batch(mm, now - 60, now + 3600, self.rng.fork("mm-shuffle"))
-            payload = PseudonymBatch(ROUND, compute_certificate_der(material.mm.certificate), batch)
+            payload = process_close_batch(mm, now - 60, now + 3600, self.rng.fork("mm-shuffle"))
+            batch = payload.certificates
             receipt = await self.submit(KIND_BATCH, payload, self.tx_key)
         self.say(
             f"the MM checked {len(batch)} RM signatures and proofs of possession, shuffled the "
-            f"batch and published it: identity.pseudonym-batch in block {receipt['height']} "
-            f"({self.timings['MM batch']:.2f} s)"
+            f"batch, signed it whole and published it: identity.pseudonym-batch in block "
+            f"{receipt['height']} ({self.timings['MM batch']:.2f} s)"
         )
         order = ", ".join(_short(s.certificate.pseudonym_key) for s in batch)
         self.say(f"on chain, in shuffled order: {order}")
@@ -497,32 +506,41 @@ class _Demo:
         i = 1 + rng.randbelow(len(homes) - 1)  # not house-1, whom mallory tried to frame
         reneger, victim = homes[i], homes[(i + 1) % len(homes)]
         assert reneger.credential is not None and victim.credential is not None
-        evidence = ObligationEvidence(
-            reneger.credential.pseudonym.public_key.raw,
-            victim.credential.pseudonym.public_key.raw,
-            ROUND,
-            b"trade-0042",
-            "1500 Wh for slot 12 were never delivered",
+        obligation = create_signed_obligation(
+            Obligation(
+                ROUND,
+                reneger.credential.pseudonym.public_key.raw,
+                victim.credential.pseudonym.public_key.raw,
+                b"trade-0042",
+                "1500 Wh for slot 12",
+                now - 1,  # the delivery deadline, already past
+            ),
+            reneger.credential.pseudonym,
+            victim.credential.pseudonym,
         )
+        evidence = ObligationEvidence(obligation, "1500 Wh for slot 12 were never delivered")
         receipt = await self.submit(KIND_EVIDENCE, evidence, victim.credential.pseudonym)
         eid = compute_evidence_id(evidence)
         self.say(
-            f"pseudonym {_short(evidence.accused)} sold 1500 Wh and never delivered; the buyer "
-            f"(pseudonym {_short(evidence.accuser)}) files identity.evidence in block "
+            f"pseudonym {_short(evidence.accused)} signed a trade with pseudonym "
+            f"{_short(evidence.accuser)} (1500 Wh by a deadline) and never delivered; the buyer "
+            f"files the obligation signed by both as identity.evidence in block "
             f"{receipt['height']}"
         )
         view = IdentityChainView(self._client())
         with self.step("tracing"):
             record = await view.get_evidence(eid)
             signed_cert = await view.get_pseudonym_certificate(evidence.accused)
+            accuser_cert = await view.get_pseudonym_certificate(evidence.accuser)
             if record is None or signed_cert is None:
                 raise NodeError("evidence or certificate missing on chain")
+            read = TraceRequestRead(record, signed_cert, accuser_cert, await view.get_trace(eid))
             cert = signed_cert.certificate
             responding = material.trustees[:4]
             bad_index = responding[1 + rng.randbelow(3)].index
             messages = []
             for tr in responding:
-                msg = on_trace_request(tr, record, cert, rng.fork(f"tc-{tr.index}"))
+                msg = on_trace_request(tr, read, rng.fork(f"tc-{tr.index}"))
                 if tr.index == bad_index:
                     msg = _corrupt_share(msg, tr, material)
                 messages.append(msg)
@@ -531,12 +549,13 @@ class _Demo:
                 early = "[red]decrypted?![/]"
             except TracingError:
                 early = "nothing: too few shares"
-            identity, bad, valid = compute_trace(
-                material.tc_key, cert, messages, eid, material.roots, now
-            )
+            outcome = compute_trace(material.tc_key, cert, messages, eid, material.roots, now)
+            identity, bad, valid = outcome.identity, outcome.bad_trustees, outcome.entries
             bad_share = next(encode(m) for m in messages if m.share.trustee == bad_index)
+            # the combiner fetches the X.509 certificate the tag names (CA register / directory)
+            traced_der = compute_certificate_der(reneger.member.certificate)
             receipt = await self.submit(
-                KIND_TRACE, TraceRecord(eid, (bad_share, *valid)), self.tx_key
+                KIND_TRACE, TraceRecord(eid, (bad_share, *valid), traced_der), self.tx_key
             )
             self.trace_tx: Transaction = receipt["tx"]
         result = decode_as(TraceResult, bytes.fromhex(receipt["data"]))
@@ -551,8 +570,9 @@ class _Demo:
         )
         self.say(
             f"{len(valid)} valid shares decrypt the tag: identity {_short(identity)} = "
-            f"[bold]{reneger.name}[/]; identity.trace-record committed in block "
-            f"{receipt['height']} ({self.timings['tracing']:.2f} s)"
+            f"[bold]{reneger.name}[/], whose consent signature inside the tag verifies under "
+            f"its certificate (accountable = {result.accountable}); identity.trace-record "
+            f"committed in block {receipt['height']} ({self.timings['tracing']:.2f} s)"
         )
         self.learned(
             f"{material.tc_key.t} trustees", f"exactly one identity, {reneger.name}'s, and only "
@@ -564,7 +584,7 @@ class _Demo:
         self, rm: RegistrationManager, material: ConsortiumIdentity, reneger: _Household, now: int
     ) -> tuple[bool, bool, bool]:
         view = IdentityChainView(self._client())
-        status = await view.get_member_status(reneger.identity)
+        status = await view.get_member_status(reneger.member.certificate)
         assert reneger.credential is not None
         pseudonym = reneger.credential.pseudonym.public_key.raw
         pseudonym_revoked = await view.get(b"revp/" + pseudonym) is not None
@@ -572,7 +592,7 @@ class _Demo:
             f"on chain: {reneger.name} blacklisted = {status.blacklisted}, X.509 certificate "
             f"revoked = {status.revoked}, pseudonym certificate revoked = {pseudonym_revoked}"
         )
-        rm.blacklist, rm.revoked = await view.get_member_lists([reneger.identity])
+        rm.blacklist, rm.revoked = await view.get_member_lists([reneger.member.certificate])
         process_open_round(rm, ROUND + 1)
         refused = False
         try:

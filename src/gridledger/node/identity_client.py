@@ -11,8 +11,10 @@
   (:mod:`gridledger.identity.schedule`); :func:`deliver_due_requests` hands the
   due ones to the MM.
 * :func:`admit_member` is the CA's admission: it refreshes the CA's view of the
-  on-chain blacklist for the applicant's member id and meter, then issues (and
-  refuses a blacklisted member with :class:`MemberBlacklisted`).
+  on-chain blacklist (member keys) for the applicant's member id and meter, then
+  issues (and refuses a blacklisted member with :class:`MemberBlacklisted`). A
+  renewal revokes the member's earlier household certificates in the CA's
+  register; their hashes (``ca.superseded``) are for the operator to post.
 * :func:`build_light_client` fetches headers and commit certificates from one
   replica and feeds them to a :class:`~gridledger.ledger.light.LightClient`,
   which trusts nothing but the genesis and 2f+1 signatures.
@@ -39,7 +41,10 @@ from gridledger.identity.ca import (
     MemberAttributes,
     Permission,
     Role,
+    compute_certificate_hash,
+    compute_member_key,
     get_admitted_identities,
+    get_attributes,
 )
 from gridledger.identity.contracts import NAMESPACE
 from gridledger.identity.market_manager import (
@@ -79,9 +84,11 @@ _STATE_ATTEMPTS = 5
 
 @dataclass(frozen=True)
 class MemberStatus:
-    """What the chain says about one identity (its certificate hash)."""
+    """What the chain says about one member certificate: its member key blacklisted,
+    the certificate (hash ``identity``) revoked."""
 
     identity: bytes
+    member: bytes
     blacklisted: bool
     revoked: bool
 
@@ -111,20 +118,27 @@ class IdentityChainView:
         assert last is not None
         raise last
 
-    async def get_member_status(self, identity: bytes) -> MemberStatus:
-        blacklisted = await self.get(b"bl/" + identity) is not None
+    async def get_member_status(self, certificate: x509.Certificate) -> MemberStatus:
+        identity = compute_certificate_hash(certificate)
+        member = compute_member_key(get_attributes(certificate))
+        blacklisted = await self.get(b"bl/" + member) is not None
         revoked = await self.get(b"rev/" + identity) is not None
-        return MemberStatus(identity, blacklisted, revoked)
+        return MemberStatus(identity, member, blacklisted, revoked)
 
     async def get_member_lists(
-        self, identities: Iterable[bytes]
+        self, certificates: Iterable[x509.Certificate]
     ) -> tuple[frozenset[bytes], frozenset[bytes]]:
-        """``(blacklist, revoked)`` restricted to ``identities`` (for the RM's checks)."""
-        statuses = [await self.get_member_status(i) for i in identities]
+        """``(blacklisted member keys, revoked certificate hashes)`` for ``certificates``
+        (the RM's checks)."""
+        statuses = [await self.get_member_status(c) for c in certificates]
         return (
-            frozenset(s.identity for s in statuses if s.blacklisted),
+            frozenset(s.member for s in statuses if s.blacklisted),
             frozenset(s.identity for s in statuses if s.revoked),
         )
+
+    async def get_blacklisted(self, members: Iterable[bytes]) -> frozenset[bytes]:
+        """The member keys among ``members`` that are blacklisted on chain."""
+        return frozenset([m for m in members if await self.get(b"bl/" + m) is not None])
 
     async def get_evidence(self, evidence_id: bytes) -> EvidenceRecord | None:
         raw = await self.get(b"ev/" + evidence_id)
@@ -178,8 +192,7 @@ async def admit_member(
     """The CA admits ``name``: read the chain's blacklist for the member id's and meter's
     earlier certificates (f+1-agreed), then issue. Raises :class:`MemberBlacklisted`."""
     attrs = MemberAttributes(role.value, name, meter_id, tuple(p.value for p in permissions))
-    blacklist, _ = await view.get_member_lists(get_admitted_identities(ca, attrs))
-    ca.blacklist = blacklist
+    ca.blacklist = await view.get_blacklisted(get_admitted_identities(ca, attrs))
     return issue_member(
         ca, name, role, now, rng, meter_id=meter_id, permissions=permissions,
         validity_s=validity_s,

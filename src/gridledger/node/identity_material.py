@@ -23,13 +23,16 @@ The genesis carries what every replica needs to build the same
 
 * ``identity/genesis/roots``: the trusted CA root certificates (DER, canonical list);
 * ``identity/genesis/rm-pseudonym-certificate``: the RM's blind-key certificate (DER);
-* ``identity/genesis/tc-key``: the TC threshold public key (``ThresholdPublicKey.to_bytes``).
+* ``identity/genesis/tc-key``: the TC threshold public key (``ThresholdPublicKey.to_bytes``);
+* ``identity/genesis/mm-certificate``: the MM's certificate (DER): only it may
+  publish pseudonym batches.
 
 :func:`get_identity_config` reads them back, validating everything (each root a
 self-signed CA certificate, the RM key certified by a root with
-``sign-pseudonyms`` at genesis time, the TC key well formed and consistent) and
-turning any problem into one :class:`~gridledger.errors.ConfigError`. A genesis
-with none of the three keys has no identity contract (KV only).
+``sign-pseudonyms`` and the MM certified with ``issue-pseudonym-certs`` at
+genesis time, the TC key well formed and consistent) and turning any problem
+into one :class:`~gridledger.errors.ConfigError`. A genesis with none of the
+four keys has no identity contract (KV only).
 """
 
 from __future__ import annotations
@@ -77,7 +80,13 @@ IDENTITY_DIR = "identity"
 GENESIS_ROOTS_KEY = b"identity/genesis/roots"
 GENESIS_RM_PSEUDONYM_KEY = b"identity/genesis/rm-pseudonym-certificate"
 GENESIS_TC_KEY = b"identity/genesis/tc-key"
-GENESIS_IDENTITY_KEYS = (GENESIS_ROOTS_KEY, GENESIS_RM_PSEUDONYM_KEY, GENESIS_TC_KEY)
+GENESIS_MM_KEY = b"identity/genesis/mm-certificate"
+GENESIS_IDENTITY_KEYS = (
+    GENESIS_ROOTS_KEY,
+    GENESIS_RM_PSEUDONYM_KEY,
+    GENESIS_TC_KEY,
+    GENESIS_MM_KEY,
+)
 REPLICA_CERT_FILE = "replica.crt"
 CLOCK_SKEW_S = 3600
 DEFAULT_VALIDITY_S = 365 * 24 * 3600
@@ -146,11 +155,13 @@ class ConsortiumIdentity:
         return (self.ca.certificate,)
 
     def identity_config(self) -> IdentityConfig:
-        return IdentityConfig(self.roots, self.rm_pseudonym.certificate, self.tc_key)
+        return IdentityConfig(
+            self.roots, self.rm_pseudonym.certificate, self.tc_key, self.mm.certificate
+        )
 
     def genesis_state(self) -> dict[bytes, bytes]:
         return compute_identity_genesis_state(
-            self.roots, self.rm_pseudonym.certificate, self.tc_key
+            self.roots, self.rm_pseudonym.certificate, self.tc_key, self.mm.certificate
         )
 
     def create_rm(self, k: int = 32) -> RegistrationManager:
@@ -179,12 +190,14 @@ def compute_identity_genesis_state(
     roots: Sequence[x509.Certificate],
     rm_pseudonym_certificate: x509.Certificate,
     tc_key: ThresholdPublicKey,
+    mm_certificate: x509.Certificate,
 ) -> dict[bytes, bytes]:
     """The genesis state entries (full keys) from which replicas build the identity contract."""
     return {
         GENESIS_ROOTS_KEY: encode(GenesisRoots(tuple(compute_certificate_der(c) for c in roots))),
         GENESIS_RM_PSEUDONYM_KEY: compute_certificate_der(rm_pseudonym_certificate),
         GENESIS_TC_KEY: tc_key.to_bytes(),
+        GENESIS_MM_KEY: compute_certificate_der(mm_certificate),
     }
 
 
@@ -237,7 +250,17 @@ def get_identity_config(genesis: GenesisConfig) -> IdentityConfig | None:
         tc_key.check_consistency()
     except (EncodingError, KeyFormatError, SharingError) as exc:
         raise ConfigError(f"genesis: malformed TC key ({exc.reason})") from None
-    return IdentityConfig(roots, rm_cert, tc_key)
+    try:
+        mm_cert = load_certificate(state[GENESIS_MM_KEY])
+        verify_member(
+            mm_cert, roots, genesis.timestamp_ms // 1000, Role.MM, Permission.ISSUE_PSEUDONYM_CERTS
+        )
+        get_rsa_key(mm_cert)
+    except IdentityError as exc:
+        raise ConfigError(f"genesis: MM certificate refused ({exc.reason})") from None
+    except CryptoError as exc:
+        raise ConfigError(f"genesis: MM key unusable ({exc.reason})") from None
+    return IdentityConfig(roots, rm_cert, tc_key, mm_cert)
 
 
 # -- files -----------------------------------------------------------------------------
