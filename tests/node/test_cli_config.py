@@ -126,3 +126,22 @@ def test_every_command_has_help() -> None:
         for command in commands:
             res = runner.invoke(app, [command, "--help"])
             assert res.exit_code == 0 and "Usage" in res.output, (command, res.output)
+
+
+def test_unusable_directories_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for target in (afile / "sub", afile, Path("/proc/gridledger-x")):
+        res = runner.invoke(consortium_app, ["init", "--dir", str(target), "--no-identity"])
+        assert res.exit_code == 2, res.output
+        _one_error_line(res.output)
+    root = tmp_path / "c"
+    res = runner.invoke(consortium_app, ["init", "--dir", str(root), "--no-identity"])
+    assert res.exit_code == 0, res.output
+    cfg_path = root / "node-0.json"
+    data = json.loads(cfg_path.read_text())
+    data["data_dir"] = str(afile)
+    cfg_path.write_text(json.dumps(data))
+    res = runner.invoke(node_app, ["run", str(cfg_path), "--duration", "1"])
+    assert res.exit_code == 2, res.output
+    _one_error_line(res.output)

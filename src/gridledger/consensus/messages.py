@@ -36,6 +36,10 @@ REQUEST_TAG = register_tag("gridledger/consensus/request/1")
 BATCH_TAG = register_tag("gridledger/consensus/batch/1")
 
 MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
+# Upper bounds of the encoding overheads (used for the batch byte budget).
+REQUEST_OVERHEAD_BYTES = 128  # a ClientRequest around its client id and payload
+PRE_PREPARE_OVERHEAD_BYTES = 512  # a signed PRE-PREPARE envelope around its batch
+PREPARE_BYTES = 256  # a signed PREPARE envelope
 
 
 @wire_type("consensus.client-request/1")
@@ -194,6 +198,11 @@ def decode_envelope(frame: bytes) -> SignedEnvelope:
 def compute_request_digest(req: ClientRequest) -> bytes:
     """The digest that identifies (and deduplicates) a request (memoised: it is hot)."""
     return hash_value(REQUEST_TAG, req)
+
+
+def compute_request_size(req: ClientRequest) -> int:
+    """An upper bound on ``len(encode(req))`` (cheap: no encoding)."""
+    return len(req.payload) + len(req.client) + REQUEST_OVERHEAD_BYTES
 
 
 def compute_batch_digest(timestamp_ms: int, batch: tuple[ClientRequest, ...]) -> bytes:

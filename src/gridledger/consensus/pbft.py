@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import ParamSpec
@@ -59,6 +60,9 @@ from gridledger.consensus.effects import (
 )
 from gridledger.consensus.errors import BadEnvelope, ConfigInvalid
 from gridledger.consensus.messages import (
+    MAX_ENVELOPE_BYTES,
+    PRE_PREPARE_OVERHEAD_BYTES,
+    PREPARE_BYTES,
     Authenticator,
     Checkpoint,
     ClientRequest,
@@ -74,6 +78,7 @@ from gridledger.consensus.messages import (
     compute_batch_digest,
     compute_reply_result,
     compute_request_digest,
+    compute_request_size,
     decode_envelope,
 )
 from gridledger.consensus.viewchange import (
@@ -121,7 +126,42 @@ __all__ = [
 ]
 
 MAX_BACKOFF_EXPONENT = 6
-MAX_VERIFIED_CACHE = 50_000
+MAX_VERIFIED_CACHE = 4096  # entries
+MAX_VERIFIED_CACHE_BYTES = 32 * 1024 * 1024  # frame bytes kept (a frame is cached whole)
+SMALL_FRAME_BYTES = 2048  # cached even if its processing rejected it
+MAX_AUTO_BATCH_BYTES = 1024 * 1024
+MIN_BATCH_BYTES = 1024
+# The worst-case NEW-VIEW must fit MAX_ENVELOPE_BYTES with this much room to spare.
+NEW_VIEW_BUDGET_BYTES = MAX_ENVELOPE_BYTES * 7 // 8
+
+
+def compute_new_view_bound(n: int, watermark_window: int, batch_max_bytes: int) -> int:
+    """An upper bound on the bytes of a NEW-VIEW (and so of any VIEW-CHANGE).
+
+    A NEW-VIEW carries 2f+1 VIEW-CHANGEs, each with up to ``watermark_window``
+    prepared proofs (a pre-prepare with its batch and 2f prepares) and a checkpoint
+    certificate, plus up to ``watermark_window`` pre-prepares of its own: about
+    ``(2f+2) * watermark_window * batch_max_bytes``.
+    """
+    f = (n - 1) // 3
+    per_proof = batch_max_bytes + PRE_PREPARE_OVERHEAD_BYTES + 2 * f * PREPARE_BYTES
+    per_view_change = 1024 + (2 * f + 1) * 160 + watermark_window * per_proof
+    o_set = watermark_window * (batch_max_bytes + PRE_PREPARE_OVERHEAD_BYTES)
+    return 4096 + (2 * f + 1) * per_view_change + o_set
+
+
+def compute_auto_batch_bytes(n: int, watermark_window: int) -> int:
+    """The largest batch byte cap (at most 1 MiB) whose NEW-VIEW fits the budget."""
+    lo, hi = 0, MAX_AUTO_BATCH_BYTES
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if compute_new_view_bound(n, watermark_window, mid) <= NEW_VIEW_BUDGET_BYTES:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 _P = ParamSpec("_P")
 
 
@@ -132,6 +172,9 @@ class PbftConfig:
     chain_id: str
     validators: tuple[Validator, ...]
     batch_max: int = 64
+    # Bytes of a batch's requests (compute_request_size); 0 picks the largest value
+    # (at most 1 MiB) for which a worst-case NEW-VIEW fits MAX_ENVELOPE_BYTES.
+    batch_max_bytes: int = 0
     checkpoint_interval: int = 16
     watermark_window: int = 64
     view_change_timeout_ms: int = 4000
@@ -152,6 +195,26 @@ class PbftConfig:
             raise ConfigInvalid("watermark_window must be at least checkpoint_interval")
         if self.view_change_timeout_ms < 1 or self.retransmit_interval_ms < 1:
             raise ConfigInvalid("timeouts must be positive")
+        n, window = len(self.validators), self.watermark_window
+        if self.batch_max_bytes == 0:
+            object.__setattr__(self, "batch_max_bytes", compute_auto_batch_bytes(n, window))
+        if self.batch_max_bytes < MIN_BATCH_BYTES:
+            raise ConfigInvalid(
+                f"batch_max_bytes: at least {MIN_BATCH_BYTES} bytes are needed "
+                f"(lower watermark_window={window} for n={n})"
+            )
+        bound = compute_new_view_bound(n, window, self.batch_max_bytes)
+        if bound > NEW_VIEW_BUDGET_BYTES:
+            raise ConfigInvalid(
+                f"batch_max_bytes * watermark_window * (2f+2) is too large: a NEW-VIEW "
+                f"could reach {bound} bytes, above {NEW_VIEW_BUDGET_BYTES} "
+                f"(envelope limit {MAX_ENVELOPE_BYTES})"
+            )
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest request (compute_request_size) that fits a batch."""
+        return self.batch_max_bytes
 
     @property
     def n(self) -> int:
@@ -165,6 +228,11 @@ class PbftConfig:
     def quorum(self) -> int:
         """2f+1 (n - f in general)."""
         return quorum_size(self.n)
+
+    @property
+    def forward_delay_ms(self) -> int:
+        """How long a backup holds an unproposed request before forwarding it."""
+        return max(1, self.view_change_timeout_ms // 4)
 
     def get_primary(self, view: int) -> int:
         return self.validators[view % self.n].replica_id
@@ -226,9 +294,12 @@ class ReplicaState:
     pending: dict[bytes, ClientRequest] = field(default_factory=dict)
     unproposed: dict[bytes, int] = field(default_factory=dict)  # digest -> arrival time
     inflight: dict[bytes, int] = field(default_factory=dict)  # digest -> seq
-    executed_requests: dict[bytes, int] = field(default_factory=dict)  # digest -> seq
-    client_last_executed: dict[bytes, int] = field(default_factory=dict)
-    last_replies: dict[bytes, tuple[int, ReplyToClient]] = field(default_factory=dict)
+    # Requests executed since (about) the last stable checkpoint: digest -> seq. The
+    # only request dedup here; the ledger's (sender, nonce) rules do the rest.
+    executed_requests: dict[bytes, int] = field(default_factory=dict)
+    last_replies: dict[bytes, ReplyToClient] = field(default_factory=dict)  # by digest
+    # Backups: requests to forward to the primary once they waited forward_delay.
+    to_forward: deque[tuple[int, bytes]] = field(default_factory=deque)
     # Primary.
     next_seq: int = 1
     last_proposed_timestamp_ms: int = 0
@@ -252,7 +323,9 @@ class ReplicaState:
     my_votes: dict[tuple[int, int, str], VoteRecord] = field(default_factory=dict)
     new_votes: list[VoteRecord] = field(default_factory=list)  # not yet handed out
     # Envelopes already authenticated (retransmissions, duplicates): no second verification.
-    verified_cache: dict[bytes, tuple[SignedEnvelope, Message]] = field(default_factory=dict)
+    verified_cache: dict[bytes, tuple[SignedEnvelope, Message, int]] = field(default_factory=dict)
+    verified_cache_bytes: int = 0
+    rejections: int = 0  # total of ``rejected``
     # Observability (tests read these).
     rejected: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
@@ -374,6 +447,7 @@ def compute_live_votes(
 
 def _reject(state: ReplicaState, reason: str) -> None:
     state.rejected[reason] = state.rejected.get(reason, 0) + 1
+    state.rejections += 1
 
 
 def _get_voted_digest(state: ReplicaState, view: int, seq: int) -> bytes | None:
@@ -468,29 +542,53 @@ def _stop_request_timer(state: ReplicaState) -> None:
 
 @_persisting_votes
 def on_client_request(state: ReplicaState, req: ClientRequest, now_ms: int) -> list[Effect]:
-    """A client request arrived (clients send to every replica); dedupe and maybe propose."""
+    """A client request arrived from a client; dedupe and maybe propose.
+
+    Requests are deduplicated by digest only (no per-client ordering: a request id
+    proves nothing before the application checks the payload's signature). A backup
+    forwards a request it still holds unproposed after ``forward_delay_ms`` to the
+    primary (Castro & Liskov §4.4), well before its request timer expires.
+    """
     out: list[Effect] = []
     state.now_ms = max(state.now_ms, now_ms)
+    _process_request(state, req, now_ms, out, forwarded=False)
+    return out
+
+
+def _process_request(
+    state: ReplicaState, req: ClientRequest, now_ms: int, out: list[Effect], *, forwarded: bool
+) -> None:
     digest = compute_request_digest(req)
     if digest in state.pending or digest in state.executed_requests:
         state.duplicates += 1
-        cached = state.last_replies.get(req.client)
-        if cached is not None and cached[0] == req.request_id:
-            out.append(cached[1])
-        return out
-    last = state.client_last_executed.get(req.client)
-    if last is not None and req.request_id <= last:
-        _reject(state, "stale-request")
-        return out
+        cached = state.last_replies.get(digest)
+        if cached is not None and not forwarded:
+            out.append(cached)
+        return
+    if compute_request_size(req) > state.config.max_request_bytes:
+        _reject(state, "request-too-large")  # could never fit a batch: dropped
+        return
     if len(state.pending) >= state.config.max_pending_requests:
         _reject(state, "overload")
-        return out
+        return
     state.pending[digest] = req
     if digest not in state.inflight:
         state.unproposed[digest] = now_ms
+        if not forwarded and not state.is_primary:
+            state.to_forward.append((now_ms, digest))
     _start_request_timer(state, now_ms)
     _maybe_propose(state, now_ms, out)
-    return out
+
+
+def _forward_requests(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
+    """A backup sends the primary the requests it still has not seen pre-prepared."""
+    limit = now_ms - state.config.forward_delay_ms
+    while state.to_forward and state.to_forward[0][0] <= limit:
+        _, digest = state.to_forward.popleft()
+        req = state.pending.get(digest)
+        if req is None or digest in state.inflight or state.is_primary or state.in_view_change:
+            continue
+        out.append(Send(state.primary, state.auth.seal(req)))
 
 
 def _maybe_propose(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
@@ -506,7 +604,16 @@ def _maybe_propose(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
         if _get_voted_digest(state, state.view, state.next_seq) is not None:
             state.next_seq += 1  # pre-prepared before a restart: never a second batch there
             continue
-        digests = list(state.unproposed)[: cfg.batch_max]
+        digests: list[bytes] = []
+        size = 0
+        for d in state.unproposed:
+            req_size = compute_request_size(state.pending[d])
+            if digests and size + req_size > cfg.batch_max_bytes:
+                break
+            digests.append(d)
+            size += req_size
+            if len(digests) >= cfg.batch_max:
+                break
         batch = tuple(state.pending[d] for d in digests)
         for d in digests:
             del state.unproposed[d]
@@ -531,14 +638,14 @@ def on_message(state: ReplicaState, env: SignedEnvelope, now_ms: int) -> list[Ef
     sender = env.sender.to_bytes(8, "big") if 0 <= env.sender < 2**63 else b"?"
     key = hashlib.sha256(b"e" + sender + env.signature + env.body).digest()
     cached = state.verified_cache.get(key)
-    if cached is None:
-        try:
-            cached = (env, state.auth.open(env))
-        except BadEnvelope as exc:
-            _reject(state, exc.reason)
-            return []
-        _remember_verified(state, key, cached)
-    return _dispatch(state, cached[0], cached[1], now_ms)
+    if cached is not None:
+        return _dispatch(state, cached[0], cached[1], now_ms)
+    try:
+        msg = state.auth.open(env)
+    except BadEnvelope as exc:
+        _reject(state, exc.reason)
+        return []
+    return _dispatch_new(state, key, env, msg, len(env.body) + len(env.signature) + 16, now_ms)
 
 
 @_persisting_votes
@@ -551,27 +658,51 @@ def on_frame(state: ReplicaState, frame: bytes, now_ms: int) -> list[Effect]:
     state.now_ms = max(state.now_ms, now_ms)
     key = hashlib.sha256(b"f" + frame).digest()
     cached = state.verified_cache.get(key)
-    if cached is None:
-        try:
-            env = decode_envelope(frame)
-        except EncodingError:
-            _reject(state, "malformed")
-            return []
-        try:
-            cached = (env, state.auth.open(env))
-        except BadEnvelope as exc:
-            _reject(state, exc.reason)
-            return []
-        _remember_verified(state, key, cached)
-    return _dispatch(state, cached[0], cached[1], now_ms)
+    if cached is not None:
+        return _dispatch(state, cached[0], cached[1], now_ms)
+    try:
+        env = decode_envelope(frame)
+    except EncodingError:
+        _reject(state, "malformed")
+        return []
+    try:
+        msg = state.auth.open(env)
+    except BadEnvelope as exc:
+        _reject(state, exc.reason)
+        return []
+    return _dispatch_new(state, key, env, msg, len(frame), now_ms)
 
 
-def _remember_verified(
-    state: ReplicaState, key: bytes, entry: tuple[SignedEnvelope, Message]
-) -> None:
-    if len(state.verified_cache) >= MAX_VERIFIED_CACHE:
-        state.verified_cache.clear()
-    state.verified_cache[key] = entry
+def _dispatch_new(
+    state: ReplicaState,
+    key: bytes,
+    env: SignedEnvelope,
+    msg: Message,
+    size: int,
+    now_ms: int,
+) -> list[Effect]:
+    """Process a freshly authenticated envelope; cache it if it was accepted (or small).
+
+    The cache is bounded in entries and bytes, and cleared at every stable checkpoint
+    and view change: a flood of valid but useless envelopes cannot pin memory.
+    """
+    before = state.rejections
+    out = _dispatch(state, env, msg, now_ms)
+    accepted = state.rejections == before
+    if (accepted or size <= SMALL_FRAME_BYTES) and size <= MAX_VERIFIED_CACHE_BYTES // 4:
+        if (
+            len(state.verified_cache) >= MAX_VERIFIED_CACHE
+            or state.verified_cache_bytes + size > MAX_VERIFIED_CACHE_BYTES
+        ):
+            _clear_verified_cache(state)
+        state.verified_cache[key] = (env, msg, size)
+        state.verified_cache_bytes += size
+    return out
+
+
+def _clear_verified_cache(state: ReplicaState) -> None:
+    state.verified_cache.clear()
+    state.verified_cache_bytes = 0
 
 
 def _dispatch(state: ReplicaState, env: SignedEnvelope, msg: Message, now_ms: int) -> list[Effect]:
@@ -580,7 +711,12 @@ def _dispatch(state: ReplicaState, env: SignedEnvelope, msg: Message, now_ms: in
         _reject(state, "from-self")
         return out
     if isinstance(msg, ClientRequest):
-        return on_client_request(state, msg, now_ms)
+        # Only a backup's forward to the primary; clients do not use replica envelopes.
+        if not state.is_primary:
+            _reject(state, "forward-to-backup")
+            return out
+        _process_request(state, msg, now_ms, out, forwarded=True)
+        return out
     if isinstance(msg, (PrePrepare, Prepare, Commit)) and not _is_current_view(
         state, env.sender, msg.view, out, now_ms
     ):
@@ -629,6 +765,8 @@ def _is_acceptable_batch(state: ReplicaState, pp: PrePrepare, now_ms: int) -> st
     cfg = state.config
     if not 1 <= len(pp.batch) <= cfg.batch_max:
         return "bad-batch-size"
+    if sum(compute_request_size(r) for r in pp.batch) > cfg.batch_max_bytes:
+        return "batch-too-large"
     if compute_batch_digest(pp.timestamp_ms, pp.batch) != pp.batch_digest:
         return "bad-digest"
     digests = [compute_request_digest(r) for r in pp.batch]
@@ -817,8 +955,6 @@ def _try_execute(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
             state.unproposed.pop(d, None)
             state.inflight.pop(d, None)
             state.executed_requests[d] = pp.seq
-            last = state.client_last_executed.get(r.client, -1)
-            state.client_last_executed[r.client] = max(last, r.request_id)
         if view == state.view:
             state.backoff = 0
         progressed = True
@@ -860,7 +996,7 @@ def on_executed(state: ReplicaState, seq: int, state_digest: bytes) -> list[Effe
     for r in batch:
         reply = Reply(view, compute_request_digest(r), state.replica_id, result)
         effect = ReplyToClient(r.client, reply)
-        state.last_replies[r.client] = (r.request_id, effect)
+        state.last_replies[reply.request_digest] = effect
         out.append(effect)
     if seq in state.certified:
         _on_certified(state, seq, out)
@@ -948,7 +1084,7 @@ def _advance_stable(
     if seq <= state.low_watermark:
         return
     state.low_watermark = seq
-    state.verified_cache.clear()
+    _clear_verified_cache(state)
     state.stable_digest = digest
     state.stable_certificate = cert
     window = state.config.watermark_window
@@ -966,6 +1102,8 @@ def _advance_stable(
     state.far_checkpoints = {r: c for r, c in state.far_checkpoints.items() if c.seq > seq}
     for d in [d for d, s in state.executed_requests.items() if s <= seq - window]:
         del state.executed_requests[d]
+    for d in [d for d in state.last_replies if d not in state.executed_requests]:
+        del state.last_replies[d]
 
 
 def _check_behind(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
@@ -1012,6 +1150,7 @@ def on_state_transferred(
     # (clients retransmit; the ledger rejects duplicate transactions deterministically).
     state.pending.clear()
     state.unproposed.clear()
+    state.to_forward.clear()
     state.inflight = {d: s for d, s in state.inflight.items() if s > seq}
     _stop_request_timer(state)
     cert = state.certified.get(seq)
@@ -1047,6 +1186,7 @@ def on_tick(state: ReplicaState, now_ms: int) -> list[Effect]:
             _start_view_change(state, state.view + 1, now_ms, out)
     _try_execute(state, now_ms, out)
     _maybe_propose(state, now_ms, out)
+    _forward_requests(state, now_ms, out)
     if state.next_retransmit_ms is None:
         state.next_retransmit_ms = now_ms + state.config.retransmit_interval_ms
     elif now_ms >= state.next_retransmit_ms:
@@ -1088,6 +1228,7 @@ def _start_view_change(state: ReplicaState, new_view: int, now_ms: int, out: lis
     state.view = new_view
     state.in_view_change = True
     state.view_changes_started += 1
+    _clear_verified_cache(state)
     _stop_request_timer(state)
     # Exponential back-off: each view change without an execution in between waits
     # twice as long for its NEW-VIEW (reset in _try_execute).
@@ -1253,6 +1394,7 @@ def _install_new_view(
 ) -> None:
     """Enter the new view: adopt min-s, reset per-view slot state, prepare the O set."""
     _record_view(state, PHASE_NEW_VIEW)
+    _clear_verified_cache(state)
     state.in_view_change = False
     state.view_change_deadline_ms = None
     state.new_view_env = nv_env
@@ -1301,6 +1443,8 @@ def _install_new_view(
     state.unproposed = {
         d: now_ms for d in state.pending if d not in state.inflight and d not in state.unproposed
     } | {d: t for d, t in state.unproposed.items() if d not in state.inflight}
+    # Backups forward to the new primary what it has not pre-prepared yet.
+    state.to_forward = deque((now_ms, d) for d in state.unproposed) if not is_primary else deque()
     out.append(ViewChanged(state.view, state.primary))
     _stop_request_timer(state)
     _start_request_timer(state, now_ms)

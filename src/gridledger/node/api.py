@@ -26,13 +26,17 @@ from gridledger.errors import GridledgerError, NodeError
 
 log = logging.getLogger(__name__)
 
-MAX_LINE = 64 * 1024 * 1024
+MAX_LINE = 8 * 1024 * 1024  # one request line; longer ones close the connection
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
 class ApiError(NodeError):
     """A client API request was malformed or could not be served."""
+
+
+class TooManyTransactions(ApiError):
+    """A submit carried more transactions than one call may."""
 
 
 class ApiServer:

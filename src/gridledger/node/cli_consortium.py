@@ -84,6 +84,10 @@ def one_line_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except GridledgerError as exc:
             typer.echo(f"error: {exc.reason}", err=True)
             raise typer.Exit(2) from None
+        except OSError as exc:  # a path the checks above did not foresee
+            where = f": {exc.filename}" if exc.filename else ""
+            typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
+            raise typer.Exit(2) from None
 
     return wrapper
 

@@ -55,6 +55,7 @@ class ConsensusParams:
     """Tunables of the replica runtime and of the PBFT core."""
 
     max_batch: int = 1000
+    max_batch_bytes: int = 0  # 0: the largest that keeps a NEW-VIEW under the frame limit
     batch_delay_ms: int = 20
     view_change_timeout_ms: int = 4000
     checkpoint_interval: int = 16
@@ -120,7 +121,8 @@ def _parse_consensus(data: Any, where: str) -> ConsensusParams:
         raise ConfigError(f"{where}: unknown consensus parameter(s) {unknown}")
     values: dict[str, int] = {}
     for name, value in data.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        lowest = 0 if name == "max_batch_bytes" else 1
+        if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
             raise ConfigError(f"{where}: consensus.{name} must be a positive integer")
         values[name] = value
     return ConsensusParams(**values)

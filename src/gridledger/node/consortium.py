@@ -118,14 +118,20 @@ def init_consortium(
         raise ConfigError("a consortium needs at least one replica (n = 3f+1, e.g. 4)")
     if not 1024 <= base_port <= 65535 - 100 - n:
         raise ConfigError(f"base port {base_port} leaves no room for {n} replicas")
-    if root.exists() and any(root.iterdir()):
-        raise ConfigError(f"{root} is not empty")
+    try:
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise ConfigError(f"{root} is not an empty directory")
+    except OSError as exc:
+        raise ConfigError(f"cannot use {root}: {exc.strerror or exc}") from None
     if ports is not None and len(ports) != n:
         raise ConfigError(f"{len(ports)} port pairs given for {n} replicas")
     if identity is not None:
         identity.check()
-    (root / "keys").mkdir(parents=True, exist_ok=True)
-    (root / "logs").mkdir(exist_ok=True)
+    try:
+        (root / "keys").mkdir(parents=True, exist_ok=True)
+        (root / "logs").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {root}: {exc.strerror or exc}") from None
     validators = []
     replica_keys = []
     for i in range(n):

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from collections import deque
@@ -56,12 +55,18 @@ from gridledger.consensus.effects import (
     ViewChanged,
     VoteRecord,
 )
-from gridledger.consensus.messages import ClientRequest, SignedEnvelope
+from gridledger.consensus.messages import (
+    REQUEST_OVERHEAD_BYTES,
+    ClientRequest,
+    SignedEnvelope,
+    compute_request_size,
+)
 from gridledger.consensus.tcp import TcpTransport
 from gridledger.consensus.transport import Transport, TransportError
 from gridledger.crypto.encoding import TYPE_KEY, decode, decode_as, encode, from_value, wire_name
 from gridledger.crypto.errors import EncodingError
-from gridledger.errors import GridledgerError
+from gridledger.crypto.rng import SYSTEM_RNG
+from gridledger.errors import ConfigError, GridledgerError
 from gridledger.identity.contracts import IdentityContract
 from gridledger.ledger.block import Block, GenesisConfig
 from gridledger.ledger.certificate import CommitCertificate
@@ -72,7 +77,13 @@ from gridledger.ledger.errors import LedgerError
 from gridledger.ledger.execution import Receipt
 from gridledger.ledger.storage import SqliteBlockStore
 from gridledger.ledger.tx import Transaction, verify_transaction_signature
-from gridledger.node.api import ApiError, ApiServer, get_hex_param, get_param
+from gridledger.node.api import (
+    ApiError,
+    ApiServer,
+    TooManyTransactions,
+    get_hex_param,
+    get_param,
+)
 from gridledger.node.config import NodeConfig
 from gridledger.node.consortium import load_genesis
 from gridledger.node.identity_material import get_identity_config
@@ -94,6 +105,9 @@ _LAG_BEFORE_SYNC_S = 2.0
 _VIEW_META = "node/view"
 VOTES_META = "pbft/votes"
 _MAX_DECODED = 200_000
+MAX_TX_BYTES = 64 * 1024  # a transaction's encoding, checked at submit
+MAX_SUBMIT_TXS = 2_000  # transactions per submit call
+_SUBMIT_SLICE = 100  # yield to the event loop after decoding this many transactions
 _ENVELOPE = wire_name(SignedEnvelope)
 _SYNC_TYPES: dict[str, type[Any]] = {
     wire_name(SyncStatus): SyncStatus,
@@ -180,11 +194,18 @@ class Replica:
             )
         if len(self.genesis.validators) != config.n:
             raise GridledgerError("the genesis validator set and the peer list differ in size")
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = SqliteBlockStore(
-            config.data_dir / "chain.sqlite",
-            synchronous="NORMAL" if synchronous == "NORMAL" else "FULL",
-        )
+        try:
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+            if not config.data_dir.is_dir():
+                raise ConfigError(f"data_dir {config.data_dir} is not a directory")
+            self.store = SqliteBlockStore(
+                config.data_dir / "chain.sqlite",
+                synchronous="NORMAL" if synchronous == "NORMAL" else "FULL",
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot use data_dir {config.data_dir}: {exc.strerror or exc}"
+            ) from None
         self.ledger = Ledger(self.store, registry or build_registry(self.genesis), self.genesis)
         self.clock = clock or WallClock()
         self.transport: Transport = transport or TcpTransport(
@@ -204,9 +225,9 @@ class Replica:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._waiters: dict[bytes, list[asyncio.Future[dict[str, Any]]]] = {}
-        self._fetches: dict[int, asyncio.Future[BlocksReply]] = {}
-        self._fetch_ids = itertools.count(1)
+        self._fetches: dict[int, tuple[int, asyncio.Future[BlocksReply]]] = {}
         self._sync_task: asyncio.Task[None] | None = None
+        self._sync_by_core = False  # the running sync answers a NeedStateTransfer
         self._peers = _PeerHeights()
         self._decoded: dict[bytes, Transaction] = {}
         self.verify_on_submit = verify_on_submit
@@ -228,7 +249,14 @@ class Replica:
             # A lagging replica must fetch blocks well before its request timer could
             # fire, or it starts a view change on its own (and then ignores view v).
             state_transfer_delay_ms=max(100, c.view_change_timeout_ms // 4),
+            batch_max_bytes=c.max_batch_bytes,
         )
+
+    @property
+    def max_tx_bytes(self) -> int:
+        """The largest transaction accepted at submit: 64 KiB, or less if a batch is smaller."""
+        room = self.core.config.max_request_bytes - REQUEST_OVERHEAD_BYTES - 32
+        return min(MAX_TX_BYTES, room)
 
     def _new_core(self) -> pbft.ReplicaState:
         """A PBFT state resuming at the highest certified block of the store (or genesis).
@@ -416,7 +444,9 @@ class Replica:
             elif isinstance(effect, ReplyToClient):
                 pass  # receipts reach API callers from _execute; replies need no transport here
             elif isinstance(effect, NeedStateTransfer):
-                self._start_state_transfer(effect.target_seq, effect.state_digest, effect.peers)
+                self._start_state_transfer(
+                    effect.target_seq, effect.state_digest, effect.peers, by_core=True
+                )
             elif isinstance(effect, ViewChanged):
                 log.info(
                     "replica %d entered view %d (primary %d)", self.id, effect.view, effect.primary
@@ -481,9 +511,13 @@ class Replica:
         elif isinstance(msg, FetchBlocks):
             self._serve_fetch(sender, msg)
         elif isinstance(msg, BlocksReply):
-            fut = self._fetches.pop(msg.request_id, None)
-            if fut is not None and not fut.done():
-                fut.set_result(msg)
+            entry = self._fetches.get(msg.request_id)
+            if entry is None or entry[0] != sender:
+                self.bad_frames += 1  # not asked, or not asked of this peer
+                return
+            del self._fetches[msg.request_id]
+            if not entry[1].done():
+                entry[1].set_result(msg)
 
     def _serve_fetch(self, sender: int, msg: FetchBlocks) -> None:
         last = min(msg.to_height, msg.from_height + MAX_FETCH_BLOCKS - 1)
@@ -493,27 +527,34 @@ class Replica:
         for block, cert in self.ledger.export_blocks(msg.from_height, last):
             blocks.append(block)
             certs.append(cert)
-            size += 200 * len(block.transactions) + 500
-            if size > MAX_FETCH_BYTES:
+            size += len(encode(block)) + (0 if cert is None else len(encode(cert)))
+            if size > MAX_FETCH_BYTES and len(blocks) > 1:
+                blocks.pop()  # always at least one block
+                certs.pop()
                 break
         reply = BlocksReply(msg.request_id, tuple(blocks), tuple(certs))
         with contextlib.suppress(TransportError):
             self.transport.send(sender, encode(reply))
 
     def _start_state_transfer(
-        self, target: int, digest: bytes | None, peers: Sequence[int]
+        self, target: int, digest: bytes | None, peers: Sequence[int], *, by_core: bool = False
     ) -> None:
         if self._sync_task is not None and not self._sync_task.done():
-            return
+            if self._sync_by_core or not by_core:
+                return
+            # The core waits for this transfer (it executes nothing until then): it
+            # pre-empts a catch-up started by gossip, which peers could keep busy.
+            self._sync_task.cancel()
+        self._sync_by_core = by_core
         log.info(
             "replica %d: state transfer from height %d to %d", self.id, self.ledger.height, target
         )
         self._sync_task = asyncio.create_task(self._state_transfer(target, tuple(peers)))
 
     async def _fetch(self, peer: int, start: int, end: int) -> BlocksReply | None:
-        rid = next(self._fetch_ids)
+        rid = SYSTEM_RNG.randbelow(1 << 63)  # unpredictable: no reply can be pre-sent
         fut: asyncio.Future[BlocksReply] = asyncio.get_running_loop().create_future()
-        self._fetches[rid] = fut
+        self._fetches[rid] = (peer, fut)
         try:
             self.transport.send(peer, encode(FetchBlocks(rid, start, end)))
             return await asyncio.wait_for(fut, _FETCH_TIMEOUT_S)
@@ -643,6 +684,11 @@ class Replica:
             raw = [params["tx"]]
         if not isinstance(raw, list) or not raw:
             raise ApiError("submit needs 'tx' or a non-empty list 'txs' of hex transactions")
+        if len(raw) > MAX_SUBMIT_TXS:
+            raise TooManyTransactions(
+                f"too many transactions: {len(raw)} in one submit, at most {MAX_SUBMIT_TXS}"
+            )
+        max_tx = self.max_tx_bytes
         wait = bool(params.get("wait", False))
         timeout = params.get("timeout", 10.0)
         if not isinstance(timeout, (int, float)) or not 0 < timeout <= 120:
@@ -652,6 +698,18 @@ class Replica:
         waited: list[bytes] = []
         loop = asyncio.get_running_loop()
         for i, text in enumerate(raw):
+            if i % _SUBMIT_SLICE == _SUBMIT_SLICE - 1:
+                await asyncio.sleep(0)  # a large submit must not hold the loop
+            if isinstance(text, str) and len(text) > 2 * max_tx:
+                results.append(
+                    {
+                        "status": "invalid",
+                        "error": "too-large",
+                        "reason": f"transaction too large: {len(text) // 2} bytes, "
+                        f"at most {max_tx}",
+                    }
+                )
+                continue
             try:
                 payload = bytes.fromhex(text) if isinstance(text, str) else b""
                 tx = decode_as(Transaction, payload)
@@ -670,8 +728,12 @@ class Replica:
                 results.append(known)  # already in the chain: answer, do not resubmit
                 continue
             results.append({"tx_hash": tx.tx_hash.hex(), "status": "pending"})
+            request = ClientRequest(tx.sender, tx.nonce, payload)
+            if compute_request_size(request) > self.core.config.max_request_bytes:
+                results[-1] = {"status": "invalid", "error": "too-large", "reason": "too large"}
+                continue
             self._remember_decoded(payload, tx)
-            self._requests.append(ClientRequest(tx.sender, tx.nonce, payload))
+            self._requests.append(request)
             if wait:
                 fut: asyncio.Future[dict[str, Any]] = loop.create_future()
                 self._waiters.setdefault(tx.tx_hash, []).append(fut)

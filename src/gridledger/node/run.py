@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except GridledgerError as exc:
         print(f"error: {exc.reason}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+        return 2
     return 0
 
 
