@@ -4,27 +4,83 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
-from gridledger.consensus.tcp import TcpTransport, encode_frame
+from gridledger.consensus.tcp import (
+    TcpChallenge,
+    TcpTransport,
+    compute_hello,
+    encode_frame,
+    read_frame,
+)
 from gridledger.consensus.transport import MemoryHub, Transport, TransportError
+from gridledger.crypto.encoding import decode_as
+from gridledger.crypto.rng import DeterministicRng
+from gridledger.crypto.signatures import Ed25519PrivateKey
+from gridledger.ledger.certificate import Validator
 
 Received = dict[int, list[tuple[int, bytes]]]
 
 
-async def _make_tcp(n: int) -> list[Transport]:
-    transports = [
-        TcpTransport(i, "test-chain", ("127.0.0.1", 0), {j: ("127.0.0.1", 1) for j in range(n)})
-        for i in range(n)
-    ]
+CHAIN = "test-chain"
+
+
+def make_keys(n: int) -> list[Ed25519PrivateKey]:
+    """Deterministic replica keys 0..n-1."""
+    rng = DeterministicRng("test-transport")
+    return [Ed25519PrivateKey.generate(rng) for _ in range(n)]
+
+
+def make_validators(keys: list[Ed25519PrivateKey]) -> tuple[Validator, ...]:
+    return tuple(Validator(i, k.public_key.raw) for i, k in enumerate(keys))
+
+
+def new_tcp(i: int, keys: list[Ed25519PrivateKey], port: int = 0, **kwargs: Any) -> TcpTransport:
+    """Replica ``i`` of ``len(keys)`` on 127.0.0.1 (peer addresses set later)."""
+    return TcpTransport(
+        i,
+        kwargs.pop("chain_id", CHAIN),
+        ("127.0.0.1", port),
+        {j: ("127.0.0.1", 1) for j in range(len(keys))},
+        key=keys[i],
+        validators=make_validators(keys),
+        **kwargs,
+    )
+
+
+async def make_tcp_cluster(n: int, **kwargs: Any) -> list[TcpTransport]:
+    keys = make_keys(n)
+    transports = [new_tcp(i, keys, **kwargs) for i in range(n)]
     for t in transports:
         await t.start()
     for t in transports:
         for other in transports:
             if other is not t:
                 t.set_peer_address(other.node_id, "127.0.0.1", other.port)
-    return list(transports)
+    return transports
+
+
+async def _make_tcp(n: int) -> list[Transport]:
+    return list(await make_tcp_cluster(n))
+
+
+async def raw_handshake(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    key: Ed25519PrivateKey,
+    *,
+    sender: int,
+    receiver: int,
+    chain_id: str = CHAIN,
+) -> bytes:
+    """Play the connector's side by hand; returns the hello frame that was sent."""
+    challenge = decode_as(TcpChallenge, await read_frame(reader, 1024))
+    hello = compute_hello(key, chain_id, sender, receiver, challenge.challenge, bytes(32))
+    writer.write(encode_frame(hello))
+    await writer.drain()
+    return hello
 
 
 async def _make_memory(n: int) -> list[Transport]:
@@ -72,16 +128,14 @@ def test_send_and_broadcast_arrive_in_order(kind: str) -> None:
 
 def test_tcp_reconnects_after_peer_restart() -> None:
     async def scenario() -> None:
-        a, b = await _make_tcp(2)
+        a, b = await make_tcp_cluster(2)
         got: list[bytes] = []
         b.set_receiver(lambda s, f: got.append(f))
-        port_b = b.port  # type: ignore[attr-defined]
+        port_b = b.port
         a.send(1, b"first")
         await _wait_for(lambda: got == [b"first"])
         await b.close()
-        b2 = TcpTransport(
-            1, "test-chain", ("127.0.0.1", port_b), {0: ("127.0.0.1", 1), 1: ("127.0.0.1", 1)}
-        )
+        b2 = new_tcp(1, make_keys(2), port_b)
         b2.set_receiver(lambda s, f: got.append(f))
         await b2.start()
 
@@ -99,15 +153,12 @@ def test_tcp_reconnects_after_peer_restart() -> None:
 
 def test_tcp_refuses_oversized_frames() -> None:
     async def scenario() -> None:
-        a, b = await _make_tcp(2)
-        assert isinstance(a, TcpTransport) and isinstance(b, TcpTransport)
+        a, b = await make_tcp_cluster(2)
         with pytest.raises(TransportError):
             a.send(1, bytes(a.max_frame + 1))
-        # a raw client that announces a huge frame is disconnected
+        # an authenticated raw client that announces a huge frame is disconnected
         reader, writer = await asyncio.open_connection("127.0.0.1", b.port)
-        from gridledger.consensus.tcp import compute_hello
-
-        writer.write(encode_frame(compute_hello(0, "test-chain")))
+        await raw_handshake(reader, writer, make_keys(2)[0], sender=0, receiver=1)
         writer.write((b.max_frame + 1).to_bytes(4, "big"))
         await writer.drain()
         assert await asyncio.wait_for(reader.read(), 5) == b""

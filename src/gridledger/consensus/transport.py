@@ -2,9 +2,12 @@
 
 A replica hands opaque frames (the canonical bytes of a signed envelope, or a
 state-transfer request) to a :class:`Transport` and receives frames from it
-through one callback. The transport neither authenticates nor interprets the
-frames: every consensus message carries its sender's signature, checked by the
-replica. Implementations: :class:`~gridledger.consensus.tcp.TcpTransport`
+through one callback, tagged with the sender's replica id. The transport does
+not interpret the frames; every consensus message also carries its sender's
+signature, checked by the replica. The sender id handed to the receiver must be
+authenticated by the transport (node-level messages such as sync status and
+block replies are attributed to it): :class:`~gridledger.consensus.tcp.TcpTransport`
+runs a mutual Ed25519 challenge-response handshake per connection. Implementations: :class:`~gridledger.consensus.tcp.TcpTransport`
 (asyncio TCP on loopback) and :class:`MemoryHub` / :class:`MemoryTransport`
 (in-process, for tests).
 """

@@ -213,6 +213,8 @@ class Replica:
             config.chain_id,
             (config.listen.host, config.listen.port),
             {pid: (p.replica.host, p.replica.port) for pid, p in config.peers.items()},
+            key=self.key,
+            validators=self.genesis.validators,
         )
         self.transport.set_receiver(self._on_frame)
         self.api = ApiServer(config.api.host, config.api.port, self._api_methods())
