@@ -11,6 +11,7 @@ import pytest
 from gridledger.consensus.tcp import (
     TcpChallenge,
     TcpTransport,
+    TcpWelcome,
     compute_hello,
     encode_frame,
     read_frame,
@@ -159,6 +160,7 @@ def test_tcp_refuses_oversized_frames() -> None:
         # an authenticated raw client that announces a huge frame is disconnected
         reader, writer = await asyncio.open_connection("127.0.0.1", b.port)
         await raw_handshake(reader, writer, make_keys(2)[0], sender=0, receiver=1)
+        decode_as(TcpWelcome, await read_frame(reader, 1024))
         writer.write((b.max_frame + 1).to_bytes(4, "big"))
         await writer.drain()
         assert await asyncio.wait_for(reader.read(), 5) == b""
