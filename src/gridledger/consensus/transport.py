@@ -7,8 +7,9 @@ not interpret the frames; every consensus message also carries its sender's
 signature, checked by the replica. The sender id handed to the receiver must be
 authenticated by the transport (node-level messages such as sync status and
 block replies are attributed to it): :class:`~gridledger.consensus.tcp.TcpTransport`
-runs a mutual Ed25519 challenge-response handshake per connection. Implementations: :class:`~gridledger.consensus.tcp.TcpTransport`
-(asyncio TCP on loopback) and :class:`MemoryHub` / :class:`MemoryTransport`
+runs a mutual Ed25519 challenge-response handshake per connection.
+Implementations: :class:`~gridledger.consensus.tcp.TcpTransport` (asyncio TCP
+on loopback) and :class:`MemoryHub` / :class:`MemoryTransport`
 (in-process, for tests).
 """
 
