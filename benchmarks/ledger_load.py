@@ -236,6 +236,13 @@ def main() -> int:
     parser.add_argument("--max-batch", type=int, default=1000)
     parser.add_argument("--batch-delay-ms", type=int, default=30)
     parser.add_argument(
+        "--watermark-window",
+        type=int,
+        default=16,
+        help="PBFT's L: a smaller window leaves a larger byte budget per batch",
+    )
+    parser.add_argument("--checkpoint-interval", type=int, default=8)
+    parser.add_argument(
         "--mode",
         choices=("primary", "all"),
         default="primary",
@@ -252,8 +259,8 @@ def main() -> int:
         max_batch=args.max_batch,
         batch_delay_ms=args.batch_delay_ms,
         view_change_timeout_ms=20_000,
-        checkpoint_interval=16,
-        watermark_window=64,
+        checkpoint_interval=args.checkpoint_interval,
+        watermark_window=args.watermark_window,
         tick_ms=20,
         status_log_s=10,
     )
