@@ -25,7 +25,9 @@ def main() -> int:
         "# Benchmarks",
         "",
         "Written by `make bench` (`benchmarks/run_all.py`); each section is the output",
-        "of one script in `benchmarks/`, run on the machine it names.",
+        "of one script in `benchmarks/`, run on the machine it names. This is a shared",
+        "2-core virtual machine: whole runs differ by up to ~30% from one another (for",
+        "example the RM at K = 32 measured 42-61 registrations/s across runs on one day).",
         f"Last run: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
         "",
     ]
