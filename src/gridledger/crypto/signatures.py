@@ -41,11 +41,14 @@ class Ed25519PublicKey:
         if len(self.raw) != ED25519_PUBLIC_KEY_SIZE:
             raise KeyFormatError("an Ed25519 public key is 32 bytes")
 
-    def _key(self) -> ed25519.Ed25519PublicKey:
-        try:
-            return ed25519.Ed25519PublicKey.from_public_bytes(self.raw)
-        except ValueError:
-            raise KeyFormatError("not a valid Ed25519 public key") from None
+    def check_point(self) -> None:
+        """Raise :class:`KeyFormatError` unless the key is a canonical prime-order point.
+
+        The same libsodium check as :func:`is_valid_ed25519_public_key`: a
+        small-order key could never produce a signature :meth:`verify` accepts.
+        """
+        if not is_valid_ed25519_public_key(self.raw):
+            raise KeyFormatError("not a valid Ed25519 public key")
 
     def verify(self, tag: HashTag, message: bytes, signature: bytes) -> None:
         """Raise :class:`InvalidSignature` unless ``signature`` signs ``tag || message``.

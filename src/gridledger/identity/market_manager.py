@@ -114,7 +114,7 @@ def verify_rm_authorization(
 ) -> None:
     """Check a pseudonym's key, tag form and RM blind signature (MM and every replica)."""
     try:
-        Ed25519PublicKey(pseudonym_key)._key()
+        Ed25519PublicKey(pseudonym_key).check_point()
         parse_tag(tc_key, tag, round_)
         msg = compute_pseudonym_input(round_, pseudonym_key, tag)
         input_msg = blind_rsa.prepare_with(variant, msg, msg_prefix)

@@ -381,7 +381,7 @@ def compute_opened_blinded_msg(
     The consent sealed in the tag must be the user's own signature (``user_key``)
     on ``(round, pk_j, H(handle_j))``: raises :class:`InvalidSignature` otherwise.
     """
-    Ed25519PublicKey(opening.pseudonym_key)._key()  # a valid curve point
+    Ed25519PublicKey(opening.pseudonym_key).check_point()
     r = int.from_bytes(opening.tag_randomness, "big")
     s = int.from_bytes(opening.handle_randomness, "big")
     size = tags.pk.group.scalar_size
