@@ -78,18 +78,25 @@ class Block:
 @wire_type("ledger.genesis/1")
 @dataclass(frozen=True)
 class GenesisConfig:
-    """The chain id, the validator set and the initial state (full keys, sorted, unique)."""
+    """The chain id, the validator set, the initial state (full keys, sorted, unique), the engine.
+
+    ``engine`` names the consensus engine, and with it the finality rule that
+    block import and light clients apply (:mod:`gridledger.ledger.finality`).
+    """
 
     chain_id: str
     validators: tuple[Validator, ...]
     timestamp_ms: int
     state: tuple[tuple[bytes, bytes], ...] = ()
+    engine: str = "pbft"
 
     def __post_init__(self) -> None:
         if not self.chain_id:
             raise ChainError("chain_id must not be empty")
         if not self.validators:
             raise ChainError("a chain needs at least one validator")
+        if not self.engine or not self.engine.isprintable() or len(self.engine) > 32:
+            raise ChainError("the consensus engine name must be short and printable")
         ids = [v.replica_id for v in self.validators]
         if len(set(ids)) != len(ids):
             raise ChainError("validator replica ids must be distinct")
@@ -111,10 +118,11 @@ class GenesisConfig:
         validators: Sequence[Validator],
         timestamp_ms: int,
         state: Mapping[bytes, bytes] | None = None,
+        engine: str = "pbft",
     ) -> GenesisConfig:
         """Build a config, sorting ``state`` (full keys, e.g. ``b"identity/roles/ca"``)."""
         entries = tuple(sorted((state or {}).items()))
-        return cls(chain_id, tuple(validators), timestamp_ms, entries)
+        return cls(chain_id, tuple(validators), timestamp_ms, entries, engine)
 
     @property
     def config_hash(self) -> bytes:

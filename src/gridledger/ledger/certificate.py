@@ -16,6 +16,7 @@ from gridledger.crypto.errors import InvalidSignature, KeyFormatError
 from gridledger.crypto.hashing import register_tag
 from gridledger.crypto.signatures import Ed25519PrivateKey, Ed25519PublicKey
 from gridledger.errors import LedgerError
+from gridledger.ledger.quorum import compute_quorum
 
 BLOCK_VOTE_TAG = register_tag("gridledger/ledger/block-vote/1")
 
@@ -62,9 +63,8 @@ class CommitCertificate:
 
 
 def quorum_size(n: int) -> int:
-    """2f+1 for n = 3f+1 replicas (generally n - floor((n-1)/3))."""
-    f = (n - 1) // 3
-    return n - f
+    """2f+1 for n = 3f+1 replicas (:func:`~gridledger.ledger.quorum.compute_quorum`)."""
+    return compute_quorum(n)
 
 
 def sign_vote(key: Ed25519PrivateKey, vote: BlockVote) -> bytes:
@@ -80,9 +80,17 @@ def is_valid_vote(validator: Validator, vote: BlockVote, signature: bytes) -> bo
 
 
 def verify_certificate(
-    cert: CommitCertificate, validators: tuple[Validator, ...], *, chain_id: str
+    cert: CommitCertificate,
+    validators: tuple[Validator, ...],
+    *,
+    chain_id: str,
+    threshold: int | None = None,
 ) -> None:
-    """Raise :class:`CertificateError` unless ``cert`` holds a quorum of valid votes."""
+    """Raise :class:`CertificateError` unless ``cert`` holds ``threshold`` valid votes.
+
+    ``threshold`` defaults to the byzantine quorum of ``validators``; a
+    finality rule of another engine passes its own (:mod:`gridledger.ledger.finality`).
+    """
     if cert.chain_id != chain_id:
         raise CertificateError(f"certificate is for chain {cert.chain_id!r}, not {chain_id!r}")
     by_id = {v.replica_id: v for v in validators}
@@ -97,6 +105,6 @@ def verify_certificate(
         if not is_valid_vote(validator, vote, vs.signature):
             raise CertificateError(f"bad signature from replica {vs.replica_id}")
         seen.add(vs.replica_id)
-    need = quorum_size(len(validators))
+    need = quorum_size(len(validators)) if threshold is None else threshold
     if len(seen) < need:
         raise CertificateError(f"{len(seen)} signatures, {need} needed")

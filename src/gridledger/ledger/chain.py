@@ -31,10 +31,11 @@ from gridledger.ledger.block import (
     validate_block_body,
     validate_block_link,
 )
-from gridledger.ledger.certificate import CommitCertificate, verify_certificate
+from gridledger.ledger.certificate import CommitCertificate
 from gridledger.ledger.contracts import ContractRegistry
-from gridledger.ledger.errors import CertificateError, ChainError, StorageError
+from gridledger.ledger.errors import ChainError, StorageError
 from gridledger.ledger.execution import BlockOutcome, Receipt, revert_block
+from gridledger.ledger.finality import FinalityRule, get_finality_rule
 from gridledger.ledger.merkle import MerkleProof, inclusion_proof
 from gridledger.ledger.smt import StateProof
 from gridledger.ledger.state import WorldState
@@ -45,10 +46,11 @@ from gridledger.ledger.tx import Transaction
 def check_certificate_for(
     header: BlockHeader, certificate: CommitCertificate, genesis: GenesisConfig
 ) -> None:
-    """Raise :class:`CertificateError` unless ``certificate`` certifies exactly ``header``."""
-    if certificate.height != header.height or certificate.header_hash != header.header_hash:
-        raise CertificateError(f"certificate does not name the header at {header.height}")
-    verify_certificate(certificate, genesis.validators, chain_id=genesis.chain_id)
+    """Raise :class:`CertificateError` unless ``certificate`` finalises exactly ``header``.
+
+    Applies the finality rule of the engine the genesis names.
+    """
+    get_finality_rule(genesis).check(header, certificate)
 
 
 class Ledger:
@@ -60,6 +62,7 @@ class Ledger:
         self.store = store
         self.registry = registry
         self.genesis = genesis
+        self.finality: FinalityRule = get_finality_rule(genesis)
         expected_genesis = genesis_block(genesis)
         head = store.head_height()
         if head is None:
@@ -135,7 +138,7 @@ class Ledger:
         validate_block_link(self._head, header)
         validate_block_body(block)
         if certificate is not None:
-            check_certificate_for(header, certificate, self.genesis)
+            self.finality.check(header, certificate)
         rebuilt, outcome = build_block(
             self._head,
             self._state,
@@ -153,7 +156,7 @@ class Ledger:
 
     def import_block(self, block: Block, certificate: CommitCertificate) -> BlockOutcome:
         """State transfer: check ``certificate`` certifies ``block``, then :meth:`apply` it."""
-        check_certificate_for(block.header, certificate, self.genesis)
+        self.finality.check(block.header, certificate)
         return self.apply(block, certificate)
 
     def attach_certificate(self, height: int, certificate: CommitCertificate) -> None:
@@ -161,7 +164,7 @@ class Ledger:
         header = self.store.get_header(height)
         if header is None:
             raise ChainError(f"no block at height {height}")
-        check_certificate_for(header, certificate, self.genesis)
+        self.finality.check(header, certificate)
         self.store.put_certificate(height, certificate)
 
     def export_blocks(

@@ -8,12 +8,19 @@ either returns receipt data (canonical bytes, ``b""`` for none) or raises
 :class:`~gridledger.ledger.errors.ContractRejection`; then its writes are
 discarded. Contracts must be pure functions of (state, transaction, context):
 no clock, randomness, disk or network, no iteration over unordered sets.
+
+A contract may also define ``end_block(view, ctx)`` (:class:`EndBlockHook`):
+it runs once per block after every transaction, in registration order, so a
+double auction can publish its market data and a fixed-piece market can expire
+offers at block time without anyone sending a transaction. ``StateView.scan``
+walks a key prefix in ascending order (an order book's price levels).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from gridledger.ledger.errors import RegistryError, UnknownTransactionKind
 from gridledger.ledger.state import SYSTEM_NAMESPACE, Overlay, compute_state_key
@@ -55,6 +62,21 @@ class StateView:
         """Read ``key`` in another namespace (e.g. role keys written at genesis)."""
         return self._overlay.get(compute_state_key(namespace, key))
 
+    def scan(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) in this namespace whose key starts with ``prefix``, ascending by key.
+
+        Keys come back without the namespace prefix; this block's own earlier
+        writes are included. The iteration is a snapshot: writing while
+        iterating does not change what it yields.
+        """
+        return self.scan_in(self.namespace, prefix)
+
+    def scan_in(self, namespace: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Like :meth:`scan`, in another namespace (read-only)."""
+        full = compute_state_key(namespace, b"")
+        items = list(self._overlay.scan(full + prefix))
+        return ((key[len(full) :], value) for key, value in items)
+
 
 class Contract(Protocol):
     """Deterministic handler of some transaction kinds, owning one state namespace."""
@@ -74,6 +96,15 @@ class Contract(Protocol):
         ...
 
 
+@runtime_checkable
+class EndBlockHook(Protocol):
+    """A contract that also acts once per block, after the block's transactions."""
+
+    def end_block(self, view: StateView, ctx: BlockContext) -> None:
+        """Update this contract's state at the end of block ``ctx.height`` (no receipt)."""
+        ...
+
+
 def is_valid_namespace(namespace: str) -> bool:
     return (
         0 < len(namespace) <= 32
@@ -89,6 +120,7 @@ class ContractRegistry:
     def __init__(self, contracts: tuple[Contract, ...] = ()) -> None:
         self._by_kind: dict[str, Contract] = {}
         self._namespaces: set[str] = set()
+        self._contracts: list[Contract] = []
         for contract in contracts:
             self.register(contract)
 
@@ -104,6 +136,7 @@ class ContractRegistry:
         if not contract.kinds:
             raise RegistryError("a contract must handle at least one kind")
         self._namespaces.add(contract.namespace)
+        self._contracts.append(contract)
         for kind in contract.kinds:
             self._by_kind[kind] = contract
 
@@ -117,3 +150,16 @@ class ContractRegistry:
     @property
     def kinds(self) -> frozenset[str]:
         return frozenset(self._by_kind)
+
+    @property
+    def contracts(self) -> tuple[Contract, ...]:
+        """Every registered contract, in registration order."""
+        return tuple(self._contracts)
+
+    @property
+    def namespaces(self) -> frozenset[str]:
+        return frozenset(self._namespaces)
+
+    def get_end_block_hooks(self) -> tuple[tuple[str, EndBlockHook], ...]:
+        """(namespace, contract) for the contracts with an end-of-block hook, in order."""
+        return tuple((c.namespace, c) for c in self._contracts if isinstance(c, EndBlockHook))

@@ -96,15 +96,34 @@ def process_transaction(
     return Receipt(tx.tx_hash, True, "", data)
 
 
+def process_end_block(block: Overlay, registry: ContractRegistry, ctx: BlockContext) -> None:
+    """Run every contract's end-of-block hook, in registration order.
+
+    A hook that fails loses its own writes and nothing else, exactly as a
+    rejected transaction does: one contract's bug must not halt the chain, and
+    every replica discards the same writes.
+    """
+    for namespace, hook in registry.get_end_block_hooks():
+        overlay = Overlay(block)
+        try:
+            hook.end_block(StateView(overlay, namespace), ctx)
+        except (MemoryError, RecursionError):
+            raise
+        except Exception:  # deterministic on every replica: the writes are dropped
+            continue
+        overlay.commit_to(block)
+
+
 def apply_block(
     state: WorldState,
     registry: ContractRegistry,
     txs: Sequence[Transaction],
     ctx: BlockContext,
 ) -> BlockOutcome:
-    """Apply ``txs`` in order to ``state`` (mutating it); return receipts, root and writes."""
+    """Apply ``txs`` in order to ``state`` (mutating it), then the end-of-block hooks."""
     block = Overlay(state)
     receipts = tuple(process_transaction(block, registry, tx, ctx) for tx in txs)
+    process_end_block(block, registry, ctx)
     undo = state.apply_writes(block.writes)
     return BlockOutcome(receipts, state.root, block.writes, undo)
 

@@ -1,13 +1,15 @@
 """Light clients: trust block headers through commit certificates, then check proofs.
 
-A :class:`LightClient` starts from a :class:`~gridledger.ledger.block.GenesisConfig`
-(which it must get out of band, like any trust anchor): from it, it computes
-the genesis header and learns the validator set. It then accepts each next
-header only with a commit certificate: 2f+1 distinct validators' signatures on
-exactly that header's hash. Since at most f validators are faulty, at least
-f+1 honest ones executed the block and got that header. Against a trusted
-header it checks that a transaction is in the block (``tx_root``), what its
-receipt was (``receipts_root``), and what a state key held after the block
+A :class:`LightClient` starts from a
+:class:`~gridledger.ledger.block.GenesisConfig` (which it must get out of band,
+like any trust anchor): from it, it computes the genesis header and learns the
+validator set. It then accepts each next header only with a proof of finality
+under the rule of the genesis's engine (:mod:`gridledger.ledger.finality`); for
+PBFT, a commit certificate: 2f+1 distinct validators' signatures on exactly
+that header's hash. Since at most f validators are faulty, at least f+1 honest
+ones executed the block and got that header. Against a trusted header it checks
+that a transaction is in the block (``tx_root``), what its receipt was
+(``receipts_root``), and what a state key held after the block
 (``state_root``), without holding any block body or state.
 """
 
@@ -16,9 +18,9 @@ from __future__ import annotations
 from gridledger.crypto.encoding import encode
 from gridledger.ledger.block import BlockHeader, GenesisConfig, genesis_block, validate_block_link
 from gridledger.ledger.certificate import CommitCertificate
-from gridledger.ledger.chain import check_certificate_for
 from gridledger.ledger.errors import ChainError, ProofError
 from gridledger.ledger.execution import Receipt
+from gridledger.ledger.finality import FinalityRule, get_finality_rule
 from gridledger.ledger.merkle import MerkleProof, verify_inclusion
 from gridledger.ledger.smt import StateProof, verify_state_proof
 
@@ -26,8 +28,9 @@ from gridledger.ledger.smt import StateProof, verify_state_proof
 class LightClient:
     """Certified headers only; verifies inclusion, receipt and state proofs against them."""
 
-    def __init__(self, genesis: GenesisConfig) -> None:
+    def __init__(self, genesis: GenesisConfig, rule: FinalityRule | None = None) -> None:
         self.genesis = genesis
+        self.rule = rule or get_finality_rule(genesis)
         self._headers: list[BlockHeader] = [genesis_block(genesis).header]
 
     @property
@@ -39,7 +42,7 @@ class LightClient:
         if header.chain_id != self.genesis.chain_id:
             raise ChainError(f"header is for chain {header.chain_id!r}")
         validate_block_link(self.head, header)
-        check_certificate_for(header, certificate, self.genesis)
+        self.rule.check(header, certificate)
         self._headers.append(header)
 
     def get_header(self, height: int) -> BlockHeader:

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
+from sortedcontainers import SortedSet
+
 from gridledger.ledger.smt import SparseMerkleTree, StateProof
 
 WriteSet = dict[bytes, bytes | None]
@@ -31,11 +33,23 @@ def compute_state_key(namespace: str, key: bytes) -> bytes:
     return namespace.encode() + b"/" + key
 
 
+def compute_prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with ``prefix`` (``None``: no bound)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
 class StateReader(Protocol):
     """Read access to state as seen at some point of execution."""
 
     def get(self, key: bytes) -> bytes | None:
         """The value under the full key ``key``, or ``None``."""
+        ...
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Every (full key, value) whose key starts with ``prefix``, in ascending key order."""
         ...
 
 
@@ -44,9 +58,11 @@ class WorldState:
 
     def __init__(self, entries: Iterable[tuple[bytes, bytes]] = ()) -> None:
         self._values: dict[bytes, bytes] = {}
+        self._keys: SortedSet = SortedSet()  # ordered index for prefix scans (order books)
         self._tree = SparseMerkleTree()
         for key, value in entries:
             self._values[key] = value
+            self._keys.add(key)
             self._tree.set(key, value)
 
     def __len__(self) -> int:
@@ -57,7 +73,14 @@ class WorldState:
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         """All entries, sorted by key (for snapshots and tests)."""
-        for key in sorted(self._values):
+        for key in self._keys:
+            yield key, self._values[key]
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Entries whose key starts with ``prefix``, ascending (O(log n) to the first one)."""
+        end = compute_prefix_end(prefix)
+        keys = list(self._keys.irange(prefix, end, inclusive=(True, False)))
+        for key in keys:
             yield key, self._values[key]
 
     @property
@@ -72,8 +95,11 @@ class WorldState:
             if key not in undo:
                 undo[key] = self._values.get(key)
             if value is None:
-                self._values.pop(key, None)
+                if self._values.pop(key, None) is not None:
+                    self._keys.discard(key)
             else:
+                if key not in self._values:
+                    self._keys.add(key)
                 self._values[key] = value
             self._tree.set(key, value)
         return undo
@@ -94,6 +120,19 @@ class Overlay:
         if key in self.writes:
             return self.writes[key]
         return self._base.get(key)
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """The base's entries under ``prefix`` with this layer's writes folded in, ascending."""
+        mine = {k: v for k, v in self.writes.items() if k.startswith(prefix)}
+        if not mine:
+            yield from self._base.scan(prefix)
+            return
+        merged: dict[bytes, bytes | None] = dict(self._base.scan(prefix))
+        merged.update(mine)
+        for key in sorted(merged):
+            value = merged[key]
+            if value is not None:
+                yield key, value
 
     def put(self, key: bytes, value: bytes) -> None:
         self.writes[key] = value
