@@ -11,25 +11,16 @@ from gridledger.crypto.encoding import decode, encode, from_value
 from gridledger.crypto.signatures import Ed25519PrivateKey
 from gridledger.ledger.contracts_builtin import KV_SET_KIND, KvSet
 from gridledger.ledger.tx import Transaction
-from gridledger.node import replica as replica_module
+from gridledger.node import core as core_module
 from gridledger.node.client import ClientError, ConsortiumClient
 from gridledger.node.config import load_config
+from gridledger.node.core import NODE_CHANNEL, Transmit
 from gridledger.node.replica import MAX_SUBMIT_TXS, Replica
 from gridledger.node.sync import BlocksReply, FetchBlocks
 
 from .helpers import make_consortium
 
 CHAIN = "test-chain"
-
-
-class _Capture:
-    """Stands in for the transport of one replica: records what it sends."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[int, bytes]] = []
-
-    def send(self, to: int, frame: bytes) -> None:
-        self.sent.append((to, frame))
 
 
 def test_forgery_size_caps_and_fetch_replies(
@@ -83,26 +74,20 @@ def test_forgery_size_caps_and_fetch_replies(
                 res = await client.submit([encode(tx)], timeout=10)
                 assert res[0]["status"] in ("committed", "rejected"), res  # in a block
                 sizes.append(res[0]["height"])
-            monkeypatch.setattr(replica_module, "MAX_FETCH_BYTES", 40_000)
-            capture = _Capture()
-            real = r0.transport
-            r0.transport = capture  # type: ignore[assignment]
-            try:
-                r0._serve_fetch(1, FetchBlocks(7, sizes[0], sizes[-1]))
-            finally:
-                r0.transport = real
-            ((to, frame),) = capture.sent
-            reply = from_value(BlocksReply, decode(frame))
-            assert to == 1 and len(reply.blocks) == 1 and reply.request_id == 7
+            monkeypatch.setattr(core_module, "MAX_FETCH_BYTES", 40_000)
+            ask = FetchBlocks(7, sizes[0], sizes[-1])
+            effects = r0.core.on_frame(1, bytes([NODE_CHANNEL]) + encode(ask), 0)
+            (sent,) = effects
+            assert isinstance(sent, Transmit) and sent.to == 1
+            assert sent.frame[0] == NODE_CHANNEL
+            reply = from_value(BlocksReply, decode(sent.frame[1:]))
+            assert len(reply.blocks) == 1 and reply.request_id == 7
 
-            # A BlocksReply counts only from the peer that was asked.
-            loop = asyncio.get_running_loop()
-            fut: asyncio.Future[BlocksReply] = loop.create_future()
-            r0._fetches[99] = (1, fut)
-            r0._on_sync_message(2, BlocksReply(99, (), ()))
-            assert not fut.done()
-            r0._on_sync_message(1, BlocksReply(99, (), ()))
-            assert fut.done()
+            # A BlocksReply nobody asked for is dropped and counted.
+            before = r0.core.bad_frames["unasked-blocks"]
+            unasked = bytes([NODE_CHANNEL]) + encode(BlocksReply(99, (), ()))
+            assert r0.core.on_frame(2, unasked, 0) == []
+            assert r0.core.bad_frames["unasked-blocks"] == before + 1
         finally:
             await client.close()
             for r in replicas:

@@ -19,9 +19,11 @@ from gridledger.consensus.messages import (
     decode_message,
 )
 from gridledger.consensus.pbft import decode_vote_log
+from gridledger.consensus.pbft_engine import PbftEngine
 from gridledger.crypto.encoding import TYPE_KEY, decode, encode, from_value, wire_name
 from gridledger.node.client import ConsortiumClient
 from gridledger.node.config import load_config
+from gridledger.node.core import ENGINE_CHANNEL
 from gridledger.node.replica import VOTES_META, Replica
 
 from .helpers import make_consortium, make_kv_txs, wait_until
@@ -78,10 +80,14 @@ def test_votes_reach_sqlite_before_the_network(tmp_path: Path) -> None:
     unpersisted: list[str] = []
 
     def guard(replica: Replica) -> None:
+        engine = replica.core.engine
+        assert isinstance(engine, PbftEngine)
         send, broadcast = replica.transport.send, replica.transport.broadcast
 
         def check(frame: bytes) -> None:
-            value = decode(frame)
+            if frame[0] != ENGINE_CHANNEL:
+                return  # node frames (gossip, block fetch) carry no votes
+            value = decode(frame[1:])
             if not isinstance(value, dict) or value.get(TYPE_KEY) != wire_name(SignedEnvelope):
                 return
             msg = decode_message(from_value(SignedEnvelope, value).body)
@@ -93,7 +99,7 @@ def test_votes_reach_sqlite_before_the_network(tmp_path: Path) -> None:
             on_disk = decode_vote_log(raw) if raw is not None else ()
             vote = VoteRecord(msg.view, msg.seq, phase[type(msg)], msg.batch_digest)
             checked.append(replica.id)
-            if vote not in on_disk and msg.seq > replica.core.low_watermark:
+            if vote not in on_disk and msg.seq > engine.state.low_watermark:
                 unpersisted.append(f"replica {replica.id} sent {vote} before persisting it")
 
         def checked_send(to: int, frame: bytes) -> None:

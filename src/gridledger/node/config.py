@@ -28,7 +28,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from gridledger.consensus.params import ConsensusParams as ConsensusParams  # re-exported
 from gridledger.errors import ConfigError
+from gridledger.ledger.quorum import compute_f
 
 
 @dataclass(frozen=True)
@@ -51,23 +53,6 @@ class PeerConfig:
 
 
 @dataclass(frozen=True)
-class ConsensusParams:
-    """Tunables of the replica runtime and of the PBFT core."""
-
-    max_batch: int = 1000
-    max_batch_bytes: int = 0  # 0: the largest that keeps a NEW-VIEW under the frame limit
-    batch_delay_ms: int = 20
-    view_change_timeout_ms: int = 4000
-    # A window of 16 slots keeps ~16 batches in flight and, for n = 4, leaves a
-    # NEW-VIEW byte budget of ~220 KiB per batch (64 slots: ~55 KiB), so batches
-    # of several hundred transactions fit; measured in benchmarks/ledger_load.py.
-    checkpoint_interval: int = 8
-    watermark_window: int = 16
-    tick_ms: int = 20
-    status_log_s: int = 10
-
-
-@dataclass(frozen=True)
 class NodeConfig:
     """Everything one replica process needs to start."""
 
@@ -87,7 +72,7 @@ class NodeConfig:
 
     @property
     def f(self) -> int:
-        return (self.n - 1) // 3
+        return compute_f(self.n)
 
 
 def parse_address(text: Any, where: str) -> Address:
