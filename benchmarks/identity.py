@@ -10,20 +10,29 @@ import dataclasses
 import statistics
 import time
 
+from cryptography import x509
+
 from gridledger.crypto.encoding import encode
 from gridledger.crypto.groups import EDWARDS25519
 from gridledger.crypto.rng import DeterministicRng
 from gridledger.crypto.signatures import Ed25519PrivateKey, RsaPrivateKey
+from gridledger.crypto.threshold import ThresholdPublicKey
 from gridledger.identity.ca import MemberAttributes, create_authority, process_issue
-from gridledger.identity.market_manager import (
+from gridledger.identity.genesis import compute_identity_genesis_state
+from gridledger.identity.messages import (
+    EvidenceRecord,
+    Obligation,
+    ObligationEvidence,
+    SignedPseudonymCertificate,
+)
+from gridledger.identity.obligations import create_signed_obligation
+from gridledger.identity.pseudonym_issuer import (
     compute_pseudonym_request,
     create_market_manager,
     on_pseudonym_request,
     process_close_batch,
     process_open_batch,
 )
-from gridledger.identity.messages import EvidenceRecord, Obligation, ObligationEvidence
-from gridledger.identity.obligations import create_signed_obligation
 from gridledger.identity.registration import (
     RmConfig,
     create_registration_manager,
@@ -44,6 +53,13 @@ from gridledger.identity.trace_center import (
     deal_trustee_keys,
     on_trace_request,
 )
+from gridledger.identity.verification import (
+    check_pseudonym_for_round,
+    get_identity_reader,
+    verify_pseudonym_on_chain,
+)
+from gridledger.ledger.contracts import StateView
+from gridledger.ledger.state import Overlay, WorldState
 
 NOW = 1_750_000_000
 DAY = 86_400
@@ -85,7 +101,9 @@ def main() -> None:
             process_open_batch(mm, r)
             u = user_c[r]
             a = time.perf_counter()
-            st, hello = start_registration(keys[3], u, roots, tc_key, rm_c, r, NOW, rng)
+            st, hello = start_registration(
+                keys[3], u, roots, tc_key, rm_c, r, NOW, rng, rm_blind_certificate=blind_c
+            )
             b = time.perf_counter()
             ch = on_hello(rm, hello, NOW, rng)
             c = time.perf_counter()
@@ -139,6 +157,41 @@ def main() -> None:
     print("|---|---|")
     print(f"| per trustee share (incl. proof, signature) | {1e3 * (b - a) / 3:.1f} |")
     print(f"| combine: verify 3 shares + decrypt | {1e3 * (c - b):.1f} |")
+    print()
+    bench_pseudonym_checks(roots, blind_c, mm_c, tc_key, last_signed)
+
+
+def bench_pseudonym_checks(
+    roots: tuple[x509.Certificate, ...],
+    blind_c: x509.Certificate,
+    mm_c: x509.Certificate,
+    tc_key: ThresholdPublicKey,
+    signed: SignedPseudonymCertificate,
+    runs: int = 200,
+) -> None:
+    """What a market contract pays per order to check its pseudonym against chain state."""
+    state = WorldState(compute_identity_genesis_state(roots, blind_c, tc_key, mm_c).items())
+    overlay = Overlay(state)
+    StateView(overlay, "identity").put(b"pc/" + signed.certificate.pseudonym_key, encode(signed))
+    market = StateView(overlay, "market")  # the caller: another namespace's contract
+    read = get_identity_reader(market)
+    round_, at = signed.certificate.round, NOW * 1000
+    times: dict[str, list[float]] = {"cheap": [], "full": []}
+    for _ in range(runs):
+        a = time.perf_counter()
+        check_pseudonym_for_round(read, signed, round_, at)
+        b = time.perf_counter()
+        verify_pseudonym_on_chain(read, signed, NOW)
+        c = time.perf_counter()
+        times["cheap"].append(b - a)
+        times["full"].append(c - b)
+    cheap, full = (statistics.median(times[k]) for k in ("cheap", "full"))
+    print("| pseudonym check per order (market contract, chain state) | ms |")
+    print("|---|---|")
+    print(
+        f"| check_pseudonym_for_round (published copy, revocations, window) | {1e3 * cheap:.2f} |"
+    )
+    print(f"| verify_pseudonym_on_chain (full: MM, RM blind sig, tag) | {1e3 * full:.2f} |")
 
 
 if __name__ == "__main__":

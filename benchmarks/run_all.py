@@ -17,6 +17,7 @@ BENCHMARKS = [
     ("identity.py", 600),
     ("consensus_scaling.py", 600),
     ("ledger_load.py", 1200),
+    ("aggregation.py", 600),
 ]
 
 

@@ -8,12 +8,12 @@ import sys
 import pytest
 
 from gridledger.errors import ConfigError
-from gridledger.node import cli
+from gridledger.cli import main as cli
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gridledger.node.cli", *args],
+        [sys.executable, "-m", "gridledger.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -46,7 +46,7 @@ def test_gridledger_errors_become_one_line(
     def broken(seed: int = 0) -> None:
         raise ConfigError("no such directory: /nowhere")
 
-    monkeypatch.setattr("gridledger.node.demo.run_demo", broken)
+    monkeypatch.setattr("gridledger.sim.demo.run_demo", broken)
     assert cli.main(["demo"]) == 2
     err = capsys.readouterr().err
     assert "error: no such directory: /nowhere" in err

@@ -7,7 +7,7 @@ import time
 
 from rich.console import Console
 
-from gridledger.node.demo import DemoSummary, run_demo
+from gridledger.sim.demo import DemoSummary, run_demo
 
 
 def test_demo_outcomes() -> None:

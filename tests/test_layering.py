@@ -15,6 +15,7 @@ LAYERS = [
     "aggregation",
     "node",
     "sim",
+    "cli",
 ]
 SRC = Path(__file__).resolve().parents[1] / "src" / "gridledger"
 
@@ -48,5 +49,5 @@ def test_layers_import_only_lower_layers() -> None:
 
 def test_the_check_itself_sees_imports(tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
-    probe.write_text("from gridledger.node.cli import app\nimport gridledger.ledger.tx\n")
-    assert _imported_layers(probe) == {"node", "ledger"}
+    probe.write_text("from gridledger.cli.main import app\nimport gridledger.ledger.tx\n")
+    assert _imported_layers(probe) == {"cli", "ledger"}

@@ -17,7 +17,7 @@ from gridledger.identity.ca import (
     create_authority,
     process_issue,
 )
-from gridledger.identity.market_manager import MarketManager, create_market_manager
+from gridledger.identity.pseudonym_issuer import MarketManager, create_market_manager
 from gridledger.identity.registration import (
     PseudonymCredential,
     RegistrationManager,
@@ -147,7 +147,15 @@ def register(
     world: World, rm: RegistrationManager, user: Member, round_: int, rng: Rng, now: int = NOW
 ) -> PseudonymCredential:
     st, hello = start_registration(
-        user.key, user.cert, world.roots, world.tc_key, world.rm.cert, round_, now, rng
+        user.key,
+        user.cert,
+        world.roots,
+        world.tc_key,
+        world.rm.cert,
+        round_,
+        now,
+        rng,
+        rm_blind_certificate=world.rm_blind.cert,
     )
     ch = on_hello(rm, hello, now, rng)
     com = on_challenge(st, ch, now, rng)

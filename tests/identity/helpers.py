@@ -3,30 +3,51 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
 
 from gridledger.crypto import blind_rsa
 from gridledger.crypto.encoding import encode
 from gridledger.crypto.rng import DeterministicRng, Rng
 from gridledger.crypto.signatures import Ed25519PrivateKey, RsaPublicKey
-from gridledger.identity.ca import compute_certificate_der
-from gridledger.identity.contracts import KIND_BATCH, IdentityConfig, IdentityContract, Reader
-from gridledger.identity.market_manager import (
+from gridledger.identity.ca import (
+    compute_certificate_der,
+    compute_certificate_hash,
+)
+from gridledger.identity.contracts import (
+    KIND_BATCH,
+    KIND_EVIDENCE,
+    KIND_REVOKE,
+    KIND_TRACE,
+    IdentityConfig,
+    IdentityContract,
+    Reader,
+)
+from gridledger.identity.genesis import compute_identity_genesis_state
+from gridledger.identity.messages import (
+    BATCH_TAG,
+    REVOCATION_TAG,
+    Obligation,
+    ObligationEvidence,
+    PseudonymBatch,
+    Revocation,
+    SignedCommitments,
+    SignedPseudonymCertificate,
+    SignedRevocation,
+    SignedTraceShare,
+    TraceRecord,
+    TracingTag,
+)
+from gridledger.identity.obligations import create_signed_obligation
+from gridledger.identity.pseudonym_issuer import (
     compute_batch_statement,
     compute_pseudonym_request,
     on_pseudonym_request,
     process_close_batch,
     process_open_batch,
 )
-from gridledger.identity.messages import (
-    BATCH_TAG,
-    Obligation,
-    ObligationEvidence,
-    PseudonymBatch,
-    SignedCommitments,
-    SignedPseudonymCertificate,
-    TracingTag,
-)
-from gridledger.identity.obligations import create_signed_obligation
 from gridledger.identity.registration import (
     Candidate,
     PseudonymCredential,
@@ -40,7 +61,12 @@ from gridledger.identity.registration import (
     start_registration,
 )
 from gridledger.identity.tags import compute_handle, compute_handle_plaintext, decode_tag
-from gridledger.identity.trace_center import TraceRequestRead
+from gridledger.identity.trace_center import (
+    TraceRequestRead,
+    compute_evidence_id,
+    compute_trace,
+    on_trace_request,
+)
 from gridledger.ledger.contracts import BlockContext, ContractRegistry
 from gridledger.ledger.execution import Receipt, apply_block
 from gridledger.ledger.state import WorldState, compute_state_key
@@ -114,7 +140,15 @@ def cheat_commitments(
     ``handle_only``: only the revocation handle names the other identity.
     """
     st, hello = start_registration(
-        user.key, user.cert, world.roots, world.tc_key, world.rm.cert, round_, NOW, rng
+        user.key,
+        user.cert,
+        world.roots,
+        world.tc_key,
+        world.rm.cert,
+        round_,
+        NOW,
+        rng,
+        rm_blind_certificate=world.rm_blind.cert,
     )
     ch = on_hello(rm, hello, NOW, rng)
     blind_key = check_challenge(st, ch, NOW)
@@ -135,7 +169,12 @@ class Chain:
     """One replica's state with the identity contract; blocks applied one transaction each."""
 
     def __init__(self, world: World, *, pin_mm: bool = True) -> None:
-        self.state = WorldState()
+        # the genesis's identity section, as a real chain has it (other contracts read it)
+        self.state = WorldState(
+            compute_identity_genesis_state(
+                world.roots, world.rm_blind.cert, world.tc_key, world.mm.cert
+            ).items()
+        )
         mm = world.mm.cert if pin_mm else None
         config = IdentityConfig(world.roots, world.rm_blind.cert, world.tc_key, mm)
         self.registry = ContractRegistry((IdentityContract(config),))
@@ -197,3 +236,73 @@ def trace_read(chain: Chain, evidence_id: bytes) -> TraceRequestRead:
         reader.pseudonym_certificate(ev.accuser),
         reader.trace(evidence_id),
     )
+
+
+SENDER = Ed25519PrivateKey.generate(DeterministicRng("hardening-sender"))
+
+
+@dataclass
+class Traced:
+    chain: Chain
+    creds: list[PseudonymCredential]  # round r, users 0..3 (user 0 reneges)
+    later: list[PseudonymCredential]  # round r + 1, same users, issued before the trace
+    eid: bytes
+    record_entries: tuple[bytes, ...]
+    shares: list[SignedTraceShare]
+    member: Member  # user 0, whose certificate the tag names
+
+
+def evidence_on_chain(world: World, seed: str, round_: int) -> Traced:
+    rm = world.new_rm(k=4)
+    users = range(4)
+    creds, batch = issue_round(world, rm, users, round_, seed)
+    later, batch2 = issue_round(world, rm, users, round_ + 1, seed + "-next")
+    chain = Chain(world)
+    assert chain.publish(world, round_, batch).ok
+    assert chain.publish(world, round_ + 1, batch2).ok
+    evidence = make_evidence(creds[0], creds[1], round_, obligation_id=b"trade-9")
+    assert chain.submit(KIND_EVIDENCE, evidence, creds[1].pseudonym).ok
+    eid = compute_evidence_id(evidence)
+    reader = Reader(chain.get)
+    record, cert = reader.evidence(eid), reader.pseudonym_certificate(evidence.accused)
+    assert record is not None and cert is not None
+    rng = DeterministicRng(seed + "-tc")
+    shares = [on_trace_request(tr, trace_read(chain, eid), rng) for tr in world.trustees]
+    outcome = compute_trace(world.tc_key, cert.certificate, shares, eid, world.roots, NOW)
+    assert outcome.bad_trustees == () and outcome.unauthenticated == ()
+    return Traced(chain, creds, later, eid, outcome.entries, shares, world.users[0])
+
+
+def submit_trace(t: Traced, entries: Sequence[bytes]) -> Receipt:
+    der = compute_certificate_der(t.member.cert)
+    return t.chain.submit(KIND_TRACE, TraceRecord(t.eid, tuple(entries), der), SENDER)
+
+
+def revoke(world: World, chain: Chain, cert: x509.Certificate) -> None:
+    rev = Revocation(compute_certificate_hash(cert), "compromise", NOW)
+    signed = SignedRevocation(
+        rev,
+        compute_certificate_der(world.revoker.cert),
+        world.revoker.key.sign(REVOCATION_TAG, encode(rev)),
+    )
+    assert chain.submit(KIND_REVOKE, signed, SENDER).ok
+
+
+K = Ed25519PrivateKey.generate(DeterministicRng("review-attacks"))
+
+
+def corrupt_certificates(der: bytes, seed: str, flips: int = 80) -> list[bytes]:
+    """Hostile variants of a DER certificate, each hitting a different parser error:
+    version 6 (``InvalidVersion``), a negative serial (a deprecation *warning* in the
+    parser), truncations, and seeded byte flips (names, extensions, the key, the
+    signature algorithm: ``ValueError`` or ``UnsupportedAlgorithm`` on first use)."""
+    assert der[8:13] == b"\xa0\x03\x02\x01\x02" and der[13:15] == b"\x02\x14"
+    out = [der[:12] + b"\x05" + der[13:], der[:15] + b"\x80" + der[16:]]
+    out += [der[:n] for n in (0, 1, 4, 40, len(der) // 2, len(der) - 1)]
+    rng = DeterministicRng(seed)
+    for _ in range(flips):
+        b = bytearray(der)
+        for at in {rng.randbelow(len(b)) for _ in range(1 + rng.randbelow(3))}:
+            b[at] = (b[at] + 1 + rng.randbelow(255)) % 256  # always a different byte
+        out.append(bytes(b))
+    return out

@@ -8,7 +8,7 @@ import gmpy2
 
 from gridledger.crypto.rng import DeterministicRng, Rng
 from gridledger.identity.ca import compute_certificate_hash
-from gridledger.identity.market_manager import (
+from gridledger.identity.pseudonym_issuer import (
     compute_pseudonym_request,
     on_pseudonym_request,
     process_close_batch,

@@ -9,7 +9,10 @@ import pytest
 from gridledger.crypto.rng import DeterministicRng
 from gridledger.crypto.signatures import Ed25519PrivateKey
 from gridledger.identity.ca import compute_certificate_hash, compute_member_key, get_attributes
-from gridledger.identity.contracts import KIND_BLACKLIST, Reader
+from gridledger.identity.contracts import (
+    KIND_BLACKLIST,
+    Reader,
+)
 from gridledger.identity.errors import CheatingDetected, MessageRejected
 from gridledger.identity.registration import (
     on_commitments,
@@ -79,3 +82,19 @@ def test_catch_rate_is_one_minus_one_over_k(world: World) -> None:
     p = 1 - 1 / k
     sigma = math.sqrt(p * (1 - p) / trials)
     assert abs(caught / trials - p) < 4 * sigma, caught
+
+
+def test_rm_cut_and_choose_checks_the_revocation_handle(world: World) -> None:
+    rng = DeterministicRng("handle-cheat")
+    rm = world.new_rm(k=4)
+    st, com = cheat_commitments(world, rm, world.users[13], 5, bad=0, rng=rng, handle_only=True)
+    req = on_commitments(rm, com, NOW, rng)
+    assert req.request.keep != 0  # this seed opens the bad candidate
+    with pytest.raises(CheatingDetected) as info:
+        on_openings(rm, on_open_request(st, req, NOW), NOW)
+    assert info.value.index == 0
+    # The evidence convicts on chain like a bad ciphertext does.
+    from gridledger.identity.registration import verify_cheating_evidence
+
+    identity = verify_cheating_evidence(info.value.evidence, world.roots, world.tc_key)
+    assert identity == compute_certificate_hash(world.users[13].cert)

@@ -35,13 +35,6 @@ from gridledger.identity.errors import (
     ReplayDetected,
     TracingError,
 )
-from gridledger.identity.market_manager import (
-    compute_pseudonym_request,
-    on_pseudonym_request,
-    process_close_batch,
-    process_open_batch,
-    verify_pseudonym_certificate,
-)
 from gridledger.identity.messages import (
     PSEUDONYM_CERT_TAG,
     REVOCATION_TAG,
@@ -49,6 +42,13 @@ from gridledger.identity.messages import (
     SignedPseudonymCertificate,
     SignedRevocation,
     TraceRecord,
+)
+from gridledger.identity.pseudonym_issuer import (
+    compute_pseudonym_request,
+    on_pseudonym_request,
+    process_close_batch,
+    process_open_batch,
+    verify_pseudonym_certificate,
 )
 from gridledger.identity.registration import PseudonymCredential
 from gridledger.identity.trace_center import (
@@ -78,7 +78,14 @@ def _issue(
 
 def _verify(world: World, signed: SignedPseudonymCertificate, roots=None) -> None:  # type: ignore[no-untyped-def]
     verify_pseudonym_certificate(
-        signed, world.mm.cert, world.rm_blind.cert, roots or world.roots, world.tc_key, NOW
+        signed,
+        world.mm.cert,
+        world.rm_blind.cert,
+        roots or world.roots,
+        world.tc_key,
+        NOW,
+        revoked=frozenset(),
+        revoked_pseudonyms=frozenset(),
     )
 
 
@@ -151,7 +158,14 @@ def test_forged_pseudonym_certificates_rejected(world: World) -> None:
         _verify(world, signed, roots=(rogue.certificate,))
     with pytest.raises(CertificateRejected):
         verify_pseudonym_certificate(
-            signed, world.mm.cert, world.rm_blind.cert, world.roots, world.tc_key, NOW + 7200
+            signed,
+            world.mm.cert,
+            world.rm_blind.cert,
+            world.roots,
+            world.tc_key,
+            NOW + 7200,
+            revoked=frozenset(),
+            revoked_pseudonyms=frozenset(),
         )
 
 

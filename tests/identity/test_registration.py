@@ -11,7 +11,19 @@ from gridledger.crypto import blind_rsa
 from gridledger.crypto.encoding import encode
 from gridledger.crypto.groups import get_named_group
 from gridledger.crypto.rng import DeterministicRng
-from gridledger.identity.ca import compute_certificate_hash, get_rsa_key
+from gridledger.errors import IdentityError
+from gridledger.identity.ca import (
+    MemberAttributes,
+    Permission,
+    Role,
+    compute_certificate_hash,
+    compute_member_key,
+    get_attributes,
+    get_rsa_key,
+    process_issue,
+    process_take_superseded,
+    verify_member,
+)
 from gridledger.identity.errors import (
     Blacklisted,
     CertificateRejected,
@@ -28,17 +40,21 @@ from gridledger.identity.messages import (
     HELLO_TAG,
     OPEN_REQUEST_TAG,
     OPENINGS_TAG,
+    SignedChallenge,
     SignedHello,
 )
 from gridledger.identity.registration import (
     RegistrationManager,
+    RmConfig,
     compute_pseudonym_input,
+    create_registration_manager,
     on_challenge,
     on_commitments,
     on_hello,
     on_open_request,
     on_openings,
     parse_message,
+    process_open_round,
     start_registration,
 )
 from gridledger.identity.tags import (
@@ -48,9 +64,12 @@ from gridledger.identity.tags import (
     compute_tag_public,
     create_tag_verifier,
 )
-from gridledger.identity.trace_center import deal_trustee_keys
+from gridledger.identity.trace_center import (
+    deal_trustee_keys,
+)
 
-from .conftest import NOW, World, register
+from .conftest import DAY, NOW, Member, World, issue, register
+from .helpers import corrupt_certificates
 
 
 def _snapshot(rm: RegistrationManager) -> tuple[object, ...]:
@@ -106,7 +125,15 @@ def test_every_step_signature_binds_its_sender(world: World) -> None:
     rm = world.new_rm()
     user = world.users[2]
     st, hello = start_registration(
-        user.key, user.cert, world.roots, world.tc_key, world.rm.cert, 1, NOW, rng
+        user.key,
+        user.cert,
+        world.roots,
+        world.tc_key,
+        world.rm.cert,
+        1,
+        NOW,
+        rng,
+        rm_blind_certificate=world.rm_blind.cert,
     )
     ch = on_hello(rm, hello, NOW, rng)
     com = on_challenge(st, ch, NOW, rng)
@@ -137,7 +164,15 @@ def test_tampered_hello_rejected_without_state_change(world: World) -> None:
     rm = world.new_rm()
     user = world.users[3]
     _, hello = start_registration(
-        user.key, user.cert, world.roots, world.tc_key, world.rm.cert, 1, NOW, rng
+        user.key,
+        user.cert,
+        world.roots,
+        world.tc_key,
+        world.rm.cert,
+        1,
+        NOW,
+        rng,
+        rm_blind_certificate=world.rm_blind.cert,
     )
     before = _snapshot(rm)
     bad = SignedHello(dataclasses.replace(hello.hello, round=2), hello.signature)
@@ -151,7 +186,15 @@ def test_replay_and_expiry(world: World) -> None:
     rm = world.new_rm()
     user = world.users[4]
     _, hello = start_registration(
-        user.key, user.cert, world.roots, world.tc_key, world.rm.cert, 1, NOW, rng
+        user.key,
+        user.cert,
+        world.roots,
+        world.tc_key,
+        world.rm.cert,
+        1,
+        NOW,
+        rng,
+        rm_blind_certificate=world.rm_blind.cert,
     )
     on_hello(rm, hello, NOW, rng)
     before = _snapshot(rm)
@@ -159,7 +202,15 @@ def test_replay_and_expiry(world: World) -> None:
         on_hello(rm, hello, NOW + 1, rng)
     assert _snapshot(rm) == before
     _, old = start_registration(
-        user.key, user.cert, world.roots, world.tc_key, world.rm.cert, 2, NOW - 1000, rng
+        user.key,
+        user.cert,
+        world.roots,
+        world.tc_key,
+        world.rm.cert,
+        2,
+        NOW - 1000,
+        rng,
+        rm_blind_certificate=world.rm_blind.cert,
     )
     with pytest.raises(ExpiredMessage):
         on_hello(rm, old, NOW, rng)
@@ -177,7 +228,15 @@ def test_wrong_roles_and_wrong_rm(world: World) -> None:
     rm = world.new_rm()
     # The MM's certificate is not a household certificate.
     _, hello = start_registration(
-        world.mm.key, world.mm.cert, world.roots, world.tc_key, world.rm.cert, 1, NOW, rng
+        world.mm.key,
+        world.mm.cert,
+        world.roots,
+        world.tc_key,
+        world.rm.cert,
+        1,
+        NOW,
+        rng,
+        rm_blind_certificate=world.rm_blind.cert,
     )
     before = _snapshot(rm)
     with pytest.raises(WrongRole):
@@ -193,6 +252,7 @@ def test_wrong_roles_and_wrong_rm(world: World) -> None:
             1,
             NOW,
             rng,
+            rm_blind_certificate=world.rm_blind.cert,
         )
     # A hello addressed to another RM.
     _, hello2 = start_registration(
@@ -204,6 +264,7 @@ def test_wrong_roles_and_wrong_rm(world: World) -> None:
         1,
         NOW,
         rng,
+        rm_blind_certificate=world.rm_blind.cert,
     )
     misaddressed = dataclasses.replace(hello2.hello, rm=b"\x00" * 32)
     signed = SignedHello(misaddressed, world.users[0].key.sign(HELLO_TAG, encode(misaddressed)))
@@ -218,7 +279,15 @@ def test_user_rejects_challenge_signed_with_mint_key(world: World) -> None:
     rm.blind_certificate = world.mint_blind.cert  # a misconfigured or malicious RM
     user = world.users[5]
     st, hello = start_registration(
-        user.key, user.cert, world.roots, world.tc_key, world.rm.cert, 1, NOW, rng
+        user.key,
+        user.cert,
+        world.roots,
+        world.tc_key,
+        world.rm.cert,
+        1,
+        NOW,
+        rng,
+        rm_blind_certificate=world.rm_blind.cert,
     )
     ch = on_hello(rm, hello, NOW, rng)
     with pytest.raises(WrongRole):
@@ -240,7 +309,15 @@ def test_abort_after_open_request_consumes_the_round(world: World) -> None:
     rm = world.new_rm()
     user = world.users[7]
     st, hello = start_registration(
-        user.key, user.cert, world.roots, world.tc_key, world.rm.cert, 1, NOW, rng
+        user.key,
+        user.cert,
+        world.roots,
+        world.tc_key,
+        world.rm.cert,
+        1,
+        NOW,
+        rng,
+        rm_blind_certificate=world.rm_blind.cert,
     )
     com = on_challenge(st, on_hello(rm, hello, NOW, rng), NOW, rng)
     on_commitments(
@@ -250,7 +327,15 @@ def test_abort_after_open_request_consumes_the_round(world: World) -> None:
         register(world, rm, user, 1, rng, now=NOW + 500)
     # Abandoning *before* the open request is harmless: a retry after the timeout works.
     _, hello2 = start_registration(
-        user.key, user.cert, world.roots, world.tc_key, world.rm.cert, 2, NOW, rng
+        user.key,
+        user.cert,
+        world.roots,
+        world.tc_key,
+        world.rm.cert,
+        2,
+        NOW,
+        rng,
+        rm_blind_certificate=world.rm_blind.cert,
     )
     on_hello(rm, hello2, NOW, rng)
     with pytest.raises(RegistrationRejected):
@@ -263,7 +348,15 @@ def test_late_openings_and_wrong_stage(world: World) -> None:
     rm = world.new_rm()
     user = world.users[8]
     st, hello = start_registration(
-        user.key, user.cert, world.roots, world.tc_key, world.rm.cert, 1, NOW, rng
+        user.key,
+        user.cert,
+        world.roots,
+        world.tc_key,
+        world.rm.cert,
+        1,
+        NOW,
+        rng,
+        rm_blind_certificate=world.rm_blind.cert,
     )
     com = on_challenge(st, on_hello(rm, hello, NOW, rng), NOW, rng)
     req = on_commitments(rm, com, NOW, rng)
@@ -286,3 +379,133 @@ def test_blacklisted_and_revoked_users_refused(world: World) -> None:
     with pytest.raises(CertificateRejected):
         register(world, rm, user, 1, rng, now=NOW + 1)
     copy.copy(rm)
+
+
+def test_second_certificate_gains_nothing(world: World, rsa_keys: list) -> None:  # type: ignore[type-arg]
+    rng = DeterministicRng("r-f3")
+    attrs = MemberAttributes("prosumer", "house-77", "meter-77", ("trade",))
+    key = rsa_keys[12]
+    old = Member(
+        key, process_issue(world.ca, "house-77", key.public_key, attrs, NOW - DAY, 365 * DAY, rng)
+    )
+    new = Member(
+        key, process_issue(world.ca, "house-77", key.public_key, attrs, NOW - 10, 365 * DAY, rng)
+    )
+    # the CA revoked the earlier certificate on renewal, for the operator to post
+    assert process_take_superseded(world.ca) == (compute_certificate_hash(old.cert),)
+    rm = world.new_rm(k=4)
+    register(world, rm, old, 320, rng)
+    with pytest.raises(RegistrationRejected, match="member already used"):
+        register(world, rm, new, 320, rng)  # same member, same round: one slot
+    # tracing blacklists the member key: the other certificate is refused too
+    rm.blacklist = frozenset({compute_member_key(get_attributes(old.cert))})
+    with pytest.raises(Blacklisted):
+        register(world, rm, new, 321, rng)
+
+
+# -- the household pins the genesis's RM blind key ---------------------------------------
+
+
+def test_household_refuses_a_second_certified_rm_blind_key(world: World, rsa_keys: list) -> None:  # type: ignore[type-arg]
+    """A colluding RM and MM single one household out: the RM signs its pseudonym under a
+    second blind key, validly certified to the RM (same member id, sign-pseudonyms), so
+    that the MM, or anyone, can tell that household's pseudonym by the key alone."""
+    rng = DeterministicRng("pin-blind-key")
+    attrs = MemberAttributes("rm", "rm-1", None, ("sign-pseudonyms",))
+    rogue = issue(world.ca, "rm-1-pseudonyms-b", rsa_keys[3], attrs, rng)
+    # the second key is certified exactly like the genesis one: only the pin tells them apart
+    verify_member(rogue.cert, world.roots, NOW, Role.RM, Permission.SIGN_PSEUDONYMS)
+    rm = create_registration_manager(
+        RmConfig(k=4), world.rm.key, world.rm.cert, rogue.key, rogue.cert, world.roots,
+        world.tc_key,
+    )  # fmt: skip
+    process_open_round(rm, 5)
+    user = world.users[20]
+    st, hello = start_registration(
+        user.key, user.cert, world.roots, world.tc_key, world.rm.cert, 5, NOW, rng,
+        rm_blind_certificate=world.rm_blind.cert,
+    )  # fmt: skip
+    challenge = on_hello(rm, hello, NOW, rng)
+    with pytest.raises(MessageRejected, match="pinned at genesis"):
+        on_challenge(st, challenge, NOW, rng)
+    assert st.challenge is None and st.blind_key is None and st.candidates == []
+    # The same household registers with the genesis key (another RM instance, same round).
+    credential = register(world, world.new_rm(k=4), user, 5, rng)
+    assert credential.round == 5
+
+
+# -- one pseudonym per member per round, whatever the meter id ---------------------------
+
+
+def test_renewal_with_another_meter_gets_no_second_pseudonym(world: World, rsa_keys: list) -> None:  # type: ignore[type-arg]
+    """A household registers, renews its certificate with a new meter id (a new member
+    key), and registers again in the same round before the old certificate's revocation
+    reaches the RM: refused. So is the old meter under a new member id."""
+    rng = DeterministicRng("renew-meter")
+    key = rsa_keys[13]
+
+    def household(member: str, meter: str) -> Member:
+        return issue(
+            world.ca, member, key, MemberAttributes("producer", member, meter, ("trade",)), rng
+        )
+
+    try:
+        first = household("house-90", "meter-90")
+        renewed = household("house-90", "meter-91")
+        moved = household("house-91", "meter-90")
+        members = {compute_member_key(get_attributes(m.cert)) for m in (first, renewed, moved)}
+        assert len(members) == 3  # three member keys: the old per-member-key slot let all in
+        rm = world.new_rm(k=2)
+        # a session in progress for the renewed certificate blocks the old one too
+        _, hello = start_registration(
+            key, renewed.cert, world.roots, world.tc_key, world.rm.cert, 330, NOW, rng,
+            rm_blind_certificate=world.rm_blind.cert,
+        )  # fmt: skip
+        on_hello(rm, hello, NOW, rng)
+        with pytest.raises(RegistrationRejected, match="in progress"):
+            register(world, rm, first, 330, rng)
+        rm = world.new_rm(k=2)
+        register(world, rm, first, 330, rng)
+        before = _snapshot(rm)
+        for again in (renewed, moved):
+            with pytest.raises(RegistrationRejected, match="already used"):
+                register(world, rm, again, 330, rng, now=NOW + 1)
+        assert _snapshot(rm) == before
+        register(world, rm, renewed, 331, rng, now=NOW + 2)  # the next round is open to it
+    finally:
+        process_take_superseded(world.ca)  # leave the shared CA's queue as it was
+
+
+# -- a corrupted certificate inside a message: typed, on both sides -------------------------
+
+
+def test_corrupted_certificates_in_messages_are_typed(world: World) -> None:
+    """The RM gets a hello, the household a challenge, whose embedded certificate is
+    corrupted (bad version, negative serial, broken fields): only identity errors, and
+    neither side's state changes."""
+    rng = DeterministicRng("corrupt-msg")
+    rm = world.new_rm(k=2)
+    user = world.users[21]
+    st, hello = start_registration(
+        user.key, user.cert, world.roots, world.tc_key, world.rm.cert, 40, NOW, rng,
+        rm_blind_certificate=world.rm_blind.cert,
+    )  # fmt: skip
+    before = _snapshot(rm)
+    for bad in corrupt_certificates(hello.hello.user_certificate, "corrupt-hello"):
+        forged = dataclasses.replace(hello.hello, user_certificate=bad)
+        signed = SignedHello(forged, user.key.sign(HELLO_TAG, encode(forged)))
+        with pytest.raises(IdentityError):
+            on_hello(rm, signed, NOW, rng)
+        assert _snapshot(rm) == before
+    challenge = on_hello(rm, hello, NOW, rng)
+    ch = challenge.challenge
+    for field in ("rm_certificate", "blind_key_certificate"):
+        for bad in corrupt_certificates(getattr(ch, field), f"corrupt-{field}", flips=30):
+            forged_ch = dataclasses.replace(ch, **{field: bad})
+            signed_ch = SignedChallenge(
+                forged_ch, world.rm.key.sign(CHALLENGE_TAG, encode(forged_ch))
+            )
+            with pytest.raises(IdentityError):
+                on_challenge(st, signed_ch, NOW, rng)
+            assert st.challenge is None and st.candidates == []
+    on_challenge(st, challenge, NOW, rng)  # the genuine challenge still goes through

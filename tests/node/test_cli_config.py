@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from gridledger.cli.consortium import consortium_app, explorer_app, node_app
 from gridledger.errors import ConfigError
-from gridledger.node.cli_consortium import consortium_app, explorer_app, node_app
 from gridledger.node.config import load_config
 from gridledger.node.consortium import load_genesis, load_layout
 from gridledger.node.keys import read_key

@@ -27,13 +27,23 @@ from gridledger.identity.ca import (
     get_ed25519_key,
     verify_member,
 )
+from gridledger.identity.client import (
+    IdentityChainView,
+    admit_member,
+    build_light_client,
+    deliver_due_requests,
+    register_and_schedule,
+    register_household,
+)
 from gridledger.identity.contracts import KIND_BATCH, KIND_EVIDENCE, KIND_SWEEP, KIND_TRACE
 from gridledger.identity.errors import Blacklisted, CertificateRejected, MemberBlacklisted
-from gridledger.identity.market_manager import (
-    compute_pseudonym_request,
-    on_pseudonym_request,
-    process_close_batch,
-    process_open_batch,
+from gridledger.identity.genesis import (
+    GENESIS_MM_KEY,
+    GENESIS_RM_PSEUDONYM_KEY,
+    GENESIS_ROOTS_KEY,
+    GENESIS_TC_KEY,
+    get_identity_config,
+    get_pinned_rm_blind_certificate,
 )
 from gridledger.identity.messages import (
     Obligation,
@@ -42,6 +52,12 @@ from gridledger.identity.messages import (
     TraceRecord,
 )
 from gridledger.identity.obligations import create_signed_obligation
+from gridledger.identity.pseudonym_issuer import (
+    compute_pseudonym_request,
+    on_pseudonym_request,
+    process_close_batch,
+    process_open_batch,
+)
 from gridledger.identity.registration import process_open_round
 from gridledger.identity.schedule import BatchWindow
 from gridledger.identity.sweep import on_sweep_blind, on_sweep_decrypt
@@ -60,23 +76,7 @@ from gridledger.ledger.tx import Transaction
 from gridledger.node.client import ConsortiumClient
 from gridledger.node.config import load_config
 from gridledger.node.consortium import ConsortiumLayout, init_consortium, load_genesis
-from gridledger.node.identity_client import (
-    IdentityChainView,
-    admit_member,
-    build_light_client,
-    deliver_due_requests,
-    register_and_schedule,
-    register_household,
-)
-from gridledger.node.identity_material import (
-    GENESIS_MM_KEY,
-    GENESIS_RM_PSEUDONYM_KEY,
-    GENESIS_ROOTS_KEY,
-    GENESIS_TC_KEY,
-    get_identity_config,
-    issue_member,
-    load_identity_material,
-)
+from gridledger.node.identity_material import issue_member, load_identity_material
 from gridledger.node.keys import read_key
 from gridledger.node.replica import Replica, build_registry
 
@@ -100,6 +100,7 @@ def test_identity_material_files_and_genesis(tmp_path: Path) -> None:
     for rel in (
         "identity/ca/ca.key",
         "identity/ca/operator.key",
+        "identity/ca/register.bin",
         "identity/rm/identity.key",
         "identity/rm/pseudonym.key",
         "identity/mm/mm.key",
@@ -168,6 +169,8 @@ def test_pseudonyms_tracing_and_light_client_on_chain(tmp_path: Path) -> None:
             await r.start()
         client = ConsortiumClient(layout.get_api_addresses())
         view = IdentityChainView(client)
+        pinned = get_pinned_rm_blind_certificate(genesis)  # the household's pin: from genesis
+        ca = material.ca_service(client, CHAIN)
         try:
             # Registration with the RM (K = 8), then anonymous requests to the MM.
             rm = material.create_rm(k=8)
@@ -183,6 +186,7 @@ def test_pseudonyms_tracing_and_light_client_on_chain(tmp_path: Path) -> None:
                     now,
                     rng.fork(f"user-{i}"),
                     rng.fork(f"rm-{i}"),
+                    rm_blind_certificate=pinned,
                 )
                 for i, h in enumerate(homes)
             ]
@@ -211,6 +215,7 @@ def test_pseudonyms_tracing_and_light_client_on_chain(tmp_path: Path) -> None:
                     now,
                     rng.fork(f"user2-{i}"),
                     rng.fork(f"rm2-{i}"),
+                    rm_blind_certificate=pinned,
                 )
                 for i, h in enumerate(homes)
             ]
@@ -299,16 +304,26 @@ def test_pseudonyms_tracing_and_light_client_on_chain(tmp_path: Path) -> None:
                 assert await view.get(b"revp/" + cred.pseudonym.public_key.raw) is None
             # The CA, reading the chain, refuses to re-admit house-0 (member id or meter).
             with pytest.raises(MemberBlacklisted):
-                await admit_member(
-                    view, material.ca, "house-0", Role.PRODUCER, now, rng, meter_id="meter-0"
-                )
+                await admit_member(view, ca, "house-0", Role.PRODUCER, now, rng, meter_id="meter-0")
             with pytest.raises(MemberBlacklisted):
                 await admit_member(
-                    view, material.ca, "house-0b", Role.PRODUCER, now, rng, meter_id="meter-0"
+                    view, ca, "house-0b", Role.PRODUCER, now, rng, meter_id="meter-0"
                 )
-            await admit_member(
-                view, material.ca, "house-9", Role.CONSUMER, now, rng, meter_id="meter-9"
+            house9 = await admit_member(
+                view, ca, "house-9", Role.CONSUMER, now, rng, meter_id="meter-9"
             )
+            # A renewal (new meter): the CA posts the old certificate's revocation itself,
+            # and its register on disk (reloaded as after a restart) knows both.
+            renewed = await admit_member(
+                view, ca, "house-9", Role.CONSUMER, now, rng, meter_id="meter-9b",
+                key=house9.key,
+            )  # fmt: skip
+            assert await view.is_revoked(compute_certificate_hash(house9.certificate))
+            assert not await view.is_revoked(compute_certificate_hash(renewed.certificate))
+            reloaded = load_identity_material(layout.root).ca
+            assert reloaded.superseded == []
+            assert house9.certificate.serial_number in reloaded.revoked
+            assert renewed.certificate.serial_number in reloaded.issued
             blacklist, revoked = await view.get_member_lists([homes[0].certificate])
             assert blacklist == {member0} and revoked == {house0}
             process_open_round(rm, 3)
@@ -316,7 +331,16 @@ def test_pseudonyms_tracing_and_light_client_on_chain(tmp_path: Path) -> None:
             def again(i: int) -> None:
                 h = homes[i]
                 register_household(
-                    rm, h.key, h.certificate, material.roots, material.tc_key, 3, now, rng, rng
+                    rm,
+                    h.key,
+                    h.certificate,
+                    material.roots,
+                    material.tc_key,
+                    3,
+                    now,
+                    rng,
+                    rng,
+                    rm_blind_certificate=pinned,
                 )
 
             rm.blacklist = blacklist

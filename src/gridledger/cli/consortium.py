@@ -1,6 +1,6 @@
 """CLI sub-apps for running a local consortium, one replica, and exploring the chain.
 
-Registered by :mod:`gridledger.node.cli` as::
+Registered by :mod:`gridledger.cli.main` as::
 
     app.add_typer(consortium_app, name="consortium")   # init, up, status, submit
     app.add_typer(node_app, name="node")               # run

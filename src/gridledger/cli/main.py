@@ -27,24 +27,20 @@ def demo(
     seed: int = typer.Option(7, help="Seed of the demo's deterministic randomness."),
 ) -> None:
     """Run the end-to-end demo on the embedded default scenario."""
-    from gridledger.node.demo import run_demo
+    from gridledger.sim.demo import run_demo
 
     run_demo(seed=seed)
 
 
 def _register_subcommands() -> None:
     """Attach the sub-apps of the layers that provide them (kept lazy and optional)."""
-    try:
-        from gridledger.node.cli_consortium import (
-            consortium_app,
-            explorer_app,
-            node_app,
-        )
-    except ImportError:  # pragma: no cover - during bring-up only
-        return
+    from gridledger.cli.consortium import consortium_app, explorer_app, node_app
+    from gridledger.sim.cli import app as sim_app
+
     app.add_typer(consortium_app, name="consortium")
     app.add_typer(node_app, name="node")
     app.add_typer(explorer_app, name="explorer")
+    app.add_typer(sim_app, name="sim", help="Simulate a microgrid on real household data.")
 
 
 @app.callback()

@@ -21,17 +21,20 @@ from __future__ import annotations
 
 import datetime
 import enum
+import warnings
 from collections.abc import Collection, Container, Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
 from gridledger.crypto.encoding import decode_as, encode, wire_type
-from gridledger.crypto.errors import EncodingError
+from gridledger.crypto.errors import EncodingError, KeyFormatError
 from gridledger.crypto.hashing import hash_bytes, hash_value, register_tag
 from gridledger.crypto.rng import Rng
 from gridledger.crypto.signatures import (
@@ -49,6 +52,7 @@ from gridledger.identity.errors import (
 
 CERTIFICATE_HASH_TAG = register_tag("gridledger/identity/certificate/1")
 MEMBER_KEY_TAG = register_tag("gridledger/identity/member-key/1")
+ROUND_SLOT_TAG = register_tag("gridledger/identity/round-slot/1")
 
 # An OID under the ITU-T X.667 UUID arc (2.25.<uuid>): no registration needed.
 ATTRIBUTES_OID = x509.ObjectIdentifier("2.25.170223592420755411964744374950497413641")
@@ -155,9 +159,9 @@ class CertificateAuthority:
     anyone whose member key, or an earlier member key of the same member id or
     meter, is blacklisted, and revokes a household's earlier certificates on
     renewal (``superseded``: their hashes, for the operator to post on chain with
-    ``identity.revoke``; :func:`process_take_superseded`). The register must
-    outlive the process (the CA's own records); a CA that lost it cannot
-    recognise a returning member.
+    ``identity.revoke``; ``identity.client.post_superseded_revocations``). The
+    register outlives the process (:mod:`gridledger.identity.ca_register`, written
+    after every admission): a CA that lost it could not recognise a returning member.
     """
 
     key: PrivateKey
@@ -177,6 +181,18 @@ def compute_member_key(attributes: MemberAttributes) -> bytes:
     certificate hash), so a second certificate of the same member gains nothing.
     """
     return hash_value(MEMBER_KEY_TAG, [attributes.member_id, attributes.meter_id or ""])
+
+
+def compute_round_slots(attributes: MemberAttributes) -> tuple[bytes, ...]:
+    """The RM's one-pseudonym-per-round slots of a member: its member id and, for
+    households, its meter, each hashed on its own. A renewal that changes the meter
+    id keeps the member-id slot; one that changes the member id keeps the meter slot;
+    so no renewal yields a second pseudonym in a round (the CA's renewal rule treats
+    the same member id or the same meter as one household too)."""
+    slots = [hash_value(ROUND_SLOT_TAG, ["member", attributes.member_id])]
+    if attributes.meter_id is not None:
+        slots.append(hash_value(ROUND_SLOT_TAG, ["meter", attributes.meter_id]))
+    return tuple(slots)
 
 
 def compute_admission_keys(attributes: MemberAttributes) -> tuple[str, ...]:
@@ -268,7 +284,7 @@ def process_issue(
 
     Refuses (:class:`MemberBlacklisted`) a member whose member key, or whose member
     id's or meter's earlier member key, is blacklisted (:func:`check_admissible`);
-    refresh ``ca.blacklist`` from the chain first (``node.identity_client.admit_member``
+    refresh ``ca.blacklist`` from the chain first (``identity.client.admit_member``
     does). Renewal: a household certificate revokes (``ca.revoked``) every earlier
     household certificate of the same member id or meter and queues its hash in
     ``ca.superseded`` for the operator to post (:func:`process_take_superseded`).
@@ -361,12 +377,45 @@ def compute_certificate_hash(cert: x509.Certificate | bytes) -> bytes:
     return hash_bytes(CERTIFICATE_HASH_TAG, der)
 
 
+# What the X.509 parser raises on bad input (it parses lazily: an accessor can raise
+# long after loading), and the deprecation warning it emits for a non-positive serial.
+_PARSE_ERRORS = (
+    ValueError,
+    TypeError,
+    x509.InvalidVersion,
+    UnsupportedAlgorithm,
+    CryptographyDeprecationWarning,
+)
+
+
 def load_certificate(der: bytes) -> x509.Certificate:
-    """Parse DER bytes; anything unparsable is :class:`CertificateRejected`."""
+    """Parse DER bytes *completely*; anything malformed is :class:`CertificateRejected`.
+
+    The parser is lazy (names, extensions and the key are decoded on first use,
+    each with its own exception type), so every field anyone reads later is read
+    here once: a certificate this returns never raises an untyped error from
+    :func:`verify_member`, :func:`get_attributes` or :func:`get_rsa_key`.
+    """
+    if not isinstance(der, bytes):
+        raise CertificateRejected("a certificate must be DER bytes")
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError:
-        raise CertificateRejected("not a DER X.509 certificate") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CryptographyDeprecationWarning)
+            cert = x509.load_der_x509_certificate(der)
+            _parse_fully(cert)
+    except _PARSE_ERRORS:
+        raise CertificateRejected("not a well-formed DER X.509 certificate") from None
+    return cert
+
+
+def _parse_fully(cert: x509.Certificate) -> None:
+    if cert.serial_number <= 0:  # RFC 5280 §4.1.2.2
+        raise ValueError("serial number must be positive")
+    _ = (cert.version, cert.subject, cert.issuer, cert.signature_algorithm_oid)
+    _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.signature_hash_algorithm)
+    for ext in cert.extensions:
+        _ = ext.value
+    cert.public_key()
 
 
 def get_attributes(cert: x509.Certificate) -> MemberAttributes:
@@ -390,7 +439,10 @@ def get_rsa_key(cert: x509.Certificate) -> RsaPublicKey:
     if not isinstance(key, rsa.RSAPublicKey):
         raise CertificateRejected("certificate does not hold an RSA key")
     nums = key.public_numbers()
-    return RsaPublicKey(nums.n, nums.e)
+    try:
+        return RsaPublicKey(nums.n, nums.e)
+    except KeyFormatError as exc:
+        raise CertificateRejected(f"certificate holds an unusable RSA key: {exc.reason}") from None
 
 
 def get_ed25519_key(cert: x509.Certificate) -> Ed25519PublicKey:

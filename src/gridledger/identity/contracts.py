@@ -52,9 +52,8 @@ from cryptography import x509
 
 from gridledger.crypto.blind_rsa import Variant
 from gridledger.crypto.encoding import decode, decode_as, encode
-from gridledger.crypto.errors import EncodingError, InvalidSignature
 from gridledger.crypto.threshold import ThresholdPublicKey
-from gridledger.errors import IdentityError
+from gridledger.errors import CryptoError, IdentityError
 from gridledger.identity.ca import (
     Permission,
     Role,
@@ -64,11 +63,6 @@ from gridledger.identity.ca import (
     verify_member,
 )
 from gridledger.identity.errors import CertificateRejected, UnaccountableTrace
-from gridledger.identity.market_manager import (
-    compute_rm_signature_hash,
-    verify_batch_signature,
-    verify_pseudonym_certificate,
-)
 from gridledger.identity.messages import (
     REVOCATION_TAG,
     CheatingEvidence,
@@ -88,6 +82,11 @@ from gridledger.identity.obligations import (
     DEFAULT_DISPUTE_WINDOW_S,
     verify_obligation_evidence,
     verify_obligation_met,
+)
+from gridledger.identity.pseudonym_issuer import (
+    compute_rm_signature_hash,
+    verify_batch_signature,
+    verify_pseudonym_certificate,
 )
 from gridledger.identity.registration import (
     DEFAULT_VARIANT,
@@ -249,7 +248,7 @@ class IdentityContract:
     def process(self, view: StateView, tx: Transaction, ctx: BlockContext) -> bytes:
         try:
             return self._dispatch(view, tx, ctx)
-        except (IdentityError, EncodingError, InvalidSignature) as exc:
+        except (IdentityError, CryptoError) as exc:
             raise ContractRejection(f"{tx.kind}: {exc.reason}") from None
 
     def _dispatch(self, view: StateView, tx: Transaction, ctx: BlockContext) -> bytes:
@@ -314,6 +313,7 @@ def process_batch(
             now,
             config.variant,
             revoked=revoked,  # the MM's or the RM blind key's certificate revoked on chain
+            revoked_pseudonyms=OnChainSet(view.get, b"revp/"),
             ahead=True,  # may be published ahead of its round
         )
         sig_hash = compute_rm_signature_hash(cert.rm_signature)

@@ -6,6 +6,8 @@
     │   ├── ReplayDetected       its nonce (or RM signature) was seen before
     │   └── WrongRole            the sender's certificate lacks the role or attribute
     ├── CertificateRejected      an X.509 or pseudonym certificate fails verification
+    │   └── PseudonymRefused     a pseudonym may not act in a round (unpublished, revoked,
+    │                            another round, outside its window): the market's check
     ├── RegistrationRejected     the RM or MM refuses a registration step
     │   ├── Blacklisted          the identity was traced and blacklisted
     │   │   └── MemberBlacklisted  the CA refuses to re-admit a blacklisted member or meter
@@ -40,6 +42,7 @@ __all__ = [
     "InvalidTimestamp",
     "MemberBlacklisted",
     "MessageRejected",
+    "PseudonymRefused",
     "RegistrationRejected",
     "ReplayDetected",
     "TracingError",
@@ -80,6 +83,17 @@ class WrongRole(MessageRejected):
 
 class CertificateRejected(IdentityError):
     """An X.509 or pseudonym certificate is forged, expired, revoked or from an unknown CA."""
+
+
+class PseudonymRefused(CertificateRejected):
+    """A pseudonym certificate may not be used in ``round`` at the given time: not the one
+    published on chain, revoked (trace or sweep), for another round, outside its validity
+    window, or issued under an MM or RM key revoked since. ``pseudonym_key`` names it."""
+
+    def __init__(self, reason: str, pseudonym_key: bytes, round_: int) -> None:
+        super().__init__(reason)
+        self.pseudonym_key = pseudonym_key
+        self.round = round_
 
 
 class RegistrationRejected(IdentityError):

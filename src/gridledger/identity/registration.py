@@ -19,10 +19,17 @@ if all K-1 match it blind-signs ``B_keep`` (⑥). A user whose kept candidate is
 bad escapes with probability exactly 1/K; a bad opened candidate raises
 :class:`CheatingDetected` carrying the user's own signed messages as evidence.
 
-One pseudonym per identity per round: the (identity, round) slot is *consumed*
-as soon as the RM sends ④, whether or not the user answers. A user who aborts
-after seeing ``keep`` gets nothing this round, so aborting and retrying does not
-raise the escape probability above 1/K.
+One pseudonym per member per round: the member's round slots (its member id and,
+for households, its meter: :func:`~gridledger.identity.ca.compute_round_slots`,
+so a renewed certificate with another meter id, or another member id on the same
+meter, finds the slot taken) are *consumed* as soon as the RM sends ④, whether
+or not the user answers. A user who aborts after seeing ``keep`` gets nothing
+this round, so aborting and retrying does not raise the escape probability above 1/K.
+
+The household pins the RM blind key named at genesis (``rm_blind_certificate``
+of :func:`start_registration`): a challenge naming any other certified
+sign-pseudonyms key is refused, so a colluding RM and MM cannot single one
+household out with a key of its own (signatures under it would link it).
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ from gridledger.identity.ca import (
     compute_certificate_der,
     compute_certificate_hash,
     compute_member_key,
+    compute_round_slots,
     get_attributes,
     get_rsa_key,
     load_certificate,
@@ -181,7 +189,8 @@ class RmSession:
 
     session_id: bytes
     identity: bytes  # certificate hash (what the tag must name)
-    member: bytes  # member key (the slot and the blacklist)
+    member: bytes  # member key (the blacklist)
+    slots: tuple[bytes, ...]  # round slots (member id, meter): one pseudonym per round
     round: int
     user_key: RsaPublicKey
     hello: SignedHello
@@ -210,8 +219,8 @@ class RegistrationManager:
     replay: ReplayCache = field(default_factory=ReplayCache)
     open_rounds: set[int] = field(default_factory=set)
     sessions: dict[bytes, RmSession] = field(default_factory=dict)
-    slots: dict[tuple[bytes, int], bytes] = field(default_factory=dict)  # (member, round) -> sid
-    consumed: set[tuple[bytes, int]] = field(default_factory=set)  # (member key, round)
+    slots: dict[tuple[bytes, int], bytes] = field(default_factory=dict)  # (slot, round) -> sid
+    consumed: set[tuple[bytes, int]] = field(default_factory=set)  # (slot, round)
     evidence: list[CheatingEvidence] = field(default_factory=list)
 
     @property
@@ -258,9 +267,10 @@ def process_close_round(rm: RegistrationManager, round_: int) -> None:
 
 def _drop_session(rm: RegistrationManager, session_id: bytes) -> None:
     sess = rm.sessions.pop(session_id)
-    slot = (sess.member, sess.round)
-    if rm.slots.get(slot) == session_id:
-        del rm.slots[slot]
+    for slot_key in sess.slots:
+        slot = (slot_key, sess.round)
+        if rm.slots.get(slot) == session_id:
+            del rm.slots[slot]
 
 
 def process_expire_sessions(rm: RegistrationManager, now: int) -> None:
@@ -308,18 +318,19 @@ def on_hello(rm: RegistrationManager, signed: SignedHello, now: int, rng: Rng) -
     member = compute_member_key(attrs)
     if member in rm.blacklist or identity in rm.blacklist:
         raise Blacklisted(member)
-    slot = (member, hello.round)
-    if slot in rm.consumed:
+    slots = compute_round_slots(attrs)
+    if any((slot_key, hello.round) in rm.consumed for slot_key in slots):
         raise RegistrationRejected("this member already used its registration for the round")
-    active = rm.slots.get(slot)
-    if active is not None and now - rm.sessions[active].started <= rm.config.session_timeout_s:
-        raise RegistrationRejected("a registration for this member and round is in progress")
-    if active is None and len(rm.sessions) >= rm.config.max_open_sessions:
+    active = {rm.slots[(k, hello.round)] for k in slots if (k, hello.round) in rm.slots}
+    for sid in active:
+        if now - rm.sessions[sid].started <= rm.config.session_timeout_s:
+            raise RegistrationRejected("a registration for this member and round is in progress")
+    if not active and len(rm.sessions) >= rm.config.max_open_sessions:
         raise RegistrationRejected("too many registrations in progress")
     # All checks passed: write.
     process_nonce(rm.replay, hello.timestamp, hello.nonce, now)
-    if active is not None:
-        _drop_session(rm, active)
+    for sid in sorted(active):
+        _drop_session(rm, sid)
     session_id = rng.random_bytes(32)
     challenge = RegistrationChallenge(
         session_id=session_id,
@@ -333,9 +344,10 @@ def on_hello(rm: RegistrationManager, signed: SignedHello, now: int, rng: Rng) -
     )
     signed_challenge = SignedChallenge(challenge, rm.key.sign(CHALLENGE_TAG, encode(challenge)))
     rm.sessions[session_id] = RmSession(
-        session_id, identity, member, hello.round, user_key, signed, signed_challenge, now
+        session_id, identity, member, slots, hello.round, user_key, signed, signed_challenge, now
     )
-    rm.slots[slot] = session_id
+    for slot_key in slots:
+        rm.slots[(slot_key, hello.round)] = session_id
     return signed_challenge
 
 
@@ -361,7 +373,7 @@ def on_commitments(
     sess.commitments = signed
     sess.request = signed_request
     sess.stage = Stage.AWAIT_OPENINGS
-    rm.consumed.add((sess.member, sess.round))
+    rm.consumed.update((slot_key, sess.round) for slot_key in sess.slots)
     return signed_request
 
 
@@ -618,6 +630,7 @@ class UserRegistration:
     tc_key: ThresholdPublicKey
     round: int
     rm_certificate: x509.Certificate
+    rm_blind_certificate: x509.Certificate  # pinned at genesis: the only key accepted
     variant: Variant = DEFAULT_VARIANT
     hello: SignedHello | None = None
     challenge: SignedChallenge | None = None
@@ -641,8 +654,15 @@ def start_registration(
     round_: int,
     now: int,
     rng: Rng,
+    *,
+    rm_blind_certificate: x509.Certificate,
 ) -> tuple[UserRegistration, SignedHello]:
-    """① Build the signed hello."""
+    """① Build the signed hello.
+
+    ``rm_blind_certificate`` is the RM blind-key certificate named at genesis
+    (:func:`gridledger.identity.genesis.get_pinned_rm_blind_certificate`): the
+    household accepts a challenge only if it names exactly this key.
+    """
     verify_member(rm_certificate, roots, now, Role.RM)
     hello = RegistrationHello(
         round=round_,
@@ -652,13 +672,15 @@ def start_registration(
         nonce=rng.random_bytes(NONCE_SIZE),
     )
     signed = SignedHello(hello, key.sign(HELLO_TAG, encode(hello)))
-    state = UserRegistration(key, certificate, tuple(roots), tc_key, round_, rm_certificate)
+    state = UserRegistration(
+        key, certificate, tuple(roots), tc_key, round_, rm_certificate, rm_blind_certificate
+    )
     state.hello = signed
     return state, signed
 
 
 def check_challenge(state: UserRegistration, signed: SignedChallenge, now: int) -> RsaPublicKey:
-    """Authenticate the RM (②) and return its certified blind-signing key."""
+    """Authenticate the RM (②) and return the pinned blind-signing key it names."""
     assert state.hello is not None
     ch = signed.challenge
     if ch.hello_hash != compute_message_hash(state.hello) or ch.round != state.round:
@@ -675,6 +697,8 @@ def check_challenge(state: UserRegistration, signed: SignedChallenge, now: int) 
     attrs = verify_member(blind_cert, state.roots, now, Role.RM, Permission.SIGN_PSEUDONYMS)
     if attrs.member_id != rm_attrs.member_id:
         raise MessageRejected("blind key belongs to another member")
+    if ch.blind_key_certificate != compute_certificate_der(state.rm_blind_certificate):
+        raise MessageRejected("blind key is not the one pinned at genesis")
     _verify_rsa(get_rsa_key(rm_cert), CHALLENGE_TAG, ch, signed.signature)
     return get_rsa_key(blind_cert)
 

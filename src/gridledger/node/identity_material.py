@@ -12,27 +12,18 @@
     tc/trustee-<i>/trustee.key, .crt     trustee i's signing key and certificate (``trace``,
                                          member id ``tc-<i>``: the index its shares claim)
     tc/trustee-<i>/share.bin             trustee i's DKG key share
+    ca/register.bin                      the CA's register of what it issued (0600)
 
 and ``DIR/node-<i>/replica.crt``: replica i's Ed25519 key certified with role
 ``aggregator`` and permission ``validate``. Every private file is created with
 ``O_EXCL`` and mode 0600 inside a 0700 directory per role; certificates are PEM.
+The register (:mod:`gridledger.identity.ca_register`) is rewritten crash-safely
+after each admission, so a restarted CA still recognises returning and
+blacklisted members; :func:`load_identity_material` refuses a directory without it.
 
-The genesis carries what every replica needs to build the same
-:class:`~gridledger.identity.contracts.IdentityConfig`, as initial state in the
-``identity`` namespace (keys under ``genesis/``, which the contract never writes):
-
-* ``identity/genesis/roots``: the trusted CA root certificates (DER, canonical list);
-* ``identity/genesis/rm-pseudonym-certificate``: the RM's blind-key certificate (DER);
-* ``identity/genesis/tc-key``: the TC threshold public key (``ThresholdPublicKey.to_bytes``);
-* ``identity/genesis/mm-certificate``: the MM's certificate (DER): only it may
-  publish pseudonym batches.
-
-:func:`get_identity_config` reads them back, validating everything (each root a
-self-signed CA certificate, the RM key certified by a root with
-``sign-pseudonyms`` and the MM certified with ``issue-pseudonym-certs`` at
-genesis time, the TC key well formed and consistent) and turning any problem
-into one :class:`~gridledger.errors.ConfigError`. A genesis with none of the
-four keys has no identity contract (KV only).
+The genesis's identity section (roots, the RM blind key households pin, the TC
+key, the MM) and its parsing live in :mod:`gridledger.identity.genesis`; this
+module only creates and reads the files.
 """
 
 from __future__ import annotations
@@ -42,54 +33,76 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from gridledger.crypto.encoding import decode_as, encode, wire_type
-from gridledger.crypto.errors import EncodingError, KeyFormatError, SharingError
+from gridledger.crypto.errors import EncodingError, KeyFormatError
 from gridledger.crypto.groups import EDWARDS25519, PrimeOrderGroup
 from gridledger.crypto.rng import SYSTEM_RNG, Rng
 from gridledger.crypto.signatures import Ed25519PrivateKey, Ed25519PublicKey, RsaPrivateKey
 from gridledger.crypto.threshold import KeyShare, ThresholdPublicKey, verify_key_share
 from gridledger.errors import ConfigError, CryptoError, IdentityError
+from gridledger.identity.admission import (
+    CLOCK_SKEW_S,
+    DEFAULT_VALIDITY_S,
+    RoleKey,
+    issue_member,
+    issue_role_key,
+)
 from gridledger.identity.ca import (
     CertificateAuthority,
     MemberAttributes,
     Permission,
     Role,
-    compute_certificate_der,
     create_authority,
     get_ed25519_key,
     get_rsa_key,
-    load_certificate,
     process_issue,
-    verify_member,
 )
+from gridledger.identity.ca_register import REGISTER_FILE, read_ca_register, write_ca_register
+from gridledger.identity.client import CaService, TransactionSubmitter
 from gridledger.identity.contracts import IdentityConfig
-from gridledger.identity.market_manager import MarketManager, create_market_manager
+from gridledger.identity.genesis import (
+    GENESIS_IDENTITY_KEYS,
+    GENESIS_MM_KEY,
+    GENESIS_RM_PSEUDONYM_KEY,
+    GENESIS_ROOTS_KEY,
+    GENESIS_TC_KEY,
+    check_root,
+    compute_identity_genesis_state,
+    get_identity_config,
+)
+from gridledger.identity.pseudonym_issuer import MarketManager, create_market_manager
 from gridledger.identity.registration import (
     RegistrationManager,
     RmConfig,
     create_registration_manager,
 )
 from gridledger.identity.trace_center import Trustee, compute_trustee_member_id, run_dkg
-from gridledger.ledger.block import GenesisConfig
 from gridledger.node.keys import read_key, read_private_file, write_key, write_private_file
 
+__all__ = [  # the genesis names are re-exported for node tooling that used them from here
+    "GENESIS_IDENTITY_KEYS",
+    "GENESIS_MM_KEY",
+    "GENESIS_RM_PSEUDONYM_KEY",
+    "GENESIS_ROOTS_KEY",
+    "GENESIS_TC_KEY",
+    "ConsortiumIdentity",
+    "IdentitySetup",
+    "RoleKey",
+    "TrusteeShareFile",
+    "compute_identity_genesis_state",
+    "create_identity_material",
+    "get_identity_config",
+    "has_identity_material",
+    "issue_member",
+    "load_identity_material",
+    "read_certificate",
+    "write_certificate",
+]
+
 IDENTITY_DIR = "identity"
-GENESIS_ROOTS_KEY = b"identity/genesis/roots"
-GENESIS_RM_PSEUDONYM_KEY = b"identity/genesis/rm-pseudonym-certificate"
-GENESIS_TC_KEY = b"identity/genesis/tc-key"
-GENESIS_MM_KEY = b"identity/genesis/mm-certificate"
-GENESIS_IDENTITY_KEYS = (
-    GENESIS_ROOTS_KEY,
-    GENESIS_RM_PSEUDONYM_KEY,
-    GENESIS_TC_KEY,
-    GENESIS_MM_KEY,
-)
 REPLICA_CERT_FILE = "replica.crt"
-CLOCK_SKEW_S = 3600
-DEFAULT_VALIDITY_S = 365 * 24 * 3600
 CA_VALIDITY_S = 10 * 365 * 24 * 3600 - CLOCK_SKEW_S
 
 
@@ -112,14 +125,6 @@ class IdentitySetup:
             raise ConfigError("certificate validity must be positive and under ten years")
 
 
-@wire_type("node.identity-roots/1")
-@dataclass(frozen=True)
-class GenesisRoots:
-    """The trusted root certificates (DER), as stored in the genesis state."""
-
-    certificates: tuple[bytes, ...]
-
-
 @wire_type("node.trustee-share/1")
 @dataclass(frozen=True)
 class TrusteeShareFile:
@@ -127,14 +132,6 @@ class TrusteeShareFile:
 
     index: int
     x: bytes
-
-
-@dataclass(frozen=True)
-class RoleKey:
-    """A role's RSA key and its certificate."""
-
-    key: RsaPrivateKey
-    certificate: x509.Certificate
 
 
 @dataclass
@@ -149,10 +146,21 @@ class ConsortiumIdentity:
     tc_key: ThresholdPublicKey
     trustees: tuple[Trustee, ...]
     replica_certificates: tuple[x509.Certificate, ...]
+    register_path: Path | None = None  # the CA's register file (identity/ca/register.bin)
 
     @property
     def roots(self) -> tuple[x509.Certificate, ...]:
         return (self.ca.certificate,)
+
+    def save_register(self) -> None:
+        """Persist the CA's register (after issuing or revoking by hand)."""
+        if self.register_path is not None:
+            write_ca_register(self.register_path, self.ca)
+
+    def ca_service(self, submitter: TransactionSubmitter, chain_id: str) -> CaService:
+        """The CA as a service on a running chain: admissions persist the register and
+        post the revocations of superseded certificates signed by the operator."""
+        return CaService(self.ca, self.register_path, self.operator, submitter, chain_id)
 
     def identity_config(self) -> IdentityConfig:
         return IdentityConfig(
@@ -181,86 +189,6 @@ class ConsortiumIdentity:
             self.mm.key, self.mm.certificate, self.rm_pseudonym.certificate, self.roots,
             self.tc_key, now,
         )  # fmt: skip
-
-
-# -- genesis ---------------------------------------------------------------------------
-
-
-def compute_identity_genesis_state(
-    roots: Sequence[x509.Certificate],
-    rm_pseudonym_certificate: x509.Certificate,
-    tc_key: ThresholdPublicKey,
-    mm_certificate: x509.Certificate,
-) -> dict[bytes, bytes]:
-    """The genesis state entries (full keys) from which replicas build the identity contract."""
-    return {
-        GENESIS_ROOTS_KEY: encode(GenesisRoots(tuple(compute_certificate_der(c) for c in roots))),
-        GENESIS_RM_PSEUDONYM_KEY: compute_certificate_der(rm_pseudonym_certificate),
-        GENESIS_TC_KEY: tc_key.to_bytes(),
-        GENESIS_MM_KEY: compute_certificate_der(mm_certificate),
-    }
-
-
-def _check_root(cert: x509.Certificate, i: int) -> None:
-    try:
-        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except (x509.ExtensionNotFound, ValueError):
-        bc = None
-    if bc is None or not bc.ca:
-        raise ConfigError(f"genesis: root certificate {i} is not a CA certificate")
-    try:
-        cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, _CryptoInvalidSignature):
-        raise ConfigError(f"genesis: root certificate {i} is not self-signed") from None
-
-
-def get_identity_config(genesis: GenesisConfig) -> IdentityConfig | None:
-    """The identity contract's configuration from the genesis state (``None``: no identity).
-
-    Raises :class:`ConfigError` if the material is partial, malformed or inconsistent.
-    """
-    state = dict(genesis.state)
-    present = [k for k in GENESIS_IDENTITY_KEYS if k in state]
-    if not present:
-        return None
-    missing = [k.decode() for k in GENESIS_IDENTITY_KEYS if k not in state]
-    if missing:
-        raise ConfigError(f"genesis: identity material incomplete (missing {', '.join(missing)})")
-    try:
-        wire = decode_as(GenesisRoots, state[GENESIS_ROOTS_KEY])
-        roots = tuple(load_certificate(der) for der in wire.certificates)
-    except (EncodingError, IdentityError) as exc:
-        raise ConfigError(f"genesis: malformed root certificates ({exc.reason})") from None
-    if not roots:
-        raise ConfigError("genesis: identity material names no root certificate")
-    for i, root in enumerate(roots):
-        _check_root(root, i)
-    try:
-        rm_cert = load_certificate(state[GENESIS_RM_PSEUDONYM_KEY])
-        verify_member(
-            rm_cert, roots, genesis.timestamp_ms // 1000, Role.RM, Permission.SIGN_PSEUDONYMS
-        )
-        get_rsa_key(rm_cert)
-    except IdentityError as exc:
-        raise ConfigError(f"genesis: RM pseudonym-key certificate refused ({exc.reason})") from None
-    except CryptoError as exc:
-        raise ConfigError(f"genesis: RM pseudonym key unusable ({exc.reason})") from None
-    try:
-        tc_key = ThresholdPublicKey.from_bytes(state[GENESIS_TC_KEY])
-        tc_key.check_consistency()
-    except (EncodingError, KeyFormatError, SharingError) as exc:
-        raise ConfigError(f"genesis: malformed TC key ({exc.reason})") from None
-    try:
-        mm_cert = load_certificate(state[GENESIS_MM_KEY])
-        verify_member(
-            mm_cert, roots, genesis.timestamp_ms // 1000, Role.MM, Permission.ISSUE_PSEUDONYM_CERTS
-        )
-        get_rsa_key(mm_cert)
-    except IdentityError as exc:
-        raise ConfigError(f"genesis: MM certificate refused ({exc.reason})") from None
-    except CryptoError as exc:
-        raise ConfigError(f"genesis: MM key unusable ({exc.reason})") from None
-    return IdentityConfig(roots, rm_cert, tc_key, mm_cert)
 
 
 # -- files -----------------------------------------------------------------------------
@@ -307,37 +235,6 @@ def _read_role(directory: Path, name: str) -> RoleKey:
 # -- creation --------------------------------------------------------------------------
 
 
-def _issue(
-    ca: CertificateAuthority,
-    name: str,
-    attributes: MemberAttributes,
-    now: int,
-    validity_s: int,
-    rng: Rng,
-    key: RsaPrivateKey | None = None,
-) -> RoleKey:
-    key = key or RsaPrivateKey.generate(2048)
-    cert = process_issue(ca, name, key.public_key, attributes, now - CLOCK_SKEW_S, validity_s, rng)
-    return RoleKey(key, cert)
-
-
-def issue_member(
-    ca: CertificateAuthority,
-    name: str,
-    role: Role,
-    now: int,
-    rng: Rng,
-    *,
-    meter_id: str | None = None,
-    permissions: Sequence[Permission] = (Permission.TRADE,),
-    validity_s: int = DEFAULT_VALIDITY_S,
-    key: RsaPrivateKey | None = None,
-) -> RoleKey:
-    """Admit a member (e.g. a household): a fresh RSA key and a certificate from the CA."""
-    attrs = MemberAttributes(role.value, name, meter_id, tuple(p.value for p in permissions))
-    return _issue(ca, name, attrs, now, validity_s, rng, key)
-
-
 def create_identity_material(
     root: Path,
     replica_keys: Sequence[Ed25519PublicKey],
@@ -376,7 +273,7 @@ def create_identity_material(
     )  # fmt: skip
     rm_key = RsaPrivateKey.generate(2048)
     rm = issue_member(ca, "rm-1", Role.RM, now, rng, permissions=(), validity_s=v, key=rm_key)
-    rm_pseudonym = _issue(
+    rm_pseudonym = issue_role_key(
         ca,
         "rm-1-pseudonyms",
         MemberAttributes(Role.RM.value, "rm-1", None, (Permission.SIGN_PSEUDONYMS.value,)),
@@ -401,6 +298,7 @@ def create_identity_material(
     material = ConsortiumIdentity(
         ca, operator, rm, rm_pseudonym, mm, tc_key, tuple(trustees), tuple(replica_certs)
     )
+    material.register_path = base / "ca" / REGISTER_FILE
     _write_material(root, base, material)
     return material
 
@@ -417,6 +315,7 @@ def _write_material(root: Path, base: Path, m: ConsortiumIdentity) -> None:
     assert isinstance(m.ca.key, Ed25519PrivateKey)
     write_key(ca_dir / "ca.key", m.ca.key)
     write_certificate(ca_dir / "ca.crt", m.ca.certificate)
+    write_ca_register(ca_dir / REGISTER_FILE, m.ca)
     _write_role(ca_dir, "operator", m.operator)
     rm_dir = base / "rm"
     _make_private_dir(rm_dir)
@@ -462,8 +361,9 @@ def load_identity_material(root: Path, n_replicas: int | None = None) -> Consort
         same = False
     if not same:
         raise ConfigError(f"{ca_dir}/ca.crt does not certify ca.key")
-    _check_root(ca_cert, 0)
-    ca = CertificateAuthority(ca_key, ca_cert, {}, {})
+    check_root(ca_cert, 0)
+    register_path = ca_dir / REGISTER_FILE
+    ca = read_ca_register(register_path, ca_key, ca_cert)
     tc_path = base / "tc" / "tc-public.bin"
     try:
         tc_key = ThresholdPublicKey.from_bytes(tc_path.read_bytes())
@@ -498,4 +398,5 @@ def load_identity_material(root: Path, n_replicas: int | None = None) -> Consort
         tc_key=tc_key,
         trustees=tuple(trustees),
         replica_certificates=tuple(replica_certs),
+        register_path=register_path,
     )

@@ -227,8 +227,10 @@ class SimNetwork:
         genesis_state: Mapping[bytes, bytes] | None = None,
         registry_factory: Callable[[GenesisConfig], ContractRegistry] | None = None,
         limits: NodeLimits | None = None,
+        epoch_ms: int = 0,
     ) -> None:
         self.seed = seed
+        self.epoch_ms = epoch_ms  # what the replicas' clocks read at simulated time 0
         self.rng = DeterministicRng(f"simnet/{seed}")
         self.hub = SimHub(
             NetworkModel(drop_rate, delay_ms, duplicate_rate, reorder, tuple(partitions)),
@@ -240,7 +242,9 @@ class SimNetwork:
         self.transfer_delay_ms = transfer_delay_ms  # kept for callers; transfers use the network
         self.keys = make_keys(n, seed)
         self.config = make_config(self.keys, **(config_overrides or {}))
-        self.genesis = GenesisConfig.create(SIM_CHAIN, self.config.validators, 0, genesis_state)
+        self.genesis = GenesisConfig.create(
+            SIM_CHAIN, self.config.validators, epoch_ms, genesis_state
+        )
         self._registry_factory = registry_factory or build_registry
         self._limits = limits or NodeLimits(gossip_ms=500, lag_before_sync_ms=1_000)
         self.f = compute_f(n)
@@ -276,7 +280,13 @@ class SimNetwork:
 
     @property
     def now_ms(self) -> int:
+        """Simulated time since the start of the run."""
         return self.hub.now_ms
+
+    @property
+    def clock_ms(self) -> int:
+        """What the replicas' clocks read now (``epoch_ms`` + simulated time)."""
+        return self.epoch_ms + self.hub.now_ms
 
     def _new_core(self, i: int, key: Ed25519PrivateKey, store: MemoryBlockStore) -> NodeCore:
         def observe(effect: Effect) -> None:
@@ -405,14 +415,14 @@ class SimNetwork:
         elif kind == "tick":
             self.hub.schedule(self.now_ms + self.tick_ms, "tick", rid, None)
             if r.alive:
-                self._carry_out(r, r.core.on_tick(self.now_ms))
+                self._carry_out(r, r.core.on_tick(self.clock_ms))
         elif not r.alive:
             return
         elif kind == "deliver":
             assert isinstance(payload, tuple)
             sender, frame = payload
             self.stats.delivered += 1
-            self._carry_out(r, r.core.on_frame(sender, frame, self.now_ms))
+            self._carry_out(r, r.core.on_frame(sender, frame, self.clock_ms))
         elif kind == "client":
             assert isinstance(payload, ClientRequest)
             self._carry_out(r, self._deliver_request(r, payload))
@@ -424,9 +434,9 @@ class SimNetwork:
         except EncodingError:
             tx = None
         if tx is not None and (tx.sender, tx.nonce) == (req.client, req.request_id):
-            _, effects = r.core.submit([req.payload], self.now_ms)
+            _, effects = r.core.submit([req.payload], self.clock_ms)
             return effects
-        return r.core.on_request(req, self.now_ms)
+        return r.core.on_request(req, self.clock_ms)
 
     # -- effects ------------------------------------------------------------------------
 

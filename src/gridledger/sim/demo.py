@@ -42,18 +42,17 @@ from gridledger.crypto.signatures import Ed25519PrivateKey
 from gridledger.crypto.threshold import DecryptionShare
 from gridledger.errors import GridledgerError, NodeError
 from gridledger.identity.ca import Role, compute_certificate_der, compute_certificate_hash
+from gridledger.identity.client import (
+    IdentityChainView,
+    build_light_client,
+    register_household,
+)
 from gridledger.identity.contracts import KIND_BATCH, KIND_BLACKLIST, KIND_EVIDENCE, KIND_TRACE
 from gridledger.identity.errors import (
     Blacklisted,
     CertificateRejected,
     CheatingDetected,
     TracingError,
-)
-from gridledger.identity.market_manager import (
-    compute_pseudonym_request,
-    on_pseudonym_request,
-    process_close_batch,
-    process_open_batch,
 )
 from gridledger.identity.messages import (
     TRACE_SHARE_TAG,
@@ -65,6 +64,12 @@ from gridledger.identity.messages import (
     TraceShare,
 )
 from gridledger.identity.obligations import create_signed_obligation
+from gridledger.identity.pseudonym_issuer import (
+    compute_pseudonym_request,
+    on_pseudonym_request,
+    process_close_batch,
+    process_open_batch,
+)
 from gridledger.identity.registration import (
     PseudonymCredential,
     RegistrationManager,
@@ -92,11 +97,6 @@ from gridledger.ledger.tx import Transaction
 from gridledger.node.client import ClientError, ConsortiumClient
 from gridledger.node.config import ConsensusParams, load_config
 from gridledger.node.consortium import ConsortiumLayout, init_consortium, load_genesis
-from gridledger.node.identity_client import (
-    IdentityChainView,
-    build_light_client,
-    register_household,
-)
 from gridledger.node.identity_material import (
     ConsortiumIdentity,
     IdentitySetup,
@@ -397,6 +397,7 @@ class _Demo:
                     now,
                     self.rng.fork(f"user-{h.name}"),
                     self.rng.fork(f"rm-{h.name}"),
+                    rm_blind_certificate=material.rm_pseudonym.certificate,
                 )
                 times.append(time.perf_counter() - start)
         self.say(
@@ -424,7 +425,7 @@ class _Demo:
         framed = homes[0]
         st, hello = start_registration(
             mallory.key, mallory.certificate, material.roots, material.tc_key, rm.certificate,
-            ROUND, now, rng,
+            ROUND, now, rng, rm_blind_certificate=material.rm_pseudonym.certificate,
         )  # fmt: skip
         challenge = on_hello(rm, hello, now, self.rng.fork("rm-mallory"))
         blind_key = check_challenge(st, challenge, now)
@@ -599,6 +600,7 @@ class _Demo:
             register_household(
                 rm, reneger.member.key, reneger.member.certificate, material.roots,
                 material.tc_key, ROUND + 1, now, self.rng, self.rng,
+                rm_blind_certificate=material.rm_pseudonym.certificate,
             )  # fmt: skip
         except (Blacklisted, CertificateRejected) as exc:
             refused = True

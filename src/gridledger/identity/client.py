@@ -1,41 +1,59 @@
-"""Identity roles acting on a running consortium through the client API.
+"""Identity roles acting on a running consortium through any client of its API.
 
-* :class:`IdentityChainView` reads the identity contract's state through
-  :meth:`ConsortiumClient.call_agreed` (``state``: f+1 replicas must give the same
-  height, value and proof), e.g. for the RM's blacklist and revocation checks or a
+This module needs only what the Protocols below describe (node's
+``ConsortiumClient`` satisfies them structurally), so identity never imports node:
+
+* :class:`AgreedCaller` - ``call_agreed``: an answer that f+1 replicas gave;
+* :class:`TransactionSubmitter` - ``submit``: receipts once f+1 replicas agree;
+* :class:`ReplicaCaller` - ``call`` to one replica (headers for a light client).
+
+What it offers:
+
+* :class:`IdentityChainView` reads the identity contract's state with f+1-agreed
+  ``state`` queries, e.g. for the RM's blacklist and revocation checks or a
   trustee's check that evidence is on chain.
 * :func:`register_household` runs the six registration steps between a household
-  and the RM (in-process here; deployed parties exchange the same messages);
-  :func:`register_and_schedule` then builds the anonymous MM request and draws its
-  send time uniformly inside the round's MM batch window with the user's own rng
-  (:mod:`gridledger.identity.schedule`); :func:`deliver_due_requests` hands the
-  due ones to the MM.
-* :func:`admit_member` is the CA's admission: it refreshes the CA's view of the
-  on-chain blacklist (member keys) for the applicant's member id and meter, then
-  issues (and refuses a blacklisted member with :class:`MemberBlacklisted`). A
-  renewal revokes the member's earlier household certificates in the CA's
-  register; their hashes (``ca.superseded``) are for the operator to post.
+  and the RM (in-process here; deployed parties exchange the same messages); the
+  household pins the RM blind key named at genesis. :func:`register_and_schedule`
+  then builds the anonymous MM request and draws its send time uniformly inside the
+  round's MM batch window with the user's own rng (:mod:`gridledger.identity.schedule`);
+  :func:`deliver_due_requests` hands the due ones to the MM.
+* :func:`admit_member` is the CA's admission (:class:`CaService`): it refreshes the
+  CA's view of the on-chain blacklist for the applicant's member id and meter,
+  issues (refusing a blacklisted member with :class:`MemberBlacklisted`), persists
+  the CA's register (:mod:`gridledger.identity.ca_register`), and posts the
+  revocations of the certificates a renewal superseded
+  (:func:`post_superseded_revocations`), keeping them queued, on disk, until the
+  chain shows them.
 * :func:`build_light_client` fetches headers and commit certificates from one
   replica and feeds them to a :class:`~gridledger.ledger.light.LightClient`,
-  which trusts nothing but the genesis and 2f+1 signatures.
+  which trusts nothing but the genesis and the finality rule's signatures.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from cryptography import x509
 
-from gridledger.crypto.encoding import decode, decode_as
+from gridledger.crypto.encoding import decode, decode_as, encode
 from gridledger.crypto.errors import EncodingError
 from gridledger.crypto.rng import Rng
-from gridledger.crypto.signatures import RsaPrivateKey
+from gridledger.crypto.signatures import Ed25519PrivateKey, RsaPrivateKey
 from gridledger.crypto.threshold import ThresholdPublicKey
-from gridledger.errors import NodeError
+from gridledger.errors import LedgerError, NodeError
+from gridledger.identity.admission import (
+    DEFAULT_VALIDITY_S,
+    SUPERSEDED_REASON,
+    RoleKey,
+    create_signed_revocation,
+    issue_member,
+)
 from gridledger.identity.ca import (
     CertificateAuthority,
     MemberAttributes,
@@ -46,12 +64,9 @@ from gridledger.identity.ca import (
     get_admitted_identities,
     get_attributes,
 )
-from gridledger.identity.contracts import NAMESPACE
-from gridledger.identity.market_manager import (
-    MarketManager,
-    compute_pseudonym_request,
-    on_pseudonym_request,
-)
+from gridledger.identity.ca_register import write_ca_register
+from gridledger.identity.contracts import KIND_REVOKE, NAMESPACE
+from gridledger.identity.errors import RegistrationRejected
 from gridledger.identity.messages import (
     EvidenceRecord,
     PseudonymCertificate,
@@ -59,6 +74,11 @@ from gridledger.identity.messages import (
     SignedPseudonymCertificate,
     SweepResult,
     TraceResult,
+)
+from gridledger.identity.pseudonym_issuer import (
+    MarketManager,
+    compute_pseudonym_request,
+    on_pseudonym_request,
 )
 from gridledger.identity.registration import (
     PseudonymCredential,
@@ -76,10 +96,34 @@ from gridledger.ledger.block import BlockHeader, GenesisConfig
 from gridledger.ledger.certificate import CommitCertificate
 from gridledger.ledger.light import LightClient
 from gridledger.ledger.state import compute_state_key
-from gridledger.node.client import ClientError, ConsortiumClient
-from gridledger.node.identity_material import DEFAULT_VALIDITY_S, RoleKey, issue_member
+from gridledger.ledger.tx import Transaction
 
 _STATE_ATTEMPTS = 5
+
+
+class AgreedCaller(Protocol):
+    """A client whose answers f+1 replicas agree on (node's ``ConsortiumClient``)."""
+
+    async def call_agreed(
+        self, method: str, params: dict[str, Any], timeout: float = ...
+    ) -> Any: ...
+
+
+class TransactionSubmitter(Protocol):
+    """A client that submits encoded transactions and returns f+1-agreed receipts."""
+
+    async def submit(self, txs: list[bytes], *, timeout: float = ...) -> list[dict[str, Any]]: ...
+
+
+class ReplicaCaller(Protocol):
+    """A client that can ask one replica (by id) directly."""
+
+    @property
+    def conns(self) -> Mapping[int, object]: ...
+
+    async def call(
+        self, replica: int, method: str, params: dict[str, Any], timeout: float = ...
+    ) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -96,25 +140,30 @@ class MemberStatus:
 class IdentityChainView:
     """Reads of the identity namespace, each agreed by f+1 replicas."""
 
-    def __init__(self, client: ConsortiumClient, timeout: float = 5.0) -> None:
+    def __init__(self, client: AgreedCaller, timeout: float = 5.0) -> None:
         self.client = client
         self.timeout = timeout
 
     async def get(self, key: bytes) -> bytes | None:
         """The value of ``key`` (inside the identity namespace) once f+1 replicas agree."""
         full = compute_state_key(NAMESPACE, key)
-        last: ClientError | None = None
+        last: NodeError | None = None
         for _ in range(_STATE_ATTEMPTS):  # a block may land between two replicas' answers
             try:
                 result = await self.client.call_agreed(
                     "state", {"key": full.hex()}, timeout=self.timeout
                 )
-            except ClientError as exc:
+            except NodeError as exc:
                 last = exc
                 await asyncio.sleep(0.1)
                 continue
             value = result.get("value") if isinstance(result, dict) else None
-            return None if value is None else bytes.fromhex(value)
+            if value is None:
+                return None
+            try:
+                return bytes.fromhex(value)
+            except (TypeError, ValueError):
+                raise NodeError("replicas agreed on a malformed state value") from None
         assert last is not None
         raise last
 
@@ -122,8 +171,12 @@ class IdentityChainView:
         identity = compute_certificate_hash(certificate)
         member = compute_member_key(get_attributes(certificate))
         blacklisted = await self.get(b"bl/" + member) is not None
-        revoked = await self.get(b"rev/" + identity) is not None
+        revoked = await self.is_revoked(identity)
         return MemberStatus(identity, member, blacklisted, revoked)
+
+    async def is_revoked(self, certificate_hash: bytes) -> bool:
+        """Whether the member certificate hashed ``certificate_hash`` is revoked on chain."""
+        return await self.get(b"rev/" + certificate_hash) is not None
 
     async def get_member_lists(
         self, certificates: Iterable[x509.Certificate]
@@ -147,6 +200,9 @@ class IdentityChainView:
     async def get_pseudonym_certificate(self, key: bytes) -> SignedPseudonymCertificate | None:
         raw = await self.get(b"pc/" + key)
         return None if raw is None else _decode(SignedPseudonymCertificate, raw)
+
+    async def is_pseudonym_revoked(self, key: bytes) -> bool:
+        return await self.get(b"revp/" + key) is not None
 
     async def get_trace(self, evidence_id: bytes) -> TraceResult | None:
         raw = await self.get(b"tr/" + evidence_id)
@@ -177,9 +233,29 @@ class IdentityChainView:
         return None if raw is None else _decode(SweepResult, raw)
 
 
+# -- the CA as a service ---------------------------------------------------------------
+
+
+@dataclass
+class CaService:
+    """The CA at work: its state, its register file (``None``: in memory only, tests),
+    the operator key that signs revocations, and where to post them."""
+
+    ca: CertificateAuthority
+    register_path: Path | None
+    operator: RoleKey
+    submitter: TransactionSubmitter
+    chain_id: str
+
+    def save(self) -> None:
+        """Persist the register (crash-safe) if it has a file."""
+        if self.register_path is not None:
+            write_ca_register(self.register_path, self.ca)
+
+
 async def admit_member(
     view: IdentityChainView,
-    ca: CertificateAuthority,
+    service: CaService,
     name: str,
     role: Role,
     now: int,
@@ -188,15 +264,69 @@ async def admit_member(
     meter_id: str | None = None,
     permissions: tuple[Permission, ...] = (Permission.TRADE,),
     validity_s: int = DEFAULT_VALIDITY_S,
+    key: RsaPrivateKey | None = None,
 ) -> RoleKey:
     """The CA admits ``name``: read the chain's blacklist for the member id's and meter's
-    earlier certificates (f+1-agreed), then issue. Raises :class:`MemberBlacklisted`."""
+    earlier certificates (f+1-agreed), issue, persist the register, then post the
+    revocations of what the renewal superseded. Raises :class:`MemberBlacklisted`.
+    ``key``: the applicant's own key (default: a fresh RSA-2048 key).
+
+    The register is written before the certificate is handed out and before any
+    revocation is posted, so a crash at any point leaves a register that knows the
+    new certificate and still queues the revocations (retried by
+    :func:`post_superseded_revocations`). Posting errors are raised as
+    :class:`NodeError` after the certificate is safely recorded; the revocations
+    then stay queued.
+    """
+    ca = service.ca
     attrs = MemberAttributes(role.value, name, meter_id, tuple(p.value for p in permissions))
     ca.blacklist = await view.get_blacklisted(get_admitted_identities(ca, attrs))
-    return issue_member(
+    member = issue_member(
         ca, name, role, now, rng, meter_id=meter_id, permissions=permissions,
-        validity_s=validity_s,
+        validity_s=validity_s, key=key,
     )  # fmt: skip
+    service.save()
+    await post_superseded_revocations(view, service, now, rng)
+    return member
+
+
+async def post_superseded_revocations(
+    view: IdentityChainView, service: CaService, now: int, rng: Rng, *, timeout: float = 20.0
+) -> tuple[bytes, ...]:
+    """Post ``identity.revoke`` for every queued superseded certificate; return the hashes
+    the chain now shows revoked (they leave the queue, and the register is saved).
+
+    Idempotent: a hash already revoked on chain (an earlier post whose receipt was
+    lost) is simply dequeued. Raises :class:`NodeError` if some stay unrevoked.
+    """
+    ca = service.ca
+    queued = tuple(dict.fromkeys(ca.superseded))
+    pending = [h for h in queued if not await view.is_revoked(h)]
+    if pending:
+        txs = [
+            encode(
+                Transaction.create(
+                    service.chain_id,
+                    KIND_REVOKE,
+                    create_signed_revocation(service.operator, h, SUPERSEDED_REASON, now),
+                    Ed25519PrivateKey.generate(rng),  # one-off sender: nonces never collide
+                    0,
+                )
+            )
+            for h in pending
+        ]
+        await service.submitter.submit(txs, timeout=timeout)
+    done = tuple([h for h in queued if h not in pending or await view.is_revoked(h)])
+    ca.superseded[:] = [h for h in ca.superseded if h not in done]
+    if done:
+        service.save()
+    left = len(queued) - len(done)
+    if left:
+        raise NodeError(f"{left} superseded certificate(s) not yet revoked on chain (kept queued)")
+    return done
+
+
+# -- households ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -216,7 +346,7 @@ def schedule_pseudonym_request(
 ) -> ScheduledRequest:
     """The anonymous MM request, to be sent at a time uniform in the batch window."""
     if credential.round != window.round:
-        raise ValueError("credential and batch window are for different rounds")
+        raise RegistrationRejected("credential and batch window are for different rounds")
     request = compute_pseudonym_request(credential, mm_certificate)
     return ScheduledRequest(compute_submission_time(window, now, rng), request)
 
@@ -249,11 +379,18 @@ def register_household(
     now: int,
     user_rng: Rng,
     rm_rng: Rng,
+    *,
+    rm_blind_certificate: x509.Certificate,
 ) -> PseudonymCredential:
-    """Steps ① to ⑥ between a household and the RM; the household's credential."""
+    """Steps ① to ⑥ between a household and the RM; the household's credential.
+
+    ``rm_blind_certificate`` is the household's pinned copy of the genesis's RM blind
+    key (never the RM's own ``rm.blind_certificate``: that is what it checks).
+    """
     st, hello = start_registration(
-        key, certificate, roots, tc_key, rm.certificate, round_, now, user_rng
-    )
+        key, certificate, roots, tc_key, rm.certificate, round_, now, user_rng,
+        rm_blind_certificate=rm_blind_certificate,
+    )  # fmt: skip
     challenge = on_hello(rm, hello, now, rm_rng)
     commitments = on_challenge(st, challenge, now, user_rng)
     request = on_commitments(rm, commitments, now, rm_rng)
@@ -273,6 +410,8 @@ def register_and_schedule(
     now: int,
     user_rng: Rng,
     rm_rng: Rng,
+    *,
+    rm_blind_certificate: x509.Certificate,
 ) -> tuple[PseudonymCredential, ScheduledRequest]:
     """Register for ``window.round``, then schedule the MM request inside the batch window.
 
@@ -280,13 +419,14 @@ def register_and_schedule(
     (or in which order) the RM saw the user.
     """
     credential = register_household(
-        rm, key, certificate, roots, tc_key, window.round, now, user_rng, rm_rng
-    )
+        rm, key, certificate, roots, tc_key, window.round, now, user_rng, rm_rng,
+        rm_blind_certificate=rm_blind_certificate,
+    )  # fmt: skip
     return credential, schedule_pseudonym_request(credential, mm_certificate, window, now, user_rng)
 
 
 async def build_light_client(
-    client: ConsortiumClient,
+    client: ReplicaCaller,
     genesis: GenesisConfig,
     height: int,
     *,
@@ -295,8 +435,9 @@ async def build_light_client(
 ) -> LightClient:
     """A light client holding certified headers 1..``height`` (bounded wait for certificates).
 
-    Headers come from one replica (any: each is checked against 2f+1 signatures);
+    Headers come from one replica (any: each is checked against the finality rule);
     a block's certificate may still be forming, so missing ones are asked again.
+    A replica that sends malformed or uncertified headers is a :class:`NodeError`.
     """
     light = LightClient(genesis)
     source = replica if replica is not None else next(iter(client.conns))
@@ -305,14 +446,17 @@ async def build_light_client(
         start = light.head.height + 1
         try:
             result = await client.call(source, "headers", {"from": start, "to": height}, 5.0)
-        except ClientError:
+        except NodeError:
             result = {"headers": []}
-        for item in result.get("headers", []):
-            if item.get("certificate") is None:
-                break
-            header = decode_as(BlockHeader, bytes.fromhex(item["header"]))
-            cert = decode_as(CommitCertificate, bytes.fromhex(item["certificate"]))
-            light.add_header(header, cert)
+        try:
+            for item in result.get("headers", []):
+                if item.get("certificate") is None:
+                    break
+                header = decode_as(BlockHeader, bytes.fromhex(item["header"]))
+                cert = decode_as(CommitCertificate, bytes.fromhex(item["certificate"]))
+                light.add_header(header, cert)
+        except (EncodingError, LedgerError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise NodeError(f"replica {source} sent an unusable header: {exc}") from None
         if light.head.height >= height:
             break
         if time.monotonic() > deadline:

@@ -1,4 +1,6 @@
-"""The market manager (MM): pseudonym certificates, issued in shuffled per-round batches.
+"""The pseudonym issuer, run by the market manager (MM): pseudonym certificates in batches.
+
+(The module is named for what it does; the market itself is :mod:`gridledger.market`.)
 
 The user sends a :class:`PseudonymRequest` over an *anonymous* channel: nothing
 in it names the user. The MM checks
@@ -77,6 +79,7 @@ RM_SIGNATURE_HASH_TAG = register_tag("gridledger/identity/rm-signature/1")
 SERIAL_TAG = register_tag("gridledger/identity/pseudonym-serial/1")
 BATCH_DIGEST_TAG = register_tag("gridledger/identity/batch-digest/1")
 MAX_BATCH = 100_000
+NO_REVOCATIONS: frozenset[bytes] = frozenset()  # for checks before anything is on chain
 
 
 def compute_rm_signature_hash(rm_signature: bytes) -> bytes:
@@ -278,21 +281,27 @@ def verify_pseudonym_certificate(
     now: int,
     variant: Variant = DEFAULT_VARIANT,
     *,
-    revoked: Container[bytes] = (),
+    revoked: Container[bytes],
+    revoked_pseudonyms: Container[bytes],
     ahead: bool = False,
 ) -> PseudonymCertificate:
     """Anyone's check of a pseudonym certificate at time ``now``.
 
-    MM certificate (role mm, permission issue-pseudonym-certs, not in ``revoked``)
-    and signature; RM blind key certificate (role rm, sign-pseudonyms, not in
-    ``revoked``) and the RM's signature; tag form; serial; validity window
-    (``ahead``: publication, the window may lie in the future but must not have
-    ended). Every certificate is checked at ``now``; the window's times are
-    bound-checked only after the MM signature verified. ``revoked`` is the
-    on-chain list of revoked certificate hashes (the contract passes its own).
-    Raises :class:`CertificateRejected` or :class:`WrongRole`.
+    The pseudonym is not in ``revoked_pseudonyms`` (the chain's ``revp/`` list:
+    revoked by a trace or a sweep); MM certificate (role mm, permission
+    issue-pseudonym-certs, not in ``revoked``) and signature; RM blind key
+    certificate (role rm, sign-pseudonyms, not in ``revoked``) and the RM's
+    signature; tag form; serial; validity window (``ahead``: publication, the
+    window may lie in the future but must not have ended). Every certificate is
+    checked at ``now``; the window's times are bound-checked only after the MM
+    signature verified. ``revoked`` is the on-chain list of revoked certificate
+    hashes. Both lists are required: a caller that forgets them would accept a
+    traced pseudonym (:mod:`gridledger.identity.verification` reads both from
+    chain state). Raises :class:`CertificateRejected` or :class:`WrongRole`.
     """
     cert = signed.certificate
+    if cert.pseudonym_key in revoked_pseudonyms:
+        raise CertificateRejected("pseudonym certificate is revoked")
     try:
         verify_member(
             mm_certificate, roots, now, Role.MM, Permission.ISSUE_PSEUDONYM_CERTS, revoked=revoked
