@@ -21,11 +21,16 @@ Plugins are known two ways:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
+from gridledger.crypto.rng import Rng
 from gridledger.errors import ConfigError
 from gridledger.ledger.block import GenesisConfig
+from gridledger.ledger.certificate import Validator
 from gridledger.ledger.contracts import Contract, ContractRegistry
 from gridledger.ledger.contracts_builtin import KvContract
 
@@ -46,6 +51,46 @@ class ContractPlugin(Protocol):
         Raise :class:`~gridledger.errors.ConfigError` if the genesis section is corrupt.
         """
         ...
+
+
+@dataclass(frozen=True)
+class GenesisSetup:
+    """What a plugin gets when a consortium is created, to write its genesis section."""
+
+    root: Path  # the consortium directory; role material goes under ``root/<plugin name>/``
+    chain_id: str
+    validators: tuple[Validator, ...]
+    now_ms: int
+    rng: Rng
+
+
+@runtime_checkable
+class GenesisSectionMaker(Protocol):
+    """A plugin that creates its role material and genesis section at consortium init."""
+
+    def make_genesis_section(self, setup: GenesisSetup) -> Mapping[bytes, bytes]:
+        """Initial state (full keys under ``b"<namespace>/genesis/"``); may write files."""
+        ...
+
+
+def compute_plugin_genesis(
+    setup: GenesisSetup, names: tuple[str, ...] | None = None
+) -> dict[bytes, bytes]:
+    """The genesis sections of the plugins named (all that make one, if ``None``)."""
+    state: dict[bytes, bytes] = {}
+    known = {p.name for p in get_plugins()}
+    for name in names or ():
+        if name not in known:
+            raise ConfigError(f"unknown plugin {name!r} (known: {', '.join(sorted(known))})")
+    for plugin in get_plugins():
+        if names is not None and plugin.name not in names:
+            continue
+        if isinstance(plugin, GenesisSectionMaker):
+            for key, value in plugin.make_genesis_section(setup).items():
+                if key in state:
+                    raise ConfigError(f"plugin {plugin.name!r} writes genesis key {key!r} twice")
+                state[key] = value
+    return state
 
 
 _registered: dict[str, ContractPlugin] = {}

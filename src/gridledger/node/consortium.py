@@ -41,6 +41,7 @@ from gridledger.crypto.rng import SYSTEM_RNG, Rng
 from gridledger.errors import ConfigError, NodeError
 from gridledger.ledger.block import GenesisConfig
 from gridledger.ledger.certificate import Validator
+from gridledger.ledger.plugins import GenesisSetup, compute_plugin_genesis
 from gridledger.node.client import ClientError, ConsortiumClient
 from gridledger.node.config import (
     Address,
@@ -103,6 +104,7 @@ def init_consortium(
     ports: list[tuple[int, int]] | None = None,
     identity: IdentitySetup | None = IdentitySetup(),  # noqa: B008 (frozen, immutable)
     rng: Rng = SYSTEM_RNG,
+    plugins: tuple[str, ...] | None = None,
 ) -> ConsortiumLayout:
     """Write keys, identity material, genesis and one config per replica into ``root``.
 
@@ -113,6 +115,10 @@ def init_consortium(
     and TC trustees are created and the genesis carries the identity contract's
     parameters; ``identity=None`` makes a KV-only chain. ``rng`` draws the
     replica keys, the CA key, serials and the DKG (RSA keys come from OpenSSL).
+    Every installed contract plugin that makes a genesis section
+    (:class:`~gridledger.ledger.plugins.GenesisSectionMaker`) writes its role
+    material under ``root/<plugin>/`` and adds its section (``plugins`` names a
+    subset; ``()`` for none).
     """
     if n < 1:
         raise ConfigError("a consortium needs at least one replica (n = 3f+1, e.g. 4)")
@@ -143,6 +149,11 @@ def init_consortium(
     if identity is not None:
         material = create_identity_material(root, replica_keys, ts // 1000, identity, rng)
         state = material.genesis_state()
+    setup = GenesisSetup(root, chain_id, tuple(validators), ts, rng)
+    for state_key, value in compute_plugin_genesis(setup, plugins).items():
+        if state_key in state:
+            raise ConfigError(f"genesis key {state_key!r} is written twice")
+        state[state_key] = value
     genesis = GenesisConfig.create(chain_id, validators, ts, state)
     (root / GENESIS_FILE).write_bytes(encode(genesis))
     if ports is None:
