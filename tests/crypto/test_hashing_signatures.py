@@ -8,6 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from gridledger.crypto.encryption import EncryptionPublicKey, seal
 from gridledger.crypto.errors import InvalidSignature, KeyFormatError
 from gridledger.crypto.hashing import hash_bytes, hash_value, register_tag, tagged_message
 from gridledger.crypto.rng import DeterministicRng
@@ -132,3 +133,10 @@ def test_non_canonical_s_is_refused() -> None:
     s = int.from_bytes(sig[32:], "little") + order  # same scalar, non-canonical encoding
     malleated = sig[:32] + s.to_bytes(32, "little")
     assert not key.public_key.is_valid(TAG_A, b"m", malleated)
+
+
+def test_bad_public_keys_are_typed_errors() -> None:
+    with pytest.raises(KeyFormatError):
+        seal(EncryptionPublicKey(bytes(32)), b"m", b"c")
+    with pytest.raises(KeyFormatError):
+        RsaPublicKey(n=(1 << 2047) + 1, e=(1 << 2047) + 3)

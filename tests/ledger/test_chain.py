@@ -1,13 +1,22 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-from gridledger.ledger.block import GenesisConfig, genesis_block, validate_block_link
+from gridledger.ledger.block import (
+    Block,
+    GenesisConfig,
+    compute_tx_root,
+    genesis_block,
+    validate_block_link,
+)
+from gridledger.ledger.certificate import CommitCertificate, Validator
 from gridledger.ledger.chain import Ledger
 from gridledger.ledger.errors import CertificateError, ChainError, StorageError
+from gridledger.ledger.execution import Receipt, compute_receipts_root
 from gridledger.ledger.light import LightClient
 from gridledger.ledger.merkle import verify_inclusion
 from gridledger.ledger.storage import MemoryBlockStore, SqliteBlockStore
@@ -139,7 +148,6 @@ def test_tampered_stored_state_is_detected(tmp_path: Path) -> None:
     ledger = Ledger(SqliteBlockStore(path), make_registry(), GENESIS)
     ledger.commit([kv_tx(ALICE, 1, b"k", b"v")], 5_000, 0, 0)
     ledger.store.close()
-    import sqlite3
 
     db = sqlite3.connect(path)
     db.execute("UPDATE state SET value = ? WHERE key = ?", (b"evil", b"test/k"))
@@ -164,3 +172,56 @@ def test_light_client_follows_a_ledger() -> None:
     _, absent, proof2 = ledger.get_state_proof(b"test/nothing")
     assert absent is None
     light.verify_state_value(height, b"test/nothing", None, proof2)
+
+
+def test_a_transaction_hash_has_one_receipt_on_the_whole_chain() -> None:
+    ledger = _ledger()
+    tx = kv_tx(ALICE, 1, b"k", b"v")
+    block, outcome = ledger.commit([tx, tx], 2_000, 0, 0)
+    assert block.transactions == (tx,)
+    assert [(r.ok, r.reason) for r in outcome.receipts] == [(True, "")]
+    block2, outcome2 = ledger.commit([tx], 3_000, 0, 0)  # replayed in a later block
+    assert block2.transactions == () and outcome2.receipts == ()
+    # A *different* transaction reusing the nonce still executes and is refused.
+    other = kv_tx(ALICE, 1, b"k", b"other")
+    _, outcome3 = ledger.commit([other], 4_000, 0, 0)
+    assert [(r.ok, r.reason) for r in outcome3.receipts] == [(False, "replayed nonce")]
+
+
+def test_a_block_carrying_a_replayed_copy_is_refused_on_re_execution() -> None:
+    src, dst = _ledger(), _ledger()
+    tx = kv_tx(ALICE, 1, b"k", b"v")
+    src.commit([tx], 2_000, 0, 0)
+    dst.apply(src.get_block(1))
+    # What a primary that still executed the copy would propose at height 2.
+    empty = src.propose([], 3_000, 0, 0).header
+    replay = Receipt(tx.tx_hash, False, "replayed nonce", b"")
+    forged = dataclasses.replace(
+        empty,
+        tx_root=compute_tx_root([tx]),
+        receipts_root=compute_receipts_root([replay]),
+        tx_count=1,
+    )
+    with pytest.raises(ChainError, match="different header"):
+        dst.apply(Block(forged, (tx,)))
+    assert dst.height == 1
+
+
+def test_apply_refuses_a_certificate_that_does_not_certify_the_block() -> None:
+    src, dst = _ledger(), _ledger()
+    block, _ = src.commit([kv_tx(ALICE, 1, b"k", b"v")], 2_000, 0, 0)
+    bogus = CommitCertificate(CHAIN, 1, b"\0" * 32, ())
+    with pytest.raises(CertificateError):
+        dst.apply(block, bogus)
+    assert dst.height == 0  # nothing applied
+    dst.apply(block, certify(block.header))
+    assert dst.store.get_certificate(1) is not None
+
+
+def test_genesis_refuses_one_key_under_several_ids_and_invalid_keys() -> None:
+    k = VALIDATORS[0].public_key
+    with pytest.raises(ChainError, match="distinct"):
+        GenesisConfig.create(CHAIN, [Validator(i, k) for i in range(4)], 0)
+    small_order = bytes([1]) + bytes(31)
+    with pytest.raises(ChainError, match="not a valid Ed25519"):
+        GenesisConfig.create(CHAIN, [*VALIDATORS[:3], Validator(3, small_order)], 0)

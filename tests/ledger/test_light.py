@@ -9,7 +9,9 @@ from gridledger.ledger.certificate import VoteSignature
 from gridledger.ledger.chain import Ledger
 from gridledger.ledger.errors import CertificateError, ChainError, ProofError
 from gridledger.ledger.light import LightClient
+from gridledger.ledger.merkle import MerkleProof, inclusion_proof
 from gridledger.ledger.storage import MemoryBlockStore
+from tests.ledger.helpers import GENESIS, certify, key, kv_tx, make_registry
 
 from .helpers import GENESIS, certify, key, kv_tx, make_registry
 
@@ -98,3 +100,18 @@ def test_rejects_bad_proofs(chain: tuple[Ledger, list[Block]]) -> None:
         light.verify_state_value(1, b"test/k0", value, sproof)  # stale header
     with pytest.raises(ChainError):
         light.verify_state_value(9, b"test/k0", value, sproof)  # unknown height
+
+
+def test_proof_size_must_match_the_header_tx_count() -> None:
+    ledger = Ledger(MemoryBlockStore(), make_registry(), GENESIS)
+    txs = [kv_tx(ALICE, i, b"k%d" % i, b"v") for i in range(1, 4)]
+    block, _ = ledger.commit(txs, 2_000, 0, 0)
+    light = LightClient(GENESIS)
+    light.add_header(block.header, certify(block.header))
+    hashes = [tx.tx_hash for tx in txs]
+    good = inclusion_proof(hashes, 2)
+    light.verify_tx_inclusion(1, hashes[2], good)
+    # The same path also hashes up to the root as "index 1 of 2": refused now.
+    lying = MerkleProof(1, 2, good.path)
+    with pytest.raises(ProofError):
+        light.verify_tx_inclusion(1, hashes[2], lying)

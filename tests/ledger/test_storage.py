@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -12,11 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from gridledger.ledger.block import Block, build_block, genesis_block, genesis_state
+from gridledger.ledger.block import (
+    Block,
+    build_block,
+    genesis_block,
+    genesis_state,
+)
 from gridledger.ledger.chain import Ledger
 from gridledger.ledger.errors import StorageError
 from gridledger.ledger.execution import Receipt
 from gridledger.ledger.storage import BlockStore, MemoryBlockStore, SqliteBlockStore
+from tests.ledger.helpers import GENESIS, certify, key, kv_tx, make_registry
 
 from .helpers import GENESIS, certify, key, kv_tx, make_registry
 
@@ -211,3 +218,16 @@ def test_sigkill_while_writing_leaves_only_whole_blocks(tmp_path: Path) -> None:
     assert fresh.head == ledger.head
     assert dict(store.iter_state()) == dict(fresh.state.items())
     store.close()
+
+
+def test_a_full_disk_is_a_typed_storage_error_and_loses_nothing(tmp_path: Path) -> None:
+    store = SqliteBlockStore(tmp_path / "chain.sqlite")
+    ledger = Ledger(store, make_registry(), GENESIS)
+    ledger.commit([kv_tx(ALICE, 1, b"k", b"v")], 2_000, 0, 0)
+    db: sqlite3.Connection = store._db
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count={pages + 2}")
+    big = [kv_tx(ALICE, i, b"key%d" % i, b"x" * 4000) for i in range(2, 60)]
+    with pytest.raises(StorageError):
+        ledger.commit(big, 3_000, 0, 0)
+    assert store.head_height() == 1
