@@ -11,7 +11,6 @@ from gridledger.ledger.errors import CertificateError, ChainError, ProofError
 from gridledger.ledger.light import LightClient
 from gridledger.ledger.merkle import MerkleProof, inclusion_proof
 from gridledger.ledger.storage import MemoryBlockStore
-from tests.ledger.helpers import GENESIS, certify, key, kv_tx, make_registry
 
 from .helpers import GENESIS, certify, key, kv_tx, make_registry
 

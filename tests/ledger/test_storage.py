@@ -23,7 +23,6 @@ from gridledger.ledger.chain import Ledger
 from gridledger.ledger.errors import StorageError
 from gridledger.ledger.execution import Receipt
 from gridledger.ledger.storage import BlockStore, MemoryBlockStore, SqliteBlockStore
-from tests.ledger.helpers import GENESIS, certify, key, kv_tx, make_registry
 
 from .helpers import GENESIS, certify, key, kv_tx, make_registry
 
@@ -168,7 +167,6 @@ import sys
 sys.path.insert(0, {root!r})
 from gridledger.ledger.chain import Ledger
 from gridledger.ledger.storage import SqliteBlockStore
-from tests.ledger.helpers import GENESIS, key, kv_tx, make_registry
 ledger = Ledger(SqliteBlockStore(sys.argv[1]), make_registry(), GENESIS)
 signer = key("writer")
 for h in range(ledger.height + 1, ledger.height + 2001):
