@@ -167,6 +167,7 @@ import sys
 sys.path.insert(0, {root!r})
 from gridledger.ledger.chain import Ledger
 from gridledger.ledger.storage import SqliteBlockStore
+from tests.ledger.helpers import GENESIS, key, kv_tx, make_registry
 ledger = Ledger(SqliteBlockStore(sys.argv[1]), make_registry(), GENESIS)
 signer = key("writer")
 for h in range(ledger.height + 1, ledger.height + 2001):
