@@ -65,6 +65,16 @@ def test_four_replicas_commit_the_same_blocks(tmp_path: Path) -> None:
             # a resubmitted transaction is answered from the chain, not executed twice
             again = await client.submit([encode(txs[0])], timeout=3)
             assert again == [first]
+            # so is a whole resubmitted batch, and a wait on many committed hashes, at any
+            # replica and at once (no waiting for a block that will never come)
+            for replica in range(4):
+                batch = await client.call(
+                    replica, "submit", {"txs": [encode(t).hex() for t in txs[:50]]}, 5
+                )
+                assert [r["status"] for r in batch["receipts"]] == ["committed"] * 50
+                hashes = [t.tx_hash.hex() for t in txs[200:260]]
+                waited = await client.call(replica, "wait", {"hashes": hashes, "timeout": 0.5}, 5)
+                assert [r["status"] for r in waited["receipts"]] == ["committed"] * 60
         finally:
             await client.close()
             for r in replicas:
