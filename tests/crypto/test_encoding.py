@@ -51,7 +51,8 @@ values = st.recursive(
     | st.binary(max_size=64)
     | st.text(max_size=32),
     lambda children: (
-        st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=12), children, max_size=6)
+        st.lists(children, max_size=6)
+        | st.dictionaries(st.text(max_size=12).filter(lambda k: k != "_t"), children, max_size=6)
     ),
     max_leaves=30,
 )

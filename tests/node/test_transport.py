@@ -7,13 +7,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from gridledger.consensus.tcp import (
+    ConnectorState,
+    HelloBody,
+    Session,
     TcpChallenge,
     TcpTransport,
-    TcpWelcome,
     compute_hello,
     encode_frame,
+    process_welcome,
     read_frame,
 )
 from gridledger.consensus.transport import MemoryHub, Transport, TransportError
@@ -75,13 +79,33 @@ async def raw_handshake(
     sender: int,
     receiver: int,
     chain_id: str = CHAIN,
-) -> bytes:
-    """Play the connector's side by hand; returns the hello frame that was sent."""
+) -> tuple[bytes, ConnectorState]:
+    """Play the connector's side by hand (any key, any claimed id); the hello sent and state."""
     challenge = decode_as(TcpChallenge, await read_frame(reader, 1024))
-    hello = compute_hello(key, chain_id, sender, receiver, challenge.challenge, bytes(32))
+    ephemeral = X25519PrivateKey.generate()
+    body = HelloBody(
+        chain_id,
+        sender,
+        receiver,
+        challenge.challenge,
+        bytes(32),
+        challenge.ephemeral,
+        ephemeral.public_key().public_bytes_raw(),
+    )
+    hello = compute_hello(key, body)
     writer.write(encode_frame(hello))
     await writer.drain()
-    return hello
+    return hello, ConnectorState(body, ephemeral)
+
+
+async def raw_connect(
+    port: int, keys: list[Ed25519PrivateKey], *, sender: int = 0, receiver: int = 1, **kw: Any
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Session]:
+    """A hand-driven genuine connector: the socket and the session keys it agreed."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, **kw)
+    _, state = await raw_handshake(reader, writer, keys[sender], sender=sender, receiver=receiver)
+    welcome = await read_frame(reader, 1024)
+    return reader, writer, process_welcome(state, welcome, keys[receiver].public_key)
 
 
 async def _make_memory(n: int) -> list[Transport]:
@@ -158,13 +182,12 @@ def test_tcp_refuses_oversized_frames() -> None:
         with pytest.raises(TransportError):
             a.send(1, bytes(a.max_frame + 1))
         # an authenticated raw client that announces a huge frame is disconnected
-        reader, writer = await asyncio.open_connection("127.0.0.1", b.port)
-        await raw_handshake(reader, writer, make_keys(2)[0], sender=0, receiver=1)
-        decode_as(TcpWelcome, await read_frame(reader, 1024))
-        writer.write((b.max_frame + 1).to_bytes(4, "big"))
+        reader, writer, _ = await raw_connect(b.port, make_keys(2))
+        writer.write((b.max_frame + 100).to_bytes(4, "big"))
         await writer.drain()
         assert await asyncio.wait_for(reader.read(), 5) == b""
         writer.close()
+        assert b.get_frame_failures() == {"oversize": 1}
         await a.close()
         await b.close()
 

@@ -7,7 +7,12 @@ not interpret the frames; every consensus message also carries its sender's
 signature, checked by the replica. The sender id handed to the receiver must be
 authenticated by the transport (node-level messages such as sync status and
 block replies are attributed to it): :class:`~gridledger.consensus.tcp.TcpTransport`
-runs a mutual Ed25519 challenge-response handshake per connection.
+runs a mutual Ed25519 challenge-response handshake per connection, with an
+ephemeral X25519 exchange inside it, and then seals every frame with
+ChaCha20-Poly1305 under a per-direction key and a counter nonce, so a frame is
+delivered only if the authenticated peer sent it, once, in order
+(``docs/protocols/transport.md``). A transport never raises into the receiver's
+caller for a bad frame: it drops the frame's connection and counts the reason.
 Implementations: :class:`~gridledger.consensus.tcp.TcpTransport` (asyncio TCP
 on loopback) and :class:`MemoryHub` / :class:`MemoryTransport`
 (in-process, for tests).

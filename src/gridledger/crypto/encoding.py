@@ -16,19 +16,34 @@ bytes) is rejected with :class:`EncodingError`.
 Frozen dataclasses registered with :func:`wire_type` encode as maps carrying
 their type name under ``"_t"``; :func:`decode_as` rebuilds them and checks the
 field types, so a message of one type can never be decoded as another.
+
+Everything here may be fed bytes chosen by an attacker (a peer's frame, a
+client's transaction), so every failure is an :class:`EncodingError` and the
+work done before refusing is bounded:
+
+- CBOR tags are refused *before* their content is decoded (no date, MIME,
+  regex, bignum or shared-reference decoder of ``cbor2`` ever runs), and so are
+  indefinite lengths, duplicate keys and nesting beyond :data:`MAX_DEPTH`;
+- a map's ``"_t"`` must be text, on both sides, so that the type tag of any
+  decoded value can be used as a dict key (a list or a map there once crashed
+  a replica's dispatch with ``TypeError: unhashable type``);
+- :func:`from_value` turns whatever a dataclass's ``__post_init__`` raises
+  into an :class:`EncodingError` that keeps its reason.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar, Union, cast
 
 import cbor2
 
 from gridledger.crypto.errors import EncodingError
+from gridledger.errors import GridledgerError
 
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024
 MAX_DEPTH = 64
@@ -113,6 +128,8 @@ def to_value(obj: Any, _depth: int = 0) -> Value:
             if not isinstance(k, str):
                 raise EncodingError("map keys must be text strings")
             out[k] = to_value(v, _depth + 1)
+        if TYPE_KEY in out and type(out[TYPE_KEY]) is not str:
+            raise EncodingError(f"the type tag {TYPE_KEY!r} must be text")
         return out
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         raise EncodingError(f"{type(obj).__name__} is not a registered wire type")
@@ -147,8 +164,53 @@ def _check_model(v: Any, depth: int = 0) -> None:
             if not isinstance(k, str):
                 raise EncodingError("map keys must be text strings")
             _check_model(x, depth + 1)
+        if TYPE_KEY in v and type(v[TYPE_KEY]) is not str:
+            raise EncodingError(f"the type tag {TYPE_KEY!r} must be text")
         return
     raise EncodingError(f"type {type(v).__name__} is not allowed in canonical data")
+
+
+def get_type_tag(value: Value) -> str | None:
+    """The wire name a decoded value carries, or ``None`` if it is not a tagged map.
+
+    Always a ``str`` or ``None`` (never a list or a map), so callers may use it
+    as a dict key even on a value that did not come from :func:`decode`.
+    """
+    if type(value) is not dict:
+        return None
+    tag = value.get(TYPE_KEY)
+    return tag if type(tag) is str else None
+
+
+class _TagRefused(Exception):
+    """Raised inside ``cbor2`` for any tag; never leaves :func:`decode`."""
+
+
+def _refuse_tag(*_args: object) -> None:
+    raise _TagRefused
+
+
+class _NoSemanticTags(Mapping[int, Callable[..., object]]):
+    """A ``semantic_decoders`` table that claims every tag and refuses it.
+
+    ``cbor2`` asks this table before running its own decoder for a tag, so the
+    tag's content is never decoded; unknown tags reach ``tag_hook`` (also a refusal).
+    """
+
+    def __getitem__(self, tag: int) -> Callable[..., object]:
+        return _refuse_tag
+
+    def __contains__(self, tag: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+_NO_TAGS = _NoSemanticTags()
 
 
 def decode(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Value:
@@ -161,8 +223,16 @@ def decode(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Value:
     if not data:
         raise EncodingError("empty input")
     try:
-        value = cbor2.loads(data)
-    except Exception as exc:  # truncated, malformed, unknown simple values, ...
+        value = cbor2.loads(
+            data,
+            semantic_decoders=_NO_TAGS,
+            tag_hook=_refuse_tag,
+            max_depth=MAX_DEPTH + 1,
+            allow_indefinite=False,
+            allow_duplicate_keys=False,
+            strict_hashable_types=True,
+        )
+    except Exception as exc:  # truncated, malformed, tags, unknown simple values, ...
         raise EncodingError(f"malformed CBOR: {type(exc).__name__}") from None
     _check_model(value)
     if cbor2.dumps(value, canonical=True) != data:
@@ -189,8 +259,9 @@ def _coerce(tp: Any, v: Value, where: str) -> Any:
                 errors.append(exc.reason)
         raise EncodingError(f"{where}: no alternative matches ({'; '.join(errors)})")
     if origin is typing.Literal:
-        if v not in typing.get_args(tp):
-            raise EncodingError(f"{where}: {v!r} is not one of {typing.get_args(tp)}")
+        allowed = typing.get_args(tp)
+        if not any(type(v) is type(a) and v == a for a in allowed):
+            raise EncodingError(f"{where}: {_brief(v)} is not one of {allowed}")
         return v
     if origin is tuple:
         args = typing.get_args(tp)
@@ -212,7 +283,7 @@ def _coerce(tp: Any, v: Value, where: str) -> Any:
         _kt, vt = typing.get_args(tp)
         if not isinstance(v, dict):
             raise EncodingError(f"{where}: expected a map")
-        return {k: _coerce(vt, x, f"{where}.{k}") for k, x in v.items()}
+        return {k: _coerce(vt, x, f"{where}.{k[:32]}") for k, x in v.items()}
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_value(tp, v)
     if tp is bool:
@@ -245,30 +316,46 @@ def _coerce(tp: Any, v: Value, where: str) -> Any:
 _HINTS: dict[type[Any], dict[str, Any]] = {}
 
 
+def _brief(v: Value) -> str:
+    """A short description of an untrusted value for an error message (never its full repr)."""
+    if v is None or type(v) in (bool, int):
+        return repr(v) if type(v) is not int or abs(v) < 10**20 else "a large int"
+    if type(v) in (str, bytes):
+        return repr(v[:32]) + ("..." if len(v) > 32 else "")
+    return f"a {type(v).__name__}"
+
+
 def from_value(cls: type[T], value: Value) -> T:
-    """Rebuild a registered dataclass from a decoded map, checking every field's type."""
-    if not isinstance(value, dict):
+    """Rebuild a registered dataclass from a decoded map, checking every field's type.
+
+    Any failure, including a ``__post_init__`` check of ``cls`` or of a nested
+    class that raises something else, is an :class:`EncodingError`.
+    """
+    if type(value) is not dict:
         raise EncodingError(f"{cls.__name__}: expected a map")
     name = wire_name(cls)
-    if value.get(TYPE_KEY) != name:
-        raise EncodingError(f"expected a {name}, got {value.get(TYPE_KEY)!r}")
+    tag = value.get(TYPE_KEY)
+    if tag != name:
+        raise EncodingError(f"expected a {name}, got {_brief(tag)}")
     hints = _HINTS.get(cls)
     if hints is None:
         hints = typing.get_type_hints(cls)
         _HINTS[cls] = hints
     fields = dataclasses.fields(cast(Any, cls))
-    expected = {f.name for f in fields} | {TYPE_KEY}
-    if set(value) != expected:
-        extra = sorted(set(value) - expected)
-        missing = sorted(expected - set(value))
+    if len(value) != len(fields) + 1 or not all(f.name in value for f in fields):
+        expected = {f.name for f in fields} | {TYPE_KEY}
+        extra = [k[:32] for k in itertools.islice((k for k in value if k not in expected), 8)]
+        missing = sorted(k for k in expected if k not in value)
         raise EncodingError(f"{name}: unexpected fields {extra}, missing {missing}")
-    kwargs = {f.name: _coerce(hints[f.name], value[f.name], f"{name}.{f.name}") for f in fields}
     try:
+        kwargs = {f.name: _coerce(hints[f.name], value[f.name], f"{name}.{f.name}") for f in fields}
         return cls(**kwargs)
     except EncodingError:
         raise
-    except (TypeError, ValueError) as exc:  # __post_init__ validation
-        raise EncodingError(f"{name}: {exc}") from None
+    except GridledgerError as exc:  # __post_init__ validation with a typed error
+        raise EncodingError(f"{name}: {exc.reason[:200]}") from None
+    except Exception as exc:  # __post_init__ validation (ValueError, TypeError, ...)
+        raise EncodingError(f"{name}: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 def decode_as(cls: type[T], data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> T:
