@@ -27,6 +27,8 @@ from gridledger.errors import GridledgerError, NodeError
 log = logging.getLogger(__name__)
 
 MAX_LINE = 8 * 1024 * 1024  # one request line; longer ones close the connection
+MAX_CONNECTIONS = 256  # open client connections; more are closed at once
+MAX_INFLIGHT_PER_CONNECTION = 64  # pipelined calls being served; more wait to be read
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -78,11 +80,16 @@ class ApiServer:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         task = asyncio.current_task()
+        if len(self._conns) >= MAX_CONNECTIONS:
+            writer.close()  # at capacity: the client retries elsewhere or later
+            return
         if task is not None:
             self._conns.add(task)
         inflight: set[asyncio.Task[None]] = set()
         try:
             while True:
+                while len(inflight) >= MAX_INFLIGHT_PER_CONNECTION:
+                    await asyncio.wait(set(inflight), return_when=asyncio.FIRST_COMPLETED)
                 try:
                     line = await reader.readline()
                 except ValueError:  # line above MAX_LINE
@@ -114,12 +121,15 @@ class ApiServer:
                 raise ApiError("params must be a JSON object")
             handler = self.methods.get(method) if isinstance(method, str) else None
             if handler is None:
-                raise ApiError(f"unknown method {method!r}")
+                shown = method[:64] if isinstance(method, str) else type(method).__name__
+                raise ApiError(f"unknown method {shown!r}")
             answer: dict[str, Any] = {"id": request_id, "result": await handler(params)}
         except GridledgerError as exc:
             answer = {"id": request_id, "error": exc.reason}
         except (ValueError, KeyError, TypeError) as exc:
-            answer = {"id": request_id, "error": f"bad request: {exc}"}
+            answer = {"id": request_id, "error": f"bad request: {str(exc)[:200]}"}
+        except RecursionError:  # JSON nested too deep: the client's mistake, not a bug
+            answer = {"id": request_id, "error": "bad request: nested too deeply"}
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug: answer, log, keep serving

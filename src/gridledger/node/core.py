@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gridledger.consensus.engine import (
+    AppendToLog,
     BroadcastFrame,
     ConsensusEngine,
     EngineContext,
@@ -41,6 +42,7 @@ from gridledger.consensus.engine import (
     ExecuteBlock,
     Finalized,
     LeaderChanged,
+    LogConsumer,
     NeedSync,
     PersistState,
     SendFrame,
@@ -50,13 +52,13 @@ from gridledger.consensus.messages import REQUEST_OVERHEAD_BYTES, ClientRequest
 from gridledger.consensus.params import ConsensusParams
 from gridledger.crypto.encoding import (
     decode,
-    decode_as,
     encode,
     from_value,
     get_type_tag,
     wire_name,
 )
 from gridledger.crypto.errors import EncodingError
+from gridledger.crypto.hashing import hash_bytes
 from gridledger.crypto.rng import Rng
 from gridledger.crypto.signatures import Ed25519PrivateKey
 from gridledger.errors import GridledgerError, NodeError
@@ -68,7 +70,12 @@ from gridledger.ledger.errors import LedgerError
 from gridledger.ledger.execution import Receipt
 from gridledger.ledger.quorum import compute_f
 from gridledger.ledger.storage import BlockStore
-from gridledger.ledger.tx import Transaction, verify_transaction_signature
+from gridledger.ledger.tx import (
+    TX_HASH_TAG,
+    Transaction,
+    decode_transaction,
+    verify_transaction_signature,
+)
 from gridledger.node.sync import (
     MAX_FETCH_BLOCKS,
     MAX_FETCH_BYTES,
@@ -79,6 +86,7 @@ from gridledger.node.sync import (
 
 ENGINE_CHANNEL = 0x01
 NODE_CHANNEL = 0x02
+_RECENT_RECEIPT_BLOCKS = 64  # decoded receipts kept for resent transactions
 _NODE_TYPES: dict[str, type[Any]] = {
     wire_name(SyncStatus): SyncStatus,
     wire_name(FetchBlocks): FetchBlocks,
@@ -96,9 +104,18 @@ class NodeLimits:
 
     max_tx_bytes: int = 64 * 1024
     max_submit_txs: int = 2_000
-    max_inflight_txs: int = 50_000  # admission control: accepted, not yet committed
+    # Admission control: transactions accepted and not yet committed. Past it a
+    # client hears "busy, retry after N ms" and nothing is kept, so the queue, and
+    # with it the latency, stays bounded past saturation: about max_inflight_txs /
+    # throughput (2,000 at ~1,000-3,000 tx/s: 0.7-2 s), while two full batches
+    # (max_batch 1,000) still fit. The retry delay is the time the committed rate
+    # of the last seconds needs to drain half the queue, within
+    # [busy_retry_ms, max_busy_retry_ms]: clients come back when there is room
+    # instead of resending in a storm that costs the replicas CPU.
+    max_inflight_txs: int = 2_000
     inflight_expiry_ms: int = 60_000
     busy_retry_ms: int = 200
+    max_busy_retry_ms: int = 2_000
     gossip_ms: int = 1_000
     lag_before_sync_ms: int = 2_000
     fetch_timeout_ms: int = 3_000
@@ -130,7 +147,15 @@ class Logged:
     message: str
 
 
-NodeEffect = Transmit | BlockCommitted | Logged
+@dataclass(frozen=True)
+class LogAppend:
+    """Publish ``payload`` to the external ordered log under dedup ``key`` (log engines only)."""
+
+    key: str
+    payload: bytes
+
+
+NodeEffect = Transmit | BlockCommitted | Logged | LogAppend
 
 
 def compute_receipt_json(
@@ -185,6 +210,9 @@ class _StoreChain:
     def get_certificate(self, height: int) -> CommitCertificate | None:
         return self._ledger.store.get_certificate(height)
 
+    def get_state(self, key: bytes) -> bytes | None:
+        return self._ledger.state.get(key)
+
 
 class NodeCore:
     """One replica, sans I/O: ledger + engine + state transfer + client intake."""
@@ -221,8 +249,12 @@ class NodeCore:
         self.bad_frames: Counter[str] = Counter()
         self.executed_txs = 0
         self.busy_answers = 0
+        self._rate_sample: tuple[int, int] | None = None  # (now_ms, executed_txs)
+        self._commit_rate = 0.0  # transactions per second, over the last gossip period
         self._decoded: dict[bytes, Transaction] = {}
         self._inflight: dict[bytes, int] = {}  # tx hash -> accepted at (ms)
+        self._recent_receipts: dict[int, tuple[tuple[Receipt, ...], bytes]] = {}
+        self._recent_index: dict[bytes, tuple[int, int]] = {}  # tx hash -> (height, index)
         self._sync: _Sync | None = None
         self._gossip = _Gossip()
         self.failed = False
@@ -254,16 +286,48 @@ class NodeCore:
         return min(self.limits.max_tx_bytes, room)
 
     def get_receipt_json(self, tx_hash: bytes) -> dict[str, Any] | None:
-        """The stored receipt of ``tx_hash`` in API form, or ``None`` if not on chain."""
-        found = self.store.find_tx(tx_hash)
+        """The stored receipt of ``tx_hash`` in API form, or ``None`` if not on chain.
+
+        Accepted and not yet committed: ``None`` without a store read. In one of
+        the last blocks: from memory. Otherwise one indexed read, and the block's
+        receipts are kept decoded for the next ones asked for.
+        """
+        if tx_hash in self._inflight:
+            return None
+        found = self._recent_index.get(tx_hash) or self.store.find_tx(tx_hash)
         if found is None:
             return None
         height, index = found
-        receipts = self.store.get_receipts(height)
-        header = self.store.get_header(height)
-        if receipts is None or header is None or index >= len(receipts):
+        cached = self._recent_receipts.get(height)
+        if cached is None:
+            receipts = self.store.get_receipts(height)
+            header = self.store.get_header(height)
+            if receipts is None or header is None:
+                return None
+            cached = (receipts, header.header_hash)
+            self._remember_receipts(height, cached)
+        receipts, block_hash = cached
+        if index >= len(receipts):
             return None
-        return compute_receipt_json(receipts[index], height, index, header.header_hash)
+        return compute_receipt_json(receipts[index], height, index, block_hash)
+
+    def _remember_receipts(self, height: int, entry: tuple[tuple[Receipt, ...], bytes]) -> None:
+        """Keep the receipts of the last few blocks decoded and indexed (bounded).
+
+        Resent transactions (a client retrying after ``busy`` or a lost answer)
+        are mostly in recent blocks; without this, every one of them would read
+        and decode its whole block's receipts again.
+        """
+        if height in self._recent_receipts:
+            return
+        self._recent_receipts[height] = entry
+        for index, receipt in enumerate(entry[0]):
+            self._recent_index.setdefault(receipt.tx_hash, (height, index))
+        while len(self._recent_receipts) > _RECENT_RECEIPT_BLOCKS:
+            old = next(iter(self._recent_receipts))
+            for receipt in self._recent_receipts.pop(old)[0]:
+                if self._recent_index.get(receipt.tx_hash, (old, 0))[0] == old:
+                    self._recent_index.pop(receipt.tx_hash, None)
 
     def get_status(self) -> dict[str, Any]:
         head = self.ledger.head
@@ -302,6 +366,9 @@ class NodeCore:
         out: list[NodeEffect] = []
         max_tx = self.max_tx_bytes
         for payload in payloads:
+            if len(self._inflight) >= self.limits.max_inflight_txs and len(payload) <= max_tx:
+                results.append(self._answer_at_capacity(payload))
+                continue
             if len(payload) > max_tx:
                 results.append(
                     {
@@ -312,7 +379,7 @@ class NodeCore:
                 )
                 continue
             try:
-                tx = decode_as(Transaction, payload)
+                tx = decode_transaction(payload)
                 if tx.chain_id != self.genesis.chain_id:
                     raise NodeError(f"transaction is for chain {tx.chain_id!r}")
                 if self.verify_on_submit:
@@ -335,7 +402,7 @@ class NodeCore:
                         "tx_hash": tx.tx_hash.hex(),
                         "status": "busy",
                         "reason": "replica at capacity",
-                        "retry_after_ms": self.limits.busy_retry_ms,
+                        "retry_after_ms": self.get_retry_after_ms(),
                     }
                 )
                 continue
@@ -344,6 +411,31 @@ class NodeCore:
             results.append(pending)
             out.extend(self.on_request(ClientRequest(tx.sender, tx.nonce, payload), now_ms))
         return results, out
+
+    def _answer_at_capacity(self, payload: bytes) -> dict[str, Any]:
+        """At the admission bound: answer from memory, without decoding or reading the store.
+
+        Overloaded replicas hear many resent transactions; refusing one must
+        cost far less than executing one, or refusals eat the capacity they
+        protect. The payload's hash under the transaction tag is its hash if it
+        is a transaction at all; a pending or recently committed one gets its
+        usual answer, anything else ``busy`` (always a safe answer: nothing is
+        kept or ordered, and the full checks run when the client comes back).
+        """
+        tx_hash = hash_bytes(TX_HASH_TAG, payload)
+        if tx_hash in self._inflight:
+            return {"tx_hash": tx_hash.hex(), "status": "pending"}
+        if tx_hash in self._recent_index:
+            known = self.get_receipt_json(tx_hash)
+            if known is not None:
+                return known
+        self.busy_answers += 1
+        return {
+            "tx_hash": tx_hash.hex(),
+            "status": "busy",
+            "reason": "replica at capacity",
+            "retry_after_ms": self.get_retry_after_ms(),
+        }
 
     def on_request(self, request: ClientRequest, now_ms: int) -> list[NodeEffect]:
         """Hand an already checked request to the engine (``submit`` does the checks).
@@ -373,9 +465,10 @@ class NodeCore:
             self.bad_frames[type(exc).__name__] += 1
         except (MemoryError, RecursionError):
             raise
-        except Exception as exc:  # a handler bug must not stop the replica; say so loudly
+        except Exception as exc:  # a handler bug must not stop the replica; say so once
             self.bad_frames["handler-bug"] += 1
-            return [Logged(logging.ERROR, f"frame from {sender} hit a bug: {exc!r}")]
+            level = logging.ERROR if self.bad_frames["handler-bug"] == 1 else logging.DEBUG
+            return [Logged(level, f"frame from {sender} hit a bug: {exc!r}")]
         return []
 
     def _on_node_frame(self, sender: int, body: bytes, now_ms: int) -> list[NodeEffect]:
@@ -398,6 +491,19 @@ class NodeCore:
         assert isinstance(msg, BlocksReply)
         return self._on_blocks(sender, msg, now_ms)
 
+    # -- events: an external ordered log ------------------------------------------------
+
+    @property
+    def log_position(self) -> int:
+        """Where the log adapter resumes (0 if the engine consumes no log)."""
+        return self.engine.log_position if isinstance(self.engine, LogConsumer) else 0
+
+    def on_log(self, seq: int, payload: bytes, now_ms: int) -> list[NodeEffect]:
+        """Entry ``seq`` of the external ordered log, from the shell's log adapter."""
+        if not isinstance(self.engine, LogConsumer):
+            return []
+        return self._run(self.engine.on_log(seq, payload, now_ms), now_ms)
+
     # -- events: time -----------------------------------------------------------------
 
     def on_tick(self, now_ms: int) -> list[NodeEffect]:
@@ -409,6 +515,7 @@ class NodeCore:
             self._gossip.next_ms = now_ms + self.limits.gossip_ms
             out.extend(self._gossip_tick(now_ms))
             self._expire_inflight(now_ms)
+            self._sample_commit_rate(now_ms)
         return out
 
     # -- engine effects ---------------------------------------------------------------
@@ -434,6 +541,8 @@ class NodeCore:
                 self._on_finalized(effect, out)
             elif isinstance(effect, NeedSync):
                 out.extend(self._start_sync(effect.target, effect.peers, now_ms, by_engine=True))
+            elif isinstance(effect, AppendToLog):
+                out.append(LogAppend(effect.key, effect.payload))
             elif isinstance(effect, LeaderChanged):
                 out.append(
                     Logged(
@@ -465,7 +574,7 @@ class NodeCore:
             tx = self._decoded.pop(req.payload, None)
             if tx is None:
                 try:
-                    tx = decode_as(Transaction, req.payload)
+                    tx = decode_transaction(req.payload)
                 except EncodingError:
                     continue  # not a transaction: dropped by every replica alike
             txs.append(tx)
@@ -481,6 +590,7 @@ class NodeCore:
         self.executed_txs += len(block.transactions)
         for tx in block.transactions:
             self._inflight.pop(tx.tx_hash, None)
+        self._remember_receipts(block.height, (receipts, block.header.header_hash))
         out.append(BlockCommitted(block, receipts))
 
     def _on_finalized(self, effect: Finalized, out: list[NodeEffect]) -> None:
@@ -499,6 +609,20 @@ class NodeCore:
         self._decoded[payload] = tx
         while len(self._decoded) > self.limits.max_decoded:
             del self._decoded[next(iter(self._decoded))]
+
+    def get_retry_after_ms(self) -> int:
+        """How long a client told ``busy`` should wait: half the queue's drain time."""
+        limits = self.limits
+        if self._commit_rate <= 0:  # nothing committed lately: stalled (or just started)
+            return limits.max_busy_retry_ms if self._inflight else limits.busy_retry_ms
+        drain_ms = int(500 * len(self._inflight) / self._commit_rate)
+        return max(limits.busy_retry_ms, min(limits.max_busy_retry_ms, drain_ms))
+
+    def _sample_commit_rate(self, now_ms: int) -> None:
+        sample = self._rate_sample
+        self._rate_sample = (now_ms, self.executed_txs)
+        if sample is not None and now_ms > sample[0]:
+            self._commit_rate = (self.executed_txs - sample[1]) * 1000 / (now_ms - sample[0])
 
     def _expire_inflight(self, now_ms: int) -> None:
         """Forget accepted transactions that never committed (a client may resubmit them)."""

@@ -11,7 +11,10 @@ what the core must not touch:
 * SQLite (opened here, handed to the core as its store);
 * the client API: ``submit`` and ``wait`` park a future per transaction hash,
   resolved by the core's ``BlockCommitted`` effects; reads go through
-  :class:`~gridledger.node.service.NodeService`.
+  :class:`~gridledger.node.service.NodeService`;
+* the HTTP API and dashboard (when the config names an ``http`` address):
+  uvicorn in this same loop (:mod:`gridledger.node.http`), with every
+  ``BlockCommitted`` fanned out to its event-stream subscribers.
 
 The core loop is supervised: a bug that escapes a handler is logged with its
 traceback and counted, and the loop goes on; only a failed write of the
@@ -51,6 +54,8 @@ from gridledger.node.core import (
     Transmit,
     compute_receipt_json,
 )
+from gridledger.node.http import Broadcaster, HttpServer, HttpSettings, create_app
+from gridledger.node.http.auth import SessionTable
 from gridledger.node.keys import read_key
 from gridledger.node.service import NodeService, ServiceError
 
@@ -106,6 +111,7 @@ class Replica:
         synchronous: str = "FULL",
         verify_on_submit: bool = False,
         limits: NodeLimits | None = None,
+        http_settings: HttpSettings | None = None,
     ) -> None:
         self.config = config
         self.id = config.replica_id
@@ -141,6 +147,21 @@ class Replica:
         )
         self.transport.set_receiver(self._on_frame)
         self.api = ApiServer(config.api.host, config.api.port, self._api_methods())
+        self.broadcaster = Broadcaster()
+        self.http: HttpServer | None = None
+        if config.http is not None:
+            app = create_app(
+                self.service,
+                submit=self._api_submit,
+                wait=self._api_wait,
+                status=self._api_status,
+                broadcaster=self.broadcaster,
+                sessions=SessionTable(config.chain_id),
+                settings=http_settings,
+            )
+            self.http = HttpServer(
+                app, config.http.host, config.http.port, on_close=self.broadcaster.close
+            )
         self._frames: deque[tuple[int, bytes]] = deque()
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -170,6 +191,8 @@ class Replica:
         """Listen (replicas and clients) and start the core loop."""
         await self.transport.start()
         await self.api.start()
+        if self.http is not None:
+            await self.http.start()
         self._tasks = [
             asyncio.create_task(self._run_core(), name=f"replica-{self.id}-core"),
             asyncio.create_task(self._run_status_log(), name=f"replica-{self.id}-log"),
@@ -194,6 +217,8 @@ class Replica:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.api.close()
+        if self.http is not None:
+            await self.http.close()
         await self.transport.close()
         self.store.close()
         log.info("replica %d stopped at height %d", self.id, self.core.ledger.height)
@@ -254,6 +279,9 @@ class Replica:
                         self.transport.send(effect.to, effect.frame)
             elif isinstance(effect, BlockCommitted):
                 self._resolve_waiters(effect)
+                if self.broadcaster.count:
+                    block, trades = self.service.get_commit_event(effect.block)
+                    self.broadcaster.on_block(block, trades)
             elif isinstance(effect, Logged):
                 log.log(effect.level, "%s", effect.message)
 
@@ -305,6 +333,13 @@ class Replica:
         status["peers"] = self.transport.get_connected_peers()
         status["restored_votes"] = self.restored_votes
         status["loop_errors"] = self.loop_errors
+        if isinstance(self.transport, TcpTransport):
+            status["transport"] = {
+                "auth_failures": dict(self.transport.get_auth_failures()),
+                "frame_failures": dict(self.transport.get_frame_failures()),
+                "pending_handshakes": self.transport.get_pending_handshakes(),
+                "dropped": self.transport.get_dropped(),
+            }
         return status
 
     @staticmethod
@@ -326,7 +361,9 @@ class Replica:
             raise TooManyTransactions(
                 f"too many transactions: {len(raw)} in one submit, at most {MAX_SUBMIT_TXS}"
             )
-        wait = bool(params.get("wait", False))
+        wait = params.get("wait", False)
+        if not isinstance(wait, bool):
+            raise ApiError("wait must be true or false")
         timeout = self._get_timeout(params)
         max_hex = 2 * self.core.max_tx_bytes
         results: list[dict[str, Any]] = []
