@@ -1,0 +1,184 @@
+"""Seed 003's fixed-piece market as contract logic (§4 of the spec, proc. 4-6).
+
+A piece is the power-time tuple ``(piece_power_w, piece_ms[slot % len])``: one
+coin amount (``piece_price``) buys it, so a longer time in a slot is a lower
+price per Wh (the paper's variable prices). Messages are anonymous: an offer
+names only one-time keys, a request only a random nonce.
+
+* :func:`process_offer` - checks (keys well formed, the redeem key never used,
+  the slot's gate ahead, 16-byte nonce) then pools the offer in arrival order,
+  valid ``offer_validity_ms`` (and never past the gate).
+* :func:`process_request` - pairs the request with the oldest live offer of the
+  slot (first come, first served); with none open, the DSO offers grid energy
+  at ``dso_import_price`` to the DSO's keys. The pairing and its invoice are
+  written in the same transaction: the pairing is the contract's own output,
+  certified with the block by 2f+1 replicas, so no meter can forge one that
+  names its key, nor replay one (a request nonce and an offer pair once).
+* :func:`process_pool` (end of block) - expires offers past their validity
+  (their sellers re-announce with fresh keys, :mod:`gridledger.market.client`)
+  and, when more than ``surplus_threshold`` live offers wait in a slot, pairs
+  the oldest surplus ones with the DSO as buyer at ``dso_export_price``.
+* :func:`process_pairing_due` - a pairing unpaid at its deadline is void; its
+  offer, if still valid, goes back to the pool in its old place.
+"""
+
+from __future__ import annotations
+
+from gridledger.crypto.encoding import decode_as, encode
+from gridledger.crypto.hashing import hash_bytes
+from gridledger.crypto.signatures import is_valid_ed25519_public_key
+from gridledger.ledger.contracts import BlockContext, StateView
+from gridledger.market import keys
+from gridledger.market.errors import PieceRejected
+from gridledger.market.messages import (
+    NONCE_SIZE,
+    PIECE_ID_TAG,
+    MarketConfig,
+    OfferRecord,
+    Pairing,
+    PieceOffer,
+    PieceRequest,
+)
+from gridledger.market.orders import compute_gate_ms, is_slot_open
+from gridledger.market.settlement import NAMESPACE, get_next_seq
+from gridledger.payments.invoice import Invoice, compute_invoice_key, get_payment
+from gridledger.payments.units import Money
+
+
+def compute_piece_energy_mj(config: MarketConfig, slot: int) -> int:
+    """A piece's energy in W·ms (mJ): its power times its duration in this slot."""
+    return config.piece_power_w * config.piece_ms[slot % len(config.piece_ms)]
+
+
+def _check_slot(view: StateView, config: MarketConfig, slot: int, now_ms: int) -> None:
+    if slot < 0 or not is_slot_open(view, config, slot, now_ms):
+        raise PieceRejected(f"slot {slot} is closed")
+
+
+def process_offer(view: StateView, config: MarketConfig, offer: PieceOffer, now_ms: int) -> bytes:
+    """Pool an anonymous offer of one piece; receipt: the offer id."""
+    if len(offer.nonce) != NONCE_SIZE or len(offer.enc_key) != 32:
+        raise PieceRejected("offer needs a 16-byte nonce and a 32-byte encryption key")
+    if not is_valid_ed25519_public_key(offer.redeem_key):
+        raise PieceRejected("offer's redeem key is not an Ed25519 public key")
+    _check_slot(view, config, offer.slot, now_ms)
+    if view.get(keys.USED_KEY + offer.redeem_key) is not None:
+        raise PieceRejected("one-time key used before")
+    offer_id = hash_bytes(PIECE_ID_TAG, b"offer" + encode(offer))
+    seq = get_next_seq(view)
+    expires = min(now_ms + config.offer_validity_ms, compute_gate_ms(config, offer.slot))
+    record = OfferRecord(offer_id, offer.slot, offer.redeem_key, offer.enc_key, seq, expires)
+    view.put(keys.USED_KEY + offer.redeem_key, offer_id)
+    view.put(keys.OFFER + offer_id, encode(record))
+    view.put(keys.POOL + keys.u64(offer.slot) + keys.u64(seq), encode(record))
+    view.put(keys.OPEN_SLOT + keys.u64(offer.slot), b"")
+    return offer_id
+
+
+def _pair(
+    view: StateView,
+    config: MarketConfig,
+    ctx: BlockContext,
+    slot: int,
+    offer: OfferRecord | None,
+    request_id: bytes,
+) -> Pairing:
+    """Write a pairing and its invoice; ``offer`` None: the DSO sells."""
+    if offer is None:
+        offer_id, redeem, enc, amount = (
+            b"",
+            config.dso_redeem_key,
+            config.dso_enc_key,
+            config.dso_import_price,
+        )
+    elif not request_id:
+        offer_id, redeem, enc, amount = (
+            offer.offer_id,
+            offer.redeem_key,
+            offer.enc_key,
+            config.dso_export_price,
+        )
+    else:
+        offer_id, redeem, enc, amount = (
+            offer.offer_id,
+            offer.redeem_key,
+            offer.enc_key,
+            config.piece_price,
+        )
+    pairing_id = hash_bytes(PIECE_ID_TAG, b"pairing" + offer_id + request_id + keys.u64(ctx.height))
+    deadline = ctx.timestamp_ms + config.pay_window_ms
+    pairing = Pairing(
+        pairing_id, offer_id, request_id, slot, compute_piece_energy_mj(config, slot),
+        amount, redeem, enc, deadline, ctx.height,
+    )  # fmt: skip
+    view.put(keys.PAIRING + pairing_id, encode(pairing))
+    view.put(
+        compute_invoice_key(pairing_id),
+        encode(Invoice(pairing_id, Money(amount), redeem, enc, deadline)),
+    )
+    keys.process_due(view.put, deadline, keys.DUE_PAIRING, pairing_id)
+    return pairing
+
+
+def _take_oldest_offer(view: StateView, slot: int, now_ms: int) -> OfferRecord | None:
+    for key, raw in view.scan(keys.POOL + keys.u64(slot)):
+        record = decode_as(OfferRecord, raw)
+        view.delete(key)
+        if record.expires_ms > now_ms:
+            return record
+    return None
+
+
+def process_request(
+    view: StateView, config: MarketConfig, request: PieceRequest, ctx: BlockContext
+) -> bytes:
+    """Pair an anonymous request first come first served (the DSO if no local offer is open).
+
+    Receipt: the :class:`Pairing`.
+    """
+    if len(request.nonce) != NONCE_SIZE:
+        raise PieceRejected("request needs a 16-byte nonce")
+    _check_slot(view, config, request.slot, ctx.timestamp_ms)
+    if view.get(keys.PIECE_NONCE + request.nonce) is not None:
+        raise PieceRejected("request nonce used before (a replay)")
+    view.put(keys.PIECE_NONCE + request.nonce, b"\x01")
+    request_id = hash_bytes(PIECE_ID_TAG, b"request" + encode(request))
+    offer = _take_oldest_offer(view, request.slot, ctx.timestamp_ms)
+    return encode(_pair(view, config, ctx, request.slot, offer, request_id))
+
+
+def process_pool(view: StateView, config: MarketConfig, ctx: BlockContext, slot: int) -> int:
+    """Expire stale offers of ``slot``; let the DSO buy the surplus; return live offers left."""
+    live: list[tuple[bytes, OfferRecord]] = []
+    for key, raw in view.scan(keys.POOL + keys.u64(slot)):
+        record = decode_as(OfferRecord, raw)
+        if record.expires_ms <= ctx.timestamp_ms:
+            view.delete(key)
+        else:
+            live.append((key, record))
+    surplus = len(live) - config.surplus_threshold
+    for key, record in live[: max(surplus, 0)]:
+        view.delete(key)
+        _pair(view, config, ctx, slot, record, b"")
+    return len(live) - max(surplus, 0)
+
+
+def get_pairing(view: StateView, pairing_id: bytes) -> Pairing | None:
+    raw = view.get(keys.PAIRING + pairing_id)
+    return None if raw is None else decode_as(Pairing, raw)
+
+
+def process_pairing_due(
+    view: StateView, config: MarketConfig, pairing: Pairing, now_ms: int
+) -> bool:
+    """At the deadline: paid -> done (True); unpaid -> void, the offer back in its place."""
+    if get_payment(view, NAMESPACE, pairing.pairing_id) is not None:
+        view.put(keys.SETTLED + pairing.pairing_id, b"\x01")
+        return True
+    view.put(keys.VOID + pairing.pairing_id, b"\x01")
+    raw = view.get(keys.OFFER + pairing.offer_id) if pairing.offer_id else None
+    if raw is not None:
+        record = decode_as(OfferRecord, raw)
+        if record.expires_ms > now_ms and is_slot_open(view, config, record.slot, now_ms):
+            view.put(keys.POOL + keys.u64(record.slot) + keys.u64(record.seq), raw)
+    return False
