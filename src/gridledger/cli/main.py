@@ -35,11 +35,13 @@ def demo(
 def _register_subcommands() -> None:
     """Attach the sub-apps of the layers that provide them (kept lazy and optional)."""
     from gridledger.cli.consortium import consortium_app, explorer_app, node_app
+    from gridledger.cli.http import api_app
     from gridledger.sim.cli import app as sim_app
 
     app.add_typer(consortium_app, name="consortium")
     app.add_typer(node_app, name="node")
     app.add_typer(explorer_app, name="explorer")
+    app.add_typer(api_app, name="api")
     app.add_typer(sim_app, name="sim", help="Simulate a microgrid on real household data.")
 
 

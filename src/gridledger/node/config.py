@@ -8,6 +8,7 @@ directory)::
       "chain_id": "gridledger-local",
       "listen": "127.0.0.1:7100",
       "api": "127.0.0.1:7200",
+      "http": "127.0.0.1:7300",
       "peers": {"0": {"replica": "127.0.0.1:7100", "api": "127.0.0.1:7200"}, ...},
       "data_dir": "node-0",
       "key_file": "keys/replica-0.pem",
@@ -65,6 +66,7 @@ class NodeConfig:
     key_file: Path
     genesis_file: Path
     consensus: ConsensusParams = field(default_factory=ConsensusParams)
+    http: Address | None = None  # the HTTP API and dashboard (optional; port 0 picks one)
 
     @property
     def n(self) -> int:
@@ -149,6 +151,7 @@ def parse_config(data: Any, base_dir: Path, where: str) -> NodeConfig:
         key_file=base_dir / _get(data, "key_file", str, where),
         genesis_file=base_dir / _get(data, "genesis_file", str, where),
         consensus=_parse_consensus(data.get("consensus"), where),
+        http=None if data.get("http") is None else parse_address(data["http"], f"{where}: http"),
     )
 
 
@@ -177,7 +180,7 @@ def config_to_json(config: NodeConfig, base_dir: Path) -> dict[str, Any]:
         except ValueError:
             return str(p)
 
-    return {
+    answer: dict[str, Any] = {
         "replica_id": config.replica_id,
         "chain_id": config.chain_id,
         "listen": str(config.listen),
@@ -191,6 +194,9 @@ def config_to_json(config: NodeConfig, base_dir: Path) -> dict[str, Any]:
         "genesis_file": rel(config.genesis_file),
         "consensus": asdict(config.consensus),
     }
+    if config.http is not None:
+        answer["http"] = str(config.http)
+    return answer
 
 
 def write_config(path: Path, config: NodeConfig) -> None:

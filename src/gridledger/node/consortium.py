@@ -35,6 +35,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from gridledger.consensus.dpos.config import DposConfig
+from gridledger.consensus.dpos.config import make_genesis_section as make_dpos_section
+from gridledger.consensus.ordering.config import OrderingConfig
+from gridledger.consensus.ordering.config import make_genesis_section as make_ordering_section
+from gridledger.consensus.ordering.servers import (
+    NATS_PLAN_FILE,
+    NatsCluster,
+    plan_nats_cluster,
+    read_nats_plan,
+    start_nats_cluster,
+    write_nats_plan,
+)
 from gridledger.crypto.encoding import decode_as, encode
 from gridledger.crypto.errors import EncodingError
 from gridledger.crypto.rng import SYSTEM_RNG, Rng
@@ -82,6 +94,15 @@ class ConsortiumLayout:
         cfg = load_config(self.configs[0])
         return {pid: p.api for pid, p in cfg.peers.items()}
 
+    def get_http_addresses(self) -> dict[int, Address]:
+        """Each replica's HTTP API and dashboard address (replicas without one left out)."""
+        found = {}
+        for i, path in enumerate(self.configs):
+            http = load_config(path).http
+            if http is not None:
+                found[i] = http
+        return found
+
     def log_path(self, replica: int) -> Path:
         return self.root / "logs" / f"node-{replica}.log"
 
@@ -105,6 +126,8 @@ def init_consortium(
     identity: IdentitySetup | None = IdentitySetup(),  # noqa: B008 (frozen, immutable)
     rng: Rng = SYSTEM_RNG,
     plugins: tuple[str, ...] | None = None,
+    http_ports: list[int] | None = None,
+    engine: str = "pbft",
 ) -> ConsortiumLayout:
     """Write keys, identity material, genesis and one config per replica into ``root``.
 
@@ -118,11 +141,15 @@ def init_consortium(
     Every installed contract plugin that makes a genesis section
     (:class:`~gridledger.ledger.plugins.GenesisSectionMaker`) writes its role
     material under ``root/<plugin>/`` and adds its section (``plugins`` names a
-    subset; ``()`` for none).
+    subset; ``()`` for none). Replica ``i`` serves the HTTP API and dashboard on
+    ``base_port + 200 + i`` (on ``http_ports[i]`` if given; none when ``ports`` is
+    given without ``http_ports``). ``engine`` picks the consensus engine: ``pbft``,
+    ``dpos`` (every replica a producer, 1 s slots) or ``jetstream`` (a 3-server
+    NATS JetStream cluster planned in ``nats.json``, started by ``consortium up``).
     """
     if n < 1:
         raise ConfigError("a consortium needs at least one replica (n = 3f+1, e.g. 4)")
-    if not 1024 <= base_port <= 65535 - 100 - n:
+    if not 1024 <= base_port <= 65535 - 200 - n:
         raise ConfigError(f"base port {base_port} leaves no room for {n} replicas")
     try:
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
@@ -154,10 +181,18 @@ def init_consortium(
         if state_key in state:
             raise ConfigError(f"genesis key {state_key!r} is written twice")
         state[state_key] = value
-    genesis = GenesisConfig.create(chain_id, validators, ts, state)
+    for state_key, value in compute_engine_genesis(root, engine, n).items():
+        if state_key in state:
+            raise ConfigError(f"genesis key {state_key!r} is written twice")
+        state[state_key] = value
+    genesis = GenesisConfig.create(chain_id, validators, ts, state, engine=engine)
     (root / GENESIS_FILE).write_bytes(encode(genesis))
+    if http_ports is not None and len(http_ports) != n:
+        raise ConfigError(f"{len(http_ports)} HTTP ports given for {n} replicas")
     if ports is None:
         ports = [(base_port + i, base_port + 100 + i) for i in range(n)]
+        if http_ports is None:
+            http_ports = [base_port + 200 + i for i in range(n)]
     peers = {
         i: PeerConfig(Address(host, ports[i][0]), Address(host, ports[i][1])) for i in range(n)
     }
@@ -173,6 +208,7 @@ def init_consortium(
             key_file=root / "keys" / f"replica-{i}.pem",
             genesis_file=root / GENESIS_FILE,
             consensus=consensus or ConsensusParams(),
+            http=None if http_ports is None else Address(host, http_ports[i]),
         )
         path = root / f"node-{i}.json"
         write_config(path, cfg)
@@ -193,6 +229,18 @@ def init_consortium(
     }
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return ConsortiumLayout(root, chain_id, tuple(configs))
+
+
+def compute_engine_genesis(root: Path, engine: str, n: int) -> dict[bytes, bytes]:
+    """The genesis section an engine needs (and, for ``jetstream``, the NATS server plan)."""
+    if engine == "pbft":
+        return {}
+    if engine == "dpos":
+        return make_dpos_section(DposConfig(producers=n, block_interval_ms=1_000))
+    if engine == "jetstream":
+        write_nats_plan(root / NATS_PLAN_FILE, plan_nats_cluster(root, 3))
+        return make_ordering_section(OrderingConfig(stream_replicas=3))
+    raise ConfigError(f"unknown consensus engine {engine!r} (pbft, dpos, jetstream)")
 
 
 def load_layout(root: Path) -> ConsortiumLayout:
@@ -238,6 +286,7 @@ class ConsortiumProcesses:
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self._logs: dict[int, IO[bytes]] = {}
         self._env = env
+        self.nats: NatsCluster | None = None
 
     def start_replica(self, replica: int) -> None:
         """Spawn replica ``replica`` (its output appended to ``logs/node-<i>.log``)."""
@@ -260,6 +309,10 @@ class ConsortiumProcesses:
         )
 
     def start(self) -> None:
+        """Start the NATS servers the consortium needs (``jetstream``), then every replica."""
+        plan = self.layout.root / NATS_PLAN_FILE
+        if plan.exists() and self.nats is None:
+            self.nats = start_nats_cluster(read_nats_plan(plan))
         for i in range(self.layout.n):
             self.start_replica(i)
 
@@ -308,6 +361,9 @@ class ConsortiumProcesses:
         for fh in self._logs.values():
             fh.close()
         self._logs.clear()
+        if self.nats is not None:
+            self.nats.stop()
+            self.nats = None
         return codes
 
     def __enter__(self) -> ConsortiumProcesses:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -33,6 +34,10 @@ from typing import Any
 
 from gridledger.consensus import pbft_engine
 from gridledger.consensus.clock import Clock
+from gridledger.consensus.ordering.config import ENGINE_NAME as ORDERING_ENGINE
+from gridledger.consensus.ordering.config import get_config as get_ordering_config
+from gridledger.consensus.ordering.nats_log import JetStreamLog, LogUnavailable
+from gridledger.consensus.ordering.servers import NATS_PLAN_FILE, read_nats_plan
 from gridledger.consensus.tcp import TcpTransport
 from gridledger.consensus.transport import Transport, TransportError
 from gridledger.crypto.rng import SYSTEM_RNG
@@ -46,6 +51,7 @@ from gridledger.node.config import NodeConfig
 from gridledger.node.consortium import load_genesis
 from gridledger.node.core import (
     BlockCommitted,
+    LogAppend,
     Logged,
     NodeCore,
     NodeCoreError,
@@ -83,6 +89,22 @@ class WallClock:
     def now_ms(self) -> int:
         self._last = max(self._last, time.time_ns() // 1_000_000)
         return self._last
+
+
+def _make_log_adapter(config: NodeConfig, genesis: GenesisConfig) -> JetStreamLog | None:
+    """The NATS JetStream client of a ``jetstream`` chain (servers from ``nats.json`` beside
+    the genesis file, or ``GRIDLEDGER_NATS_URLS``, comma-separated); ``None`` otherwise."""
+    if genesis.engine != ORDERING_ENGINE:
+        return None
+    env = os.environ.get("GRIDLEDGER_NATS_URLS")
+    if env:
+        urls = [u.strip() for u in env.split(",") if u.strip()]
+    else:
+        urls = [s.url for s in read_nats_plan(config.genesis_file.parent / NATS_PLAN_FILE)]
+    # Each replica prefers a different server and fails over to the others.
+    k = config.replica_id % len(urls)
+    replicas = get_ordering_config(genesis).stream_replicas
+    return JetStreamLog(urls[k:] + urls[:k], genesis.chain_id, replicas)
 
 
 def _open_store(config: NodeConfig, synchronous: str) -> SqliteBlockStore:
@@ -163,6 +185,10 @@ class Replica:
                 app, config.http.host, config.http.port, on_close=self.broadcaster.close
             )
         self._frames: deque[tuple[int, bytes]] = deque()
+        # Engines that order through an outside log (jetstream): the NATS client lives here.
+        self.log_adapter = _make_log_adapter(config, self.genesis)
+        self._log_entries: deque[tuple[int, bytes]] = deque()
+        self._appends: set[asyncio.Task[None]] = set()
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -190,6 +216,8 @@ class Replica:
     async def start(self) -> None:
         """Listen (replicas and clients) and start the core loop."""
         await self.transport.start()
+        if self.log_adapter is not None:
+            await self.log_adapter.start(self.core.log_position, self._on_log_entry)
         await self.api.start()
         if self.http is not None:
             await self.http.start()
@@ -220,6 +248,10 @@ class Replica:
         if self.http is not None:
             await self.http.close()
         await self.transport.close()
+        for task in list(self._appends):
+            task.cancel()
+        if self.log_adapter is not None:
+            await self.log_adapter.close()
         self.store.close()
         log.info("replica %d stopped at height %d", self.id, self.core.ledger.height)
 
@@ -239,6 +271,17 @@ class Replica:
         self._frames.append((sender, frame))
         self._wakeup.set()
 
+    def _on_log_entry(self, seq: int, entry: bytes) -> None:
+        self._log_entries.append((seq, entry))
+        self._wakeup.set()
+
+    async def _append(self, effect: LogAppend) -> None:
+        assert self.log_adapter is not None
+        try:
+            await self.log_adapter.append(effect.key, effect.payload)
+        except LogUnavailable as exc:
+            log.warning("replica %d: %s", self.id, exc.reason)
+
     async def _run_core(self) -> None:
         tick_s = self.config.consensus.tick_ms / 1000
         next_tick = time.monotonic()
@@ -254,6 +297,9 @@ class Replica:
                 if time.monotonic() - slice_start > _SLICE_S:
                     await asyncio.sleep(0)  # let the transport and the API run
                     slice_start = time.monotonic()
+            while self._log_entries:
+                seq, entry = self._log_entries.popleft()
+                self._guard(lambda q=seq, e=entry: self.core.on_log(q, e, self.clock.now_ms()))
             if time.monotonic() >= next_tick:
                 self._guard(lambda: self.core.on_tick(self.clock.now_ms()))
                 next_tick = time.monotonic() + tick_s
@@ -280,10 +326,22 @@ class Replica:
             elif isinstance(effect, BlockCommitted):
                 self._resolve_waiters(effect)
                 if self.broadcaster.count:
-                    block, trades = self.service.get_commit_event(effect.block)
-                    self.broadcaster.on_block(block, trades)
+                    self._publish(effect)
             elif isinstance(effect, Logged):
                 log.log(effect.level, "%s", effect.message)
+            elif isinstance(effect, LogAppend) and self.log_adapter is not None:
+                task = asyncio.get_running_loop().create_task(self._append(effect))
+                self._appends.add(task)
+                task.add_done_callback(self._appends.discard)
+
+    def _publish(self, effect: BlockCommitted) -> None:
+        """Fan the block and its trades out to event streams; a failure here never
+        keeps the effects after it from being carried out."""
+        try:
+            block, trades = self.service.get_commit_event(effect.block)
+            self.broadcaster.on_block(block, trades)
+        except Exception:
+            log.exception("replica %d: publishing block %d failed", self.id, effect.block.height)
 
     def _resolve_waiters(self, effect: BlockCommitted) -> None:
         if not self._waiters:

@@ -1,0 +1,104 @@
+"""Rate limits, subscriber limits and CORS on a second HTTP server over replica 0's service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from gridledger.node.http import Broadcaster, HttpServer, HttpSettings, create_app
+from gridledger.node.http.auth import SessionTable
+from gridledger.node.http.limits import RateLimit
+from tests.node.http.helpers import CHAIN_ID, RunningConsortium
+from tests.node.http.test_api import assert_problem
+
+
+@pytest.fixture
+def strict(consortium: RunningConsortium) -> Iterator[str]:
+    replica = consortium.replicas[0]
+    hub = Broadcaster(max_subscribers=1)
+    app = create_app(
+        replica.service,
+        submit=replica._api_submit,
+        wait=replica._api_wait,
+        status=replica._api_status,
+        broadcaster=hub,
+        sessions=SessionTable(CHAIN_ID),
+        settings=HttpSettings(
+            rate_per_s=0.5, burst=4, max_body_bytes=1024, cors_origins=("https://grid.example",)
+        ),
+    )
+    server = HttpServer(app, "127.0.0.1", 0, on_close=hub.close)
+    consortium.run(server.start())
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        consortium.run(server.close())
+
+
+def test_a_client_over_its_rate_is_told_when_to_retry(strict: str) -> None:
+    codes = [httpx.get(strict + "/v1/market/book").status_code for _ in range(6)]
+    assert codes[:4] == [200] * 4
+    r = httpx.get(strict + "/v1/status")
+    body = assert_problem(r, 429, "rate-limited")
+    assert int(r.headers["retry-after"]) >= 1
+    assert "127.0.0.1" in body["detail"]
+
+
+def test_a_small_body_limit_and_named_cors_origin(strict: str) -> None:
+    r = httpx.post(strict + "/v1/wait", json={"hashes": ["00" * 32] * 40})
+    assert_problem(r, 413, "payload-too-large")
+    r = httpx.get(strict + "/v1/market/book", headers={"Origin": "https://grid.example"})
+    assert r.headers.get("access-control-allow-origin") == "https://grid.example"
+
+
+def test_subscribers_beyond_the_limit_are_refused(strict: str) -> None:
+    with httpx.stream("GET", strict + "/v1/stream", timeout=5) as first:
+        assert first.status_code == 200
+        lines = first.iter_lines()  # kept: dropping the iterator would close the stream
+        assert next(lines) == "retry: 2000"  # subscribed
+        assert_problem(httpx.get(strict + "/v1/stream", timeout=5), 503, "unavailable")
+
+
+def test_token_bucket_refills_with_time() -> None:
+    now = [0.0]
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover
+        pass
+
+    limit = RateLimit(app, rate=2.0, burst=2, clock=lambda: now[0])
+    assert limit.is_allowed("a")[0] and limit.is_allowed("a")[0]
+    allowed, wait_s = limit.is_allowed("a")
+    assert not allowed and wait_s == pytest.approx(0.5)
+    assert limit.is_allowed("b")[0]  # per client
+    now[0] += 0.5
+    assert limit.is_allowed("a")[0]
+    assert not limit.is_allowed("a")[0]
+
+
+def test_stopping_the_server_ends_open_streams(consortium: RunningConsortium) -> None:
+    import time
+
+    replica = consortium.replicas[0]
+    hub = Broadcaster()
+    app = create_app(
+        replica.service,
+        submit=replica._api_submit,
+        wait=replica._api_wait,
+        status=replica._api_status,
+        broadcaster=hub,
+        sessions=SessionTable(CHAIN_ID),
+    )
+    server = HttpServer(app, "127.0.0.1", 0, on_close=hub.close)
+    consortium.run(server.start())
+    with httpx.stream("GET", f"http://127.0.0.1:{server.port}/v1/stream", timeout=10) as stream:
+        lines = stream.iter_lines()
+        assert next(lines) == "retry: 2000"
+        t0 = time.monotonic()
+        consortium.run(server.close(), timeout=15)
+        rest = list(lines)  # the stream ends instead of hanging
+        assert time.monotonic() - t0 < 8
+    assert all(not line.startswith("event:") for line in rest)
+    assert hub.count == 0
