@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from gridledger.crypto.encoding import decode_as
 from gridledger.crypto.signatures import Ed25519PrivateKey
 from gridledger.ledger.tx import Transaction
@@ -17,6 +19,7 @@ from gridledger.payments.mint import (
     process_dso_withdrawal,
     process_reissue,
 )
+from gridledger.payments.units import Money
 from gridledger.payments.wallet import (
     Wallet,
     build_redeem_tx,
@@ -126,3 +129,31 @@ def test_dso_paid_and_paying_through_the_same_invoices(h: Harness) -> None:
     supply = get_supply(h.view())
     assert supply.absorbed == 20 and supply.dso_minted == 12
     assert supply.withdrawn == 20
+
+
+def test_one_payee_key_collects_several_invoices_then_reissues_once(h: Harness) -> None:
+    """A sell order filled by two trades: two invoices to one key, one credit, one reissue."""
+    alice = h.world.households[0]
+    wallet = h.load_wallet(alice, 5)
+    wallet.coins.extend(h.withdraw(alice, 7))
+    first = h.publish_invoice(5)
+    second_invoice = dataclasses.replace(first.invoice, invoice_id=b"\x02" * 32, amount=Money(7))
+    h.commit_ok(h.shop_tx(second_invoice))
+    second = dataclasses.replace(first, invoice=second_invoice)
+    msg1, _ = h.pay(wallet, first)
+    msg2, _ = h.pay(wallet, second)
+    h.commit_ok(h.redeem_tx(first, msg1))
+    redeem2 = build_redeem_tx(CHAIN, msg2, h.open(second, msg2), second.redeem_key, 1)
+    h.commit_ok(redeem2)
+    credit = get_credit(h.view(), first.redeem_key.public_key.raw)
+    assert credit is not None and credit.amount == 12
+    fresh = h.reissue(first.redeem_key, 12)
+    assert sum(c.value for c in fresh) == 12
+    # the credit is closed: a third invoice to the same key cannot be redeemed any more
+    third_invoice = dataclasses.replace(first.invoice, invoice_id=b"\x03" * 32, amount=Money(1))
+    h.commit_ok(h.shop_tx(third_invoice))
+    third = dataclasses.replace(first, invoice=third_invoice)
+    wallet.coins.extend(h.withdraw(alice, 1))
+    msg3, _ = h.pay(wallet, third)
+    (receipt,) = h.commit(build_redeem_tx(CHAIN, msg3, h.open(third, msg3), third.redeem_key, 2))
+    assert not receipt.ok and "already reissued" in receipt.reason

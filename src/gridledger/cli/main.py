@@ -8,10 +8,12 @@ never a traceback: :func:`main` turns every :class:`GridledgerError` into that.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from gridledger.errors import GridledgerError
+from gridledger.errors import ConfigError, GridledgerError
 
 app = typer.Typer(
     name="gridledger",
@@ -22,14 +24,35 @@ app = typer.Typer(
 )
 
 
+DEMO_OUT = Path("demo-out")
+
+
 @app.command()
 def demo(
+    which: str = typer.Argument(
+        "trading-day", help="trading-day (the default) or identity (the identity walk-through)."
+    ),
     seed: int = typer.Option(7, help="Seed of the demo's deterministic randomness."),
+    out: Annotated[Path, typer.Option(help="Where the trading day's report goes.")] = DEMO_OUT,
+    households: int = typer.Option(10, min=2, help="Households in the trading day."),
 ) -> None:
-    """Run the end-to-end demo on the embedded default scenario."""
-    from gridledger.sim.demo import run_demo
+    """Run the end-to-end demo on the embedded default scenario.
 
-    run_demo(seed=seed)
+    ``trading-day``: 4 aggregators under PBFT in simulated time, households registered
+    under pseudonyms, a day of double-auction trading on real readings paid with e-coins,
+    one reneging trader traced by t of n trustees, bills, and a report.
+    ``identity``: the identity protocols step by step on 4 replica processes over TCP.
+    """
+    if which == "identity":
+        from gridledger.sim.demo import run_demo
+
+        run_demo(seed=seed)
+        return
+    if which != "trading-day":
+        raise ConfigError(f"unknown demo {which!r}: trading-day or identity")
+    from gridledger.sim.day_demo import run_day_demo
+
+    run_day_demo(seed=seed, out=out, households=households)
 
 
 def _register_subcommands() -> None:

@@ -113,12 +113,17 @@ def build_trade_redeem(
     secrets: OrderSecrets,
     verifiers: Mapping[bytes, DenominationVerifier],
     now_ms: int,
+    nonce: int = 0,
 ) -> Transaction:
-    """The seller opens the buyer's payment (checks coins, sum, receipt) and redeems it."""
+    """The seller opens the buyer's payment (checks coins, sum, receipt) and redeems it.
+
+    A sell order filled by several trades redeems each with the same one-time key:
+    ``nonce`` counts them (0, 1, ...); their credits add up until the key's reissue.
+    """
     if secrets.redeem_key is None or secrets.enc_key is None:
         raise ValueError("only a seller holds one-time settlement keys")
     contents = open_payment(NAMESPACE, invoice, message, secrets.enc_key, verifiers, now_ms)
-    return build_redeem_tx(chain_id, message, contents, secrets.redeem_key)
+    return build_redeem_tx(chain_id, message, contents, secrets.redeem_key, nonce)
 
 
 def create_attestation(attester: Ed25519PrivateKey, trade: Trade) -> SignedAttestation:

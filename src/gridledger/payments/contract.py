@@ -418,7 +418,9 @@ class PaymentsContract:
             raise RedeemRejected("wrong receipt")
         if sorted(c.lock for c in op.coins) != sorted(posted.locks):
             raise RedeemRejected("the coins are not the ones the payment locked")
-        self._check_credit_unused(view, tx.sender)
+        # One sell order is one payee key but may be filled by several trades: their
+        # redeems add up in one open credit, closed by the key's single reissue.
+        earlier = self._get_open_credit_amount(view, tx.sender)
         total = self.process_spend_coins(view, op.coins, tx, ctx, op.payment_hash)
         if total != invoice.amount:
             raise RedeemRejected(f"coins sum to {total}, invoice asks {invoice.amount}")
@@ -433,7 +435,7 @@ class PaymentsContract:
             ctx.timestamp_ms,
         )
         view.put(compute_payment_key(op.namespace, op.invoice_id), encode(record))
-        view.put(compute_credit_key(tx.sender), encode(Credit(total, CREDIT_OPEN)))
+        view.put(compute_credit_key(tx.sender), encode(Credit(Money(earlier + total), CREDIT_OPEN)))
         _add_supply(view, redeemed=total)
         return encode(record)
 
@@ -504,6 +506,15 @@ class PaymentsContract:
         if total != invoice.amount:
             return f"coins sum to {total}, invoice asks {invoice.amount}"
         return None
+
+    def _get_open_credit_amount(self, view: StateView, owner_key: bytes) -> int:
+        """What an open credit of ``owner_key`` already holds (0: none); a closed one refuses."""
+        credit = get_credit(view, owner_key)
+        if credit is None:
+            return 0
+        if credit.status != CREDIT_OPEN:
+            raise NotAuthorised(owner_key, f"this one-time key's credit is already {credit.status}")
+        return int(credit.amount)
 
     def _check_credit_unused(self, view: StateView, owner_key: bytes) -> None:
         if view.get(compute_credit_key(owner_key)) is not None:
