@@ -7,7 +7,7 @@ consortium chain reaches 26 transactions per second with 100 nodes (Fig. 6; the
 text gives no other point of the curve).
 
 Here every number is *counted* in the deterministic simulator
-(``gridledger.consensus.simnet``) running the real PBFT core with real Ed25519
+(``gridledger.node.simnet``) running the real PBFT core with real Ed25519
 signatures: a fault-free network, one client request batch per consensus
 instance, every seq checkpointed with a block vote. Messages are point-to-point
 frames between replicas (a broadcast to n-1 peers counts n-1); verifications
@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import machine_note, markdown_table
-from gridledger.consensus.simnet import SimNetwork
+from gridledger.node.simnet import SimNetwork
 
 NODES = (4, 7, 10, 16, 31, 49, 100)
 BROADCAST_MJ = 900  # 0.9 J per broadcast, in millijoules

@@ -23,14 +23,14 @@ from gridledger.consensus.pbft import (
     on_client_request,
     on_frame,
 )
-from gridledger.consensus.simnet import SimNetwork, make_config, make_keys
 from gridledger.crypto.encoding import encode
+from gridledger.node.simnet import SimNetwork, make_config, make_keys
 
 from .helpers import make_auth, make_cluster
 
 
 def _send_all(sim: SimNetwork, req: ClientRequest, at_ms: int) -> None:
-    sim._schedule(at_ms, "request", -1, req)
+    sim.submit_request(req, at_ms)
 
 
 def test_a_forged_huge_request_id_does_not_block_the_client() -> None:
@@ -158,7 +158,7 @@ def test_view_change_completes_with_full_batches_and_a_crashed_primary() -> None
 def test_a_backup_forwards_a_request_only_it_received() -> None:
     sim = SimNetwork(4, seed=45)
     req = ClientRequest(b"lonely", 1, b"sent to one backup")
-    sim._schedule(5, "client", 2, req)
+    sim.submit_request(req, 5, only=2)
     sim.run_until(3_000)
     assert all(r.state.view == 0 for r in sim.replicas)
     assert all(compute_request_digest(req) in r.state.executed_requests for r in sim.replicas)

@@ -13,8 +13,9 @@ from gridledger.consensus.messages import (
     decode_message,
 )
 from gridledger.consensus.pbft import get_committed_seqs, on_client_request
-from gridledger.consensus.simnet import SimNetwork
+from gridledger.crypto.encoding import encode
 from gridledger.ledger.certificate import verify_certificate
+from gridledger.node.simnet import SimNetwork
 
 from .helpers import assert_all_done, make_auth, make_cluster
 
@@ -147,12 +148,12 @@ def test_simulated_clients_complete_with_matching_replies() -> None:
 
 def test_duplicate_requests_are_ordered_once_and_answered_from_cache() -> None:
     sim = SimNetwork(4, seed=17)
-    sim.submit(3)
-    req = next(iter(sim._queue))[4]
-    assert isinstance(req, ClientRequest)
+    tx = sim.make_transaction(0)
+    sim.submit_transaction(tx)
+    req = ClientRequest(tx.sender, tx.nonce, encode(tx))
     sim.run_until(5)
     for _ in range(3):
-        sim._schedule(sim.now_ms + 1, "request", -1, req)
+        sim.submit_transaction(tx, at_ms=sim.now_ms + 1)
     assert sim.run_until_done(10_000)
     executed = sum(len(r.app.batches) for r in sim.replicas[:1])
     assert executed >= 1
@@ -164,7 +165,7 @@ def test_duplicate_requests_are_ordered_once_and_answered_from_cache() -> None:
     assert len(effects) == 1 and st.duplicates >= 1
     # No per-client ordering: another request of the same client with a lower id is
     # a new request (dedup is by digest; the ledger enforces nonces).
-    other = ClientRequest(req.client, req.request_id - 1, b"other")
+    other = ClientRequest(req.client, req.request_id + 1, b"other")
     assert on_client_request(st, other, sim.now_ms) == []
     assert compute_request_digest(other) in st.pending
     assert "stale-request" not in st.rejected

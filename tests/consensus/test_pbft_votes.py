@@ -37,8 +37,8 @@ from gridledger.consensus.pbft import (
     on_message,
     on_tick,
 )
-from gridledger.consensus.simnet import Behaviour, SimNetwork
 from gridledger.crypto.errors import EncodingError
+from gridledger.node.simnet import Behaviour, SimNetwork
 
 from .helpers import assert_all_done, make_auth, make_cluster
 

@@ -1,13 +1,12 @@
-"""Safety over many seeded runs with random faults, and determinism of the simulator."""
+"""Safety and liveness over many seeded byzantine runs, and determinism of the simulator."""
 
 from __future__ import annotations
 
 import pytest
 
-from gridledger.consensus.effects import Broadcast, Effect, Send
-from gridledger.consensus.messages import Commit, Prepare, PrePrepare, decode_message
-from gridledger.consensus.simnet import Behaviour, Partition, SimNetwork
-from gridledger.crypto.rng import DeterministicRng
+from gridledger.node.simnet import Behaviour, Partition, SimNetwork
+
+from .byzantine import ATTACKS, PROGRESS_BUDGET_MS, build_scenario, watch_votes
 
 N4_SEEDS = 200
 N7_SEEDS = 40
@@ -17,77 +16,20 @@ CASES = [(4, range(s, s + CHUNK)) for s in range(0, N4_SEEDS, CHUNK)] + [
 ]
 
 
-def _watch_votes(sim: SimNetwork) -> list[str]:
-    """Record every PRE-PREPARE/PREPARE/COMMIT honest replicas send, across crashes and
-    restarts; the returned list collects any (replica, view, seq) sent with two digests."""
-    sent: dict[tuple[int, int, int], bytes] = {}
-    conflicts: list[str] = []
-    honest = {r.replica_id for r in sim.get_honest()}
-
-    def watch(replica: int, effect: Effect) -> None:
-        if replica not in honest or not isinstance(effect, (Send, Broadcast)):
-            return
-        msg = decode_message(effect.envelope.body)
-        if isinstance(msg, (PrePrepare, Prepare, Commit)):
-            first = sent.setdefault((replica, msg.view, msg.seq), msg.batch_digest)
-            if first != msg.batch_digest:
-                conflicts.append(f"r{replica} voted two digests at ({msg.view}, {msg.seq})")
-
-    sim.on_effect = watch
-    return conflicts
-
-
 def _random_run(seed: int, n: int) -> tuple[SimNetwork, bool, list[str]]:
-    """One bounded run: random network faults plus at most one faulty replica
-    (or an equivocating primary and an honest backup that crashes and restarts)."""
-    rng = DeterministicRng(f"consensus-test/{seed}/{n}")
-    behaviours: dict[int, Behaviour] = {}
-    fault = rng.randbelow(6)
-    if fault in (1, 5):
-        behaviours[0] = Behaviour.EQUIVOCATE
-    elif fault == 2:
-        behaviours[rng.randbelow(n)] = Behaviour.SILENT
-    elif fault == 3:
-        behaviours[rng.randbelow(n)] = Behaviour.TAMPER
-    partitions = []
-    if rng.randbelow(3) == 0:
-        split = 1 + rng.randbelow(n - 1)
-        order = list(range(n))
-        for i in range(n - 1, 0, -1):  # seeded shuffle
-            j = rng.randbelow(i + 1)
-            order[i], order[j] = order[j], order[i]
-        groups = (frozenset(order[:split]), frozenset(order[split:]))
-        start = rng.randbelow(800)
-        partitions.append(Partition(start, start + 200 + rng.randbelow(1500), groups))
-    sim = SimNetwork(
-        n,
-        seed=seed,
-        drop_rate=rng.randbelow(16) / 100,
-        duplicate_rate=rng.randbelow(11) / 100,
-        delay_ms=(1, 2 + rng.randbelow(40)),
-        reorder=rng.randbelow(4) != 0,
-        partitions=partitions,
-        behaviours=behaviours,
-    )
-    if fault == 4:
-        victim = rng.randbelow(n)
-        sim.crash(victim, rng.randbelow(600))
-        if rng.randbelow(2):
-            sim.restart(victim, 800 + rng.randbelow(1500))
-    if fault == 5:  # the backup's votes survive (simulated disk): it stays honest
-        victim = 1 + rng.randbelow(n - 1)
-        crash_ms = rng.randbelow(300)
-        sim.crash(victim, crash_ms)
-        sim.restart(victim, crash_ms + 20 + rng.randbelow(400))
-    conflicts = _watch_votes(sim)
-    for i in range(4):
-        sim.submit(3, at_ms=i * 150)
-    done = sim.run_until_done(30_000)
+    """One bounded byzantine scenario (tests/consensus/byzantine.py, light form)."""
+    sim, last_heal = build_scenario(seed, n, light=True)
+    conflicts = watch_votes(sim)
+    done = sim.run_until_done(last_heal + PROGRESS_BUDGET_MS)
     return sim, done, conflicts
 
 
 @pytest.mark.parametrize(("n", "seeds"), CASES, ids=lambda x: str(x))
-def test_no_two_honest_replicas_execute_different_batches(n: int, seeds: range) -> None:
+def test_byzantine_runs_are_safe_and_progress_after_every_heal(n: int, seeds: range) -> None:
+    """Up to f byzantine replicas (equivocation, conflicting votes, wrong checkpoints,
+    replays, forged view changes and NEW-VIEWs, withholding, floods, silence, tampering)
+    with drops, delays, duplicates and healing partitions: no two honest replicas
+    execute different blocks, none votes twice, every request completes after the heal."""
     failures = []
     for seed in seeds:
         sim, done, conflicts = _random_run(seed, n)
@@ -95,6 +37,14 @@ def test_no_two_honest_replicas_execute_different_batches(n: int, seeds: range) 
         if problems or not done:
             failures.append((seed, done, problems[:3]))
     assert failures == []
+
+
+def test_the_scenarios_cover_every_attack() -> None:
+    seen = set()
+    for seed in range(0, N4_SEEDS, 2):
+        sim, _ = build_scenario(seed, 4, light=True)
+        seen |= {r.behaviour for r in sim.replicas}
+    assert seen >= set(ATTACKS)
 
 
 def test_same_seed_gives_the_same_trace() -> None:

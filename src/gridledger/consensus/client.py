@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from gridledger.consensus.errors import BadEnvelope
 from gridledger.consensus.messages import Authenticator, Reply, SignedEnvelope
+from gridledger.consensus.quorum import compute_weak
 from gridledger.ledger.certificate import Validator
 
 
@@ -18,7 +19,7 @@ class ReplyCollector:
 
     def __init__(self, chain_id: str, validators: tuple[Validator, ...]) -> None:
         self._auth = Authenticator(chain_id, validators)
-        self._f = (len(validators) - 1) // 3
+        self._weak = compute_weak(len(validators))
         self._votes: dict[bytes, dict[int, bytes]] = {}
         self.results: dict[bytes, bytes] = {}
         self.rejected = 0
@@ -38,7 +39,7 @@ class ReplyCollector:
         votes = self._votes.setdefault(msg.request_digest, {})
         votes.setdefault(env.sender, msg.result)
         matching = sum(1 for r in votes.values() if r == msg.result)
-        if matching < self._f + 1:
+        if matching < self._weak:
             return None
         self.results[msg.request_digest] = msg.result
         del self._votes[msg.request_digest]

@@ -24,8 +24,10 @@ PHASE_PREPARE = "prepare"
 PHASE_COMMIT = "commit"
 PHASE_VIEW_CHANGE = "view-change"
 PHASE_NEW_VIEW = "new-view"
+PHASE_PREPARED = "prepared"
 SLOT_PHASES = (PHASE_PRE_PREPARE, PHASE_PREPARE, PHASE_COMMIT)
 VIEW_PHASES = (PHASE_VIEW_CHANGE, PHASE_NEW_VIEW)
+PROOF_PHASES = (PHASE_PREPARED,)
 
 
 @wire_type("consensus.vote-record/1")
@@ -38,6 +40,13 @@ class VoteRecord:
     digest at that ``(view, seq)``. View phases (``seq`` 0, empty ``digest``):
     ``view-change``, it asked to move to ``view`` (and so left every lower view);
     ``new-view``, it entered ``view``.
+
+    Proof phase ``prepared``: the slot ``seq`` prepared at this replica in ``view``;
+    ``digest`` holds the canonical encoding of the
+    :class:`~gridledger.consensus.messages.PreparedProof` (not a hash), so that a
+    restarted replica can put it in its next VIEW-CHANGE (without it, it would look
+    like a replica that forgot what it prepared: a fault). Kept across views, one
+    per seq (the highest view), until the seq is stable.
     """
 
     view: int
@@ -46,7 +55,11 @@ class VoteRecord:
     digest: bytes
 
     def __post_init__(self) -> None:
-        if self.phase not in SLOT_PHASES and self.phase not in VIEW_PHASES:
+        if (
+            self.phase not in SLOT_PHASES
+            and self.phase not in VIEW_PHASES
+            and self.phase not in PROOF_PHASES
+        ):
             raise ValueError(f"unknown vote phase {self.phase!r}")
         if self.view < 0 or self.seq < 0:
             raise ValueError("view and seq must not be negative")

@@ -142,6 +142,37 @@ class NewView:
     pre_prepares: tuple[SignedEnvelope, ...]
 
 
+@wire_type("consensus.status/1")
+@dataclass(frozen=True)
+class Status:
+    """A replica's periodic heartbeat: where it is (BFT's STATUS message, simplified).
+
+    Peers use it to learn who they can hear (a replica does not accuse its primary
+    while it hears fewer than 2f peers: it is more likely cut off itself) and to
+    hand a lagging sender what it lacks: the stable checkpoint certificate above
+    its ``stable_seq``, or the NEW-VIEW of a view it is still asking for.
+    """
+
+    view: int
+    in_view_change: bool
+    stable_seq: int
+    last_executed: int
+    sent_ms: int  # the sender's clock; only a newer STATUS than the last one counts
+
+
+@wire_type("consensus.checkpoint-certificate/1")
+@dataclass(frozen=True)
+class CheckpointCertificate:
+    """A relayed commit certificate: 2f+1 block votes on the block at ``certificate.height``.
+
+    Self-authenticating (each vote is signed by its validator), so any replica may
+    relay it: a lagging replica does not depend on the checkpoints each signer sent
+    it directly (a faulty signer may have sent it a wrong one, or none).
+    """
+
+    certificate: CommitCertificate
+
+
 @wire_type("consensus.reply/1")
 @dataclass(frozen=True)
 class Reply:
@@ -163,7 +194,18 @@ class SignedEnvelope:
     signature: bytes
 
 
-Message = ClientRequest | PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView | Reply
+Message = (
+    ClientRequest
+    | PrePrepare
+    | Prepare
+    | Commit
+    | Checkpoint
+    | ViewChange
+    | NewView
+    | Reply
+    | Status
+    | CheckpointCertificate
+)
 
 MESSAGE_TYPES: dict[str, type[Any]] = {
     "consensus.client-request/1": ClientRequest,
@@ -174,6 +216,8 @@ MESSAGE_TYPES: dict[str, type[Any]] = {
     "consensus.view-change/1": ViewChange,
     "consensus.new-view/1": NewView,
     "consensus.reply/1": Reply,
+    "consensus.status/1": Status,
+    "consensus.checkpoint-certificate/1": CheckpointCertificate,
 }
 
 
@@ -182,9 +226,12 @@ def decode_message(body: bytes) -> Message:
     value = decode(body, max_size=MAX_ENVELOPE_BYTES)
     if not isinstance(value, dict):
         raise EncodingError("a message is a map")
-    cls = MESSAGE_TYPES.get(value.get(TYPE_KEY, ""))
+    tag = value.get(TYPE_KEY)
+    # The tag must be a string before it is used as a key: a list or a map there
+    # would raise TypeError (unhashable), not a typed error.
+    cls = MESSAGE_TYPES.get(tag) if isinstance(tag, str) else None
     if cls is None:
-        raise EncodingError(f"unknown message type {value.get(TYPE_KEY)!r}")
+        raise EncodingError(f"unknown message type {str(tag)[:64]!r}")
     msg: Message = from_value(cls, value)
     return msg
 

@@ -21,13 +21,25 @@ Messages are accepted only for the current view and inside the watermarks
 ``h < n <= h + L``. View change, checkpoints and state transfer are described
 in ``docs/protocols/consensus.md``.
 
+Liveness under a byzantine minority (Castro & Liskov §4.5.2): the view-change
+timer for view v starts only once 2f+1 VIEW-CHANGEs for v are in, with
+exponential back-off; f+1 VIEW-CHANGEs (or normal-case messages, or STATUS
+heartbeats) of higher views make a replica join the smallest; the request timer
+restarts whenever a request executes; a replica that hears fewer than 2f peers
+does not accuse its primary (it is probably the one cut off, and it could never
+come back from a higher view). Every replica heartbeats a STATUS; a peer below
+our stable checkpoint gets its certificate, one still asking for our view gets
+the NEW-VIEW (any replica relays it). A sender's first checkpoint is not final.
+
 Own votes are durable by design: a handler call that makes this replica send a
 new PRE-PREPARE, PREPARE or COMMIT (or start a view change, or enter a view)
 returns a :class:`PersistVotes` as its FIRST effect, so the driver writes the
 votes before it transmits them. A replica restarted with those records
 (``new_replica_state(..., votes=...)``) resumes in the highest view it reached,
 never votes for another digest at a ``(view, seq)`` it voted for, and as primary
-never pre-prepares a seq it already used in that view.
+never pre-prepares a seq it already used in that view. The prepared proofs go to
+disk with the COMMIT votes (phase ``prepared``), so its next VIEW-CHANGE still
+reports what it prepared before the crash.
 """
 
 from __future__ import annotations
@@ -44,7 +56,9 @@ from gridledger.consensus.effects import (
     PHASE_NEW_VIEW,
     PHASE_PRE_PREPARE,
     PHASE_PREPARE,
+    PHASE_PREPARED,
     PHASE_VIEW_CHANGE,
+    PROOF_PHASES,
     SLOT_PHASES,
     VIEW_PHASES,
     Broadcast,
@@ -65,6 +79,7 @@ from gridledger.consensus.messages import (
     PREPARE_BYTES,
     Authenticator,
     Checkpoint,
+    CheckpointCertificate,
     ClientRequest,
     Commit,
     Message,
@@ -74,6 +89,7 @@ from gridledger.consensus.messages import (
     PrePrepare,
     Reply,
     SignedEnvelope,
+    Status,
     ViewChange,
     compute_batch_digest,
     compute_reply_result,
@@ -81,10 +97,18 @@ from gridledger.consensus.messages import (
     compute_request_size,
     decode_envelope,
 )
+from gridledger.consensus.quorum import (
+    compute_f,
+    compute_prepared_quorum,
+    compute_quorum,
+    compute_weak,
+)
+from gridledger.consensus.types import ReplicaId, SeqNo, View
 from gridledger.consensus.viewchange import (
     ProofContext,
     compute_new_view_pre_prepares,
     get_min_s,
+    get_valid_proof_pre_prepare,
     is_valid_view_change,
 )
 from gridledger.crypto.encoding import decode_as, encode, wire_type
@@ -92,12 +116,13 @@ from gridledger.crypto.errors import EncodingError
 from gridledger.crypto.signatures import Ed25519PrivateKey
 from gridledger.ledger.certificate import (
     BlockVote,
+    CertificateError,
     CommitCertificate,
     Validator,
     VoteSignature,
     is_valid_vote,
-    quorum_size,
     sign_vote,
+    verify_certificate,
 )
 
 __all__ = [
@@ -126,6 +151,7 @@ __all__ = [
 ]
 
 MAX_BACKOFF_EXPONENT = 6
+MAX_CHECKPOINT_DIGESTS = 4  # distinct digests kept per sender and seq (a faulty sender's)
 MAX_VERIFIED_CACHE = 4096  # entries
 MAX_VERIFIED_CACHE_BYTES = 32 * 1024 * 1024  # frame bytes kept (a frame is cached whole)
 SMALL_FRAME_BYTES = 2048  # cached even if its processing rejected it
@@ -143,11 +169,12 @@ def compute_new_view_bound(n: int, watermark_window: int, batch_max_bytes: int) 
     certificate, plus up to ``watermark_window`` pre-prepares of its own: about
     ``(2f+2) * watermark_window * batch_max_bytes``.
     """
-    f = (n - 1) // 3
-    per_proof = batch_max_bytes + PRE_PREPARE_OVERHEAD_BYTES + 2 * f * PREPARE_BYTES
-    per_view_change = 1024 + (2 * f + 1) * 160 + watermark_window * per_proof
+    quorum = compute_quorum(n)
+    prepares = compute_prepared_quorum(n)
+    per_proof = batch_max_bytes + PRE_PREPARE_OVERHEAD_BYTES + prepares * PREPARE_BYTES
+    per_view_change = 1024 + quorum * 160 + watermark_window * per_proof
     o_set = watermark_window * (batch_max_bytes + PRE_PREPARE_OVERHEAD_BYTES)
-    return 4096 + (2 * f + 1) * per_view_change + o_set
+    return 4096 + quorum * per_view_change + o_set
 
 
 def compute_auto_batch_bytes(n: int, watermark_window: int) -> int:
@@ -222,20 +249,30 @@ class PbftConfig:
 
     @property
     def f(self) -> int:
-        return (self.n - 1) // 3
+        return compute_f(self.n)
 
     @property
     def quorum(self) -> int:
-        """2f+1 (n - f in general)."""
-        return quorum_size(self.n)
+        """2f+1 (n - f in general): :func:`~gridledger.consensus.quorum.compute_quorum`."""
+        return compute_quorum(self.n)
+
+    @property
+    def weak(self) -> int:
+        """f+1: enough replicas to include an honest one."""
+        return compute_weak(self.n)
+
+    @property
+    def prepared_quorum(self) -> int:
+        """Matching prepares (from distinct backups) that prepare a slot: 2f."""
+        return compute_prepared_quorum(self.n)
 
     @property
     def forward_delay_ms(self) -> int:
         """How long a backup holds an unproposed request before forwarding it."""
         return max(1, self.view_change_timeout_ms // 4)
 
-    def get_primary(self, view: int) -> int:
-        return self.validators[view % self.n].replica_id
+    def get_primary(self, view: int) -> ReplicaId:
+        return ReplicaId(self.validators[view % self.n].replica_id)
 
     def get_proof_context(self) -> ProofContext:
         return ProofContext(self.chain_id, self.validators, self.watermark_window)
@@ -283,8 +320,10 @@ class ReplicaState:
     log: dict[int, Slot] = field(default_factory=dict)
     executed_batches: dict[int, tuple[int, tuple[ClientRequest, ...]]] = field(default_factory=dict)
     my_digests: dict[int, bytes] = field(default_factory=dict)
-    checkpoints: dict[int, dict[int, Checkpoint]] = field(default_factory=dict)
-    verified_votes: set[tuple[int, int]] = field(default_factory=set)
+    # seq -> (sender, digest) -> checkpoint: a sender may have sent more than one digest
+    # (a faulty one), and its first need not be final (MAX_CHECKPOINT_DIGESTS each).
+    checkpoints: dict[int, dict[tuple[int, bytes], Checkpoint]] = field(default_factory=dict)
+    verified_votes: set[tuple[int, int, bytes]] = field(default_factory=set)
     far_checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
     certified: dict[int, tuple[bytes, CommitCertificate]] = field(default_factory=dict)
     certified_emitted: set[int] = field(default_factory=set)
@@ -316,6 +355,12 @@ class ReplicaState:
     view_change_deadline_ms: int | None = None
     next_retransmit_ms: int | None = None
     now_ms: int = 0  # time of the latest timed event, for the two untimed handlers
+    # Liveness (STATUS heartbeats): when each peer's latest fresh STATUS arrived, the
+    # send time it carried (replays of older ones do not count), and when we last
+    # answered it (at most once per retransmit interval).
+    last_heard_ms: dict[int, int] = field(default_factory=dict)
+    status_sent_ms: dict[int, int] = field(default_factory=dict)
+    status_reply_ms: dict[int, int] = field(default_factory=dict)
     # State transfer.
     transferring: int | None = None
     behind_since_ms: int | None = None
@@ -334,7 +379,7 @@ class ReplicaState:
     view_changes_started: int = 0
 
     @property
-    def primary(self) -> int:
+    def primary(self) -> ReplicaId:
         return self.config.get_primary(self.view)
 
     @property
@@ -388,7 +433,13 @@ def new_replica_state(
 
 
 def _restore_votes(state: ReplicaState, votes: Iterable[VoteRecord]) -> None:
-    live = [v for v in votes if v.phase in VIEW_PHASES or v.seq > state.low_watermark]
+    votes = tuple(votes)
+    _restore_proofs(state, [v for v in votes if v.phase in PROOF_PHASES])
+    live = [
+        v
+        for v in votes
+        if v.phase in VIEW_PHASES or (v.phase in SLOT_PHASES and v.seq > state.low_watermark)
+    ]
     if not live:
         return
     view = max(v.view for v in live)
@@ -401,6 +452,30 @@ def _restore_votes(state: ReplicaState, votes: Iterable[VoteRecord]) -> None:
     state.in_view_change = all(v.phase == PHASE_VIEW_CHANGE for v in live if v.view == view)
     used = [v.seq for v in live if v.view == view and v.phase == PHASE_PRE_PREPARE]
     state.next_seq = max(state.next_seq, max(used, default=0) + 1)
+
+
+def _restore_proofs(state: ReplicaState, records: Sequence[VoteRecord]) -> None:
+    """Put the persisted prepared proofs back in the log, for the next VIEW-CHANGE.
+
+    A record that does not decode or does not hold (wrong seq, view or signatures)
+    is skipped: it cannot come from this replica's own PersistVotes, and a bad
+    proof would make every VIEW-CHANGE of this replica invalid.
+    """
+    ctx = state.config.get_proof_context()
+    for rec in sorted(records, key=lambda r: (r.seq, r.view)):
+        if rec.seq <= state.low_watermark:
+            continue
+        try:
+            proof = decode_as(PreparedProof, rec.digest)
+        except EncodingError:
+            continue
+        pp = get_valid_proof_pre_prepare(ctx, state.auth, proof, rec.view + 1, state.low_watermark)
+        if pp is None or pp.seq != rec.seq or pp.view != rec.view:
+            continue
+        slot = _get_slot(state, rec.seq)
+        if rec.view > slot.proof_view:
+            slot.proof = proof
+            slot.proof_view = rec.view
 
 
 @wire_type("consensus.vote-log/1")
@@ -431,13 +506,21 @@ def compute_live_votes(
     """What to keep on disk after ``effect``: the records plus the new votes, minus those
     of views below ``effect.view`` and slot votes at or below ``effect.low_watermark``.
 
+    Prepared proofs (phase ``prepared``) are kept across views: per seq above
+    ``effect.low_watermark``, the one of the highest view.
+
     Sorted and deduplicated, so equal vote sets give equal bytes.
     """
-    keep = {
-        v
-        for v in (*persisted, *effect.votes)
-        if v.view >= effect.view and (v.phase in VIEW_PHASES or v.seq > effect.low_watermark)
-    }
+    keep: set[VoteRecord] = set()
+    proofs: dict[int, VoteRecord] = {}
+    for v in (*persisted, *effect.votes):
+        if v.phase in PROOF_PHASES:
+            best = proofs.get(v.seq)
+            if v.seq > effect.low_watermark and (best is None or v.view > best.view):
+                proofs[v.seq] = v
+        elif v.view >= effect.view and (v.phase in VIEW_PHASES or v.seq > effect.low_watermark):
+            keep.add(v)
+    keep.update(proofs.values())
     return tuple(sorted(keep, key=lambda v: (v.view, v.seq, v.phase, v.digest)))
 
 
@@ -733,9 +816,65 @@ def _dispatch(state: ReplicaState, env: SignedEnvelope, msg: Message, now_ms: in
         _process_view_change(state, env, msg, now_ms, out)
     elif isinstance(msg, NewView):
         _process_new_view(state, env, msg, now_ms, out)
+    elif isinstance(msg, Status):
+        _process_status(state, env.sender, msg, now_ms, out)
+    elif isinstance(msg, CheckpointCertificate):
+        _process_certificate(state, env.sender, msg, now_ms, out)
     else:
         _reject(state, "unexpected-type")
     return out
+
+
+def _process_status(
+    state: ReplicaState, sender: int, st: Status, now_ms: int, out: list[Effect]
+) -> None:
+    """A peer's heartbeat: note the contact, and hand the peer what it lacks.
+
+    Only a STATUS newer than the sender's previous one counts (a replayed heartbeat
+    proves nothing about the sender now). If the sender's stable checkpoint is below
+    ours, it gets our stable certificate (it may never have received 2f+1 matching
+    checkpoints itself); if it still asks for the view we are in, it gets the
+    NEW-VIEW. A STATUS of a higher installed view counts like a normal-case
+    message of that view towards the f+1 that make us join it.
+    """
+    if st.sent_ms <= state.status_sent_ms.get(sender, -1):
+        state.duplicates += 1
+        return
+    state.status_sent_ms[sender] = st.sent_ms
+    state.last_heard_ms[sender] = now_ms
+    if not st.in_view_change and st.view > state.view:
+        _note_higher_view(state, sender, st.view, now_ms, out)
+    last = state.status_reply_ms.get(sender)
+    if last is not None and now_ms - last < state.config.retransmit_interval_ms:
+        return
+    behind_view = st.view < state.view or (st.view == state.view and st.in_view_change)
+    if behind_view:
+        _relay_new_view(state, sender, st.view, now_ms, out)
+    if st.stable_seq < state.low_watermark and state.stable_certificate is not None:
+        out.append(Send(sender, state.auth.seal(CheckpointCertificate(state.stable_certificate))))
+        state.status_reply_ms[sender] = now_ms
+
+
+def is_in_contact(state: ReplicaState, now_ms: int) -> bool:
+    """Whether this replica heard fresh heartbeats from at least 2f peers recently.
+
+    At most f replicas are faulty, so an honest replica on a working network hears
+    2f others; hearing fewer, it is more likely cut off than its primary faulty.
+    """
+    cfg = state.config
+    window = max(cfg.view_change_timeout_ms, 3 * cfg.retransmit_interval_ms)
+    heard = sum(1 for t in state.last_heard_ms.values() if now_ms - t <= window)
+    return heard >= cfg.prepared_quorum
+
+
+def _note_higher_view(
+    state: ReplicaState, sender: int, view: int, now_ms: int, out: list[Effect]
+) -> None:
+    """``sender`` is in ``view`` > ours; f+1 such senders make us join the smallest view."""
+    state.higher_view_senders[sender] = max(view, state.higher_view_senders.get(sender, 0))
+    higher = sorted(v for v in state.higher_view_senders.values() if v > state.view)
+    if len(higher) >= state.config.weak:
+        _start_view_change(state, higher[0], now_ms, out)
 
 
 def _is_current_view(
@@ -752,10 +891,7 @@ def _is_current_view(
     if view > state.view or state.in_view_change:
         _reject(state, "future-view" if view > state.view else "in-view-change")
         if view > state.view:
-            state.higher_view_senders[sender] = max(view, state.higher_view_senders.get(sender, 0))
-            higher = sorted(v for v in state.higher_view_senders.values() if v > state.view)
-            if len(higher) >= state.config.f + 1:
-                _start_view_change(state, higher[0], now_ms, out)
+            _note_higher_view(state, sender, view, now_ms, out)
         return False
     return True
 
@@ -868,7 +1004,7 @@ def _process_prepare(
     if slot.pre_prepare is not None:
         mine = slot.pre_prepare.batch_digest
         conflicting = sum(1 for d in slot.prepare_digests.values() if d != mine)
-        if conflicting >= state.config.f + 1:
+        if conflicting >= state.config.weak:
             # f+1 backups prepared another batch: an honest one got another pre-prepare.
             _report_equivocation(state, slot, now_ms, out)
             return
@@ -890,13 +1026,17 @@ def _check_prepared(state: ReplicaState, slot: Slot, out: list[Effect]) -> None:
     matching = [
         e for s, e in sorted(slot.prepares.items()) if slot.prepare_digests[s] == pp.batch_digest
     ]
-    if len(matching) < 2 * state.config.f:
+    if len(matching) < state.config.prepared_quorum:
         return
     if not _record_vote(state, pp.view, pp.seq, PHASE_COMMIT, pp.batch_digest):
         return
     slot.prepared = True
-    slot.proof = PreparedProof(slot.pre_prepare_env, tuple(matching[: 2 * state.config.f]))
+    slot.proof = PreparedProof(
+        slot.pre_prepare_env, tuple(matching[: state.config.prepared_quorum])
+    )
     slot.proof_view = pp.view
+    # The proof goes to disk with the commit vote: a restarted replica reports it.
+    state.new_votes.append(VoteRecord(pp.view, pp.seq, PHASE_PREPARED, encode(slot.proof)))
     slot.my_commit = _broadcast(state, Commit(pp.view, pp.seq, pp.batch_digest), out)
     slot.commits[state.replica_id] = pp.batch_digest
     _check_committed(state, slot, out)
@@ -960,10 +1100,9 @@ def _try_execute(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
         progressed = True
     if progressed:
         state.behind_since_ms = None
-        if state.request_timer_digest is not None and (
-            state.request_timer_digest not in state.pending
-        ):
-            _stop_request_timer(state)
+        # The primary makes progress: do not accuse it. Restart the request timer for
+        # whatever is still pending (a full timeout from now).
+        _stop_request_timer(state)
         _start_request_timer(state, now_ms)
         _maybe_propose(state, now_ms, out)
 
@@ -989,8 +1128,8 @@ def on_executed(state: ReplicaState, seq: int, state_digest: bytes) -> list[Effe
     vote = sign_vote(state.key, BlockVote(cfg.chain_id, seq, state_digest))
     cp = Checkpoint(seq, state_digest, vote)
     state.my_checkpoint = _broadcast(state, cp, out)
-    state.checkpoints.setdefault(seq, {})[state.replica_id] = cp
-    state.verified_votes.add((seq, state.replica_id))
+    state.checkpoints.setdefault(seq, {})[(state.replica_id, state_digest)] = cp
+    state.verified_votes.add((seq, state.replica_id, state_digest))
     view, batch = state.executed_batches.pop(seq, (state.view, ()))
     result = compute_reply_result(seq, state_digest)
     for r in batch:
@@ -1018,49 +1157,93 @@ def _process_checkpoint(
             _reject(state, "above-watermark")
             return
         prev = state.far_checkpoints.get(sender)
-        if prev is None or prev.seq < cp.seq:
+        if (
+            prev is None
+            or prev.seq < cp.seq
+            or (prev.seq == cp.seq and prev.state_digest != cp.state_digest)
+        ):
+            # A later digest from the same sender replaces its earlier one at that seq
+            # (its first one may have been wrong): the certificate check settles it.
             state.far_checkpoints[sender] = cp
-            group = {s: c for s, c in state.far_checkpoints.items() if c.seq == cp.seq}
+            group = {
+                (s, c.state_digest): c for s, c in state.far_checkpoints.items() if c.seq == cp.seq
+            }
             _check_certificate(state, cp.seq, group, out)
     else:
         votes = state.checkpoints.setdefault(cp.seq, {})
-        if sender in votes:
+        key = (sender, cp.state_digest)
+        if key in votes:
             state.duplicates += 1
             return
-        votes[sender] = cp
+        if sum(1 for s, _ in votes if s == sender) >= MAX_CHECKPOINT_DIGESTS:
+            _reject(state, "checkpoint-flood")
+            return
+        votes[key] = cp
         _check_certificate(state, cp.seq, votes, out)
     _check_behind(state, now_ms, out)
 
 
 def _check_certificate(
-    state: ReplicaState, seq: int, votes: dict[int, Checkpoint], out: list[Effect]
+    state: ReplicaState,
+    seq: int,
+    votes: dict[tuple[int, bytes], Checkpoint],
+    out: list[Effect],
 ) -> None:
     """Verify vote signatures lazily, only once a quorum claims one digest."""
     cfg = state.config
     by_digest: dict[bytes, list[int]] = {}
-    for sender, cp in votes.items():
-        by_digest.setdefault(cp.state_digest, []).append(sender)
+    for sender, digest in votes:
+        by_digest.setdefault(digest, []).append(sender)
     for digest, senders in by_digest.items():
         if len(senders) < cfg.quorum:
             continue
         good: list[VoteSignature] = []
         vote = BlockVote(cfg.chain_id, seq, digest)
         for s in sorted(senders):
-            cp = votes[s]
-            if (seq, s) not in state.verified_votes:
+            cp = votes[(s, digest)]
+            if (seq, s, digest) not in state.verified_votes:
                 state.auth.verifications += 1
                 if not is_valid_vote(cfg.validators[s], vote, cp.vote_signature):
                     _reject(state, "bad-vote")
-                    del votes[s]
+                    del votes[(s, digest)]
                     continue
-                state.verified_votes.add((seq, s))
+                state.verified_votes.add((seq, s, digest))
             good.append(VoteSignature(s, cp.vote_signature))
         if len(good) >= cfg.quorum:
             cert = CommitCertificate(cfg.chain_id, seq, digest, tuple(good))
-            state.certified[seq] = (digest, cert)
-            state.best_certified = max(state.best_certified, seq)
-            _on_certified(state, seq, out)
+            _adopt_certificate(state, cert, out)
             return
+
+
+def _adopt_certificate(state: ReplicaState, cert: CommitCertificate, out: list[Effect]) -> None:
+    """A (verified) certificate for the block at ``cert.height``: note it, act on it."""
+    seq = cert.height
+    state.certified[seq] = (cert.header_hash, cert)
+    state.best_certified = max(state.best_certified, seq)
+    _on_certified(state, seq, out)
+
+
+def _process_certificate(
+    state: ReplicaState, sender: int, msg: CheckpointCertificate, now_ms: int, out: list[Effect]
+) -> None:
+    """A relayed certificate (self-authenticating): adopt it if it is new and holds."""
+    cfg = state.config
+    cert = msg.certificate
+    seq = cert.height
+    if seq <= state.low_watermark or seq in state.certified:
+        state.duplicates += 1
+        return
+    if seq % cfg.checkpoint_interval != 0:
+        _reject(state, "not-stable-seq")  # only stable checkpoints are relayed
+        return
+    state.auth.verifications += len(cert.signatures)
+    try:
+        verify_certificate(cert, cfg.validators, chain_id=cfg.chain_id)
+    except CertificateError:
+        _reject(state, "bad-certificate")
+        return
+    _adopt_certificate(state, cert, out)
+    _check_behind(state, now_ms, out)
 
 
 def _on_certified(state: ReplicaState, seq: int, out: list[Effect]) -> None:
@@ -1098,7 +1281,7 @@ def _advance_stable(
     for s in [s for s in state.certified if s < seq]:
         del state.certified[s]
     state.certified_emitted = {s for s in state.certified_emitted if s >= seq}
-    state.verified_votes = {(s, r) for (s, r) in state.verified_votes if s > seq}
+    state.verified_votes = {k for k in state.verified_votes if k[0] > seq}
     state.far_checkpoints = {r: c for r, c in state.far_checkpoints.items() if c.seq > seq}
     for d in [d for d, s in state.executed_requests.items() if s <= seq - window]:
         del state.executed_requests[d]
@@ -1172,7 +1355,6 @@ def on_tick(state: ReplicaState, now_ms: int) -> list[Effect]:
     state.now_ms = max(state.now_ms, now_ms)
     if state.in_view_change and state.my_view_change is None:
         # Restarted during a view change (its votes say so): ask for that view again.
-        state.view_change_deadline_ms = now_ms + _get_timeout(state)
         _send_view_change(state, now_ms, out)
     elif state.in_view_change:
         if state.view_change_deadline_ms is not None and now_ms >= state.view_change_deadline_ms:
@@ -1181,6 +1363,11 @@ def on_tick(state: ReplicaState, now_ms: int) -> list[Effect]:
         if state.best_certified > state.last_executed:
             # A quorum certified blocks we lack: the primary makes progress and we are
             # behind. Catch up (state transfer) instead of starting a lone view change.
+            state.request_deadline_ms = now_ms + _get_timeout(state)
+        elif not is_in_contact(state, now_ms):
+            # We hear fewer than 2f peers: we are more likely cut off than the primary
+            # faulty. A view change now would leave us alone in a higher view after the
+            # network heals (and we could not come back): wait, and judge again later.
             state.request_deadline_ms = now_ms + _get_timeout(state)
         else:
             _start_view_change(state, state.view + 1, now_ms, out)
@@ -1191,13 +1378,36 @@ def on_tick(state: ReplicaState, now_ms: int) -> list[Effect]:
         state.next_retransmit_ms = now_ms + state.config.retransmit_interval_ms
     elif now_ms >= state.next_retransmit_ms:
         state.next_retransmit_ms = now_ms + state.config.retransmit_interval_ms
-        _retransmit(state, out)
+        _retransmit(state, now_ms, out)
     _check_behind(state, now_ms, out)
     return out
 
 
-def _retransmit(state: ReplicaState, out: list[Effect]) -> None:
-    """Resend our own messages that peers may have lost (PBFT assumes fair-loss links)."""
+def _is_status_needed(state: ReplicaState) -> bool:
+    """Whether to heartbeat now: only while something is outstanding.
+
+    While it waits for a request (its peers then wait too, or it is the one cut
+    off), changes view, or knows it is behind. An idle consortium sends no
+    heartbeats at all (a simulated hour of idling costs nothing).
+    """
+    return (
+        state.request_deadline_ms is not None
+        or state.in_view_change
+        or state.transferring is not None
+        or state.best_certified > state.last_executed
+        or bool(state.far_checkpoints)
+        or any(seq > state.last_executed for seq in state.checkpoints)
+    )
+
+
+def _retransmit(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
+    """Resend our own messages that peers may have lost (PBFT assumes fair-loss links),
+    after a STATUS heartbeat that lets peers hand us what we lack."""
+    if _is_status_needed(state):
+        status = Status(
+            state.view, state.in_view_change, state.low_watermark, state.last_executed, now_ms
+        )
+        _broadcast(state, status, out)
     if state.in_view_change:
         if state.my_view_change is not None:
             out.append(Broadcast(state.my_view_change))
@@ -1230,9 +1440,12 @@ def _start_view_change(state: ReplicaState, new_view: int, now_ms: int, out: lis
     state.view_changes_started += 1
     _clear_verified_cache(state)
     _stop_request_timer(state)
-    # Exponential back-off: each view change without an execution in between waits
-    # twice as long for its NEW-VIEW (reset in _try_execute).
-    state.view_change_deadline_ms = now_ms + _get_timeout(state)
+    # The view-change timer starts only once 2f+1 replicas ask for this view
+    # (_maybe_start_view_change_timer): a replica alone in a view change waits there
+    # instead of climbing views that nobody else will join. Exponential back-off:
+    # each view change without an execution in between waits twice as long for its
+    # NEW-VIEW (reset in _try_execute).
+    state.view_change_deadline_ms = None
     state.backoff += 1
     _record_view(state, PHASE_VIEW_CHANGE)
     _send_view_change(state, now_ms, out)
@@ -1246,16 +1459,30 @@ def _send_view_change(state: ReplicaState, now_ms: int, out: list[Effect]) -> No
     vc = ViewChange(state.view, state.low_watermark, state.stable_certificate, proofs)
     state.my_view_change = _broadcast(state, vc, out)
     state.view_changes.setdefault(state.view, {})[state.replica_id] = (state.my_view_change, vc)
+    _maybe_start_view_change_timer(state, now_ms)
     _maybe_send_new_view(state, now_ms, out)
+
+
+def _maybe_start_view_change_timer(state: ReplicaState, now_ms: int) -> None:
+    """Castro & Liskov §4.5.2: start the timer for view v once 2f+1 VIEW-CHANGEs for v are in.
+
+    Its length doubles with each view change that brought no execution
+    (``T << (backoff - 1)``, capped at ``2**MAX_BACKOFF_EXPONENT``).
+    """
+    if not state.in_view_change or state.view_change_deadline_ms is not None:
+        return
+    if len(state.view_changes.get(state.view, {})) < state.config.quorum:
+        return
+    exponent = min(max(state.backoff - 1, 0), MAX_BACKOFF_EXPONENT)
+    state.view_change_deadline_ms = now_ms + (state.config.view_change_timeout_ms << exponent)
 
 
 def _process_view_change(
     state: ReplicaState, env: SignedEnvelope, vc: ViewChange, now_ms: int, out: list[Effect]
 ) -> None:
     if vc.new_view < state.view or (vc.new_view == state.view and not state.in_view_change):
-        # A replica that missed our NEW-VIEW: the primary hands it over again.
-        if state.is_primary and state.new_view_env is not None:
-            out.append(Send(env.sender, state.new_view_env))
+        # A replica that missed the NEW-VIEW of a view we are in: hand it over again.
+        _relay_new_view(state, env.sender, vc.new_view, now_ms, out)
         _reject(state, "old-view")
         return
     known = state.view_changes.get(vc.new_view, {}).get(env.sender)
@@ -1280,9 +1507,31 @@ def _process_view_change(
             for s in senders:
                 if s != state.replica_id:
                     latest[s] = max(latest.get(s, 0), v)
-    if len(latest) >= state.config.f + 1:
+    if len(latest) >= state.config.weak:
         _start_view_change(state, min(latest.values()), now_ms, out)
+    _maybe_start_view_change_timer(state, now_ms)
     _maybe_send_new_view(state, now_ms, out)
+
+
+def _relay_new_view(
+    state: ReplicaState, to: int, view: int, now_ms: int, out: list[Effect]
+) -> None:
+    """Send ``to`` the NEW-VIEW we accepted if it is still in (or asking for) ``view``,
+    this view or a lower one.
+
+    A NEW-VIEW is signed by its primary and carries its own proof, so any replica
+    can relay it: a lagging replica does not depend on the primary alone (a faulty
+    primary could withhold it from some replicas), and one left in a lower view
+    installs ours directly (a valid NEW-VIEW proves 2f+1 replicas moved). At most
+    once per retransmit interval and peer (a NEW-VIEW can be large).
+    """
+    if view > state.view or state.in_view_change or state.new_view_env is None:
+        return
+    last = state.status_reply_ms.get(to)
+    if last is not None and now_ms - last < state.config.retransmit_interval_ms:
+        return
+    out.append(Send(to, state.new_view_env))
+    state.status_reply_ms[to] = now_ms
 
 
 def _maybe_send_new_view(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
@@ -1452,11 +1701,18 @@ def _install_new_view(
     _maybe_propose(state, now_ms, out)
 
 
-def get_stable_checkpoint(state: ReplicaState) -> tuple[int, bytes, CommitCertificate | None]:
+def get_stable_checkpoint(
+    state: ReplicaState,
+) -> tuple[SeqNo, bytes, CommitCertificate | None]:
     """What to persist for a restart: the stable seq, its header hash and certificate."""
-    return state.low_watermark, state.stable_digest, state.stable_certificate
+    return SeqNo(state.low_watermark), state.stable_digest, state.stable_certificate
 
 
-def get_committed_seqs(state: ReplicaState) -> list[int]:
+def get_committed_seqs(state: ReplicaState) -> list[SeqNo]:
     """Sequence numbers committed locally and not yet garbage collected (for tests)."""
-    return sorted(s for s, slot in state.log.items() if slot.committed is not None)
+    return sorted(SeqNo(s) for s, slot in state.log.items() if slot.committed is not None)
+
+
+def get_view(state: ReplicaState) -> tuple[View, bool]:
+    """The replica's view and whether it is still changing to it (not yet installed)."""
+    return View(state.view), state.in_view_change

@@ -30,6 +30,7 @@ from gridledger.consensus.messages import (
     compute_batch_digest,
     decode_message,
 )
+from gridledger.consensus.quorum import compute_f, compute_prepared_quorum
 from gridledger.ledger.certificate import (
     CertificateError,
     CommitCertificate,
@@ -54,7 +55,7 @@ class ProofContext:
 
     @property
     def f(self) -> int:
-        return (self.n - 1) // 3
+        return compute_f(self.n)
 
     def get_primary(self, view: int) -> int:
         return self.validators[view % self.n].replica_id
@@ -108,7 +109,7 @@ def get_valid_proof_pre_prepare(
         if p != Prepare(pp.view, pp.seq, pp.batch_digest):
             return None
         senders.add(env.sender)
-    return pp if len(senders) >= 2 * ctx.f else None
+    return pp if len(senders) >= compute_prepared_quorum(ctx.n) else None
 
 
 def is_valid_checkpoint_proof(ctx: ProofContext, auth: Authenticator, vc: ViewChange) -> bool:

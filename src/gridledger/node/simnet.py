@@ -38,10 +38,17 @@ from gridledger.consensus.effects import (
 )
 from gridledger.consensus.engine import EngineContext, EngineEffect
 from gridledger.consensus.messages import (
+    Checkpoint,
     ClientRequest,
+    Commit,
     Message,
+    NewView,
+    Prepare,
+    PreparedProof,
     PrePrepare,
     SignedEnvelope,
+    Status,
+    ViewChange,
     compute_batch_digest,
     compute_request_digest,
     decode_envelope,
@@ -51,12 +58,13 @@ from gridledger.consensus.params import ConsensusParams
 from gridledger.consensus.pbft import PbftConfig, ReplicaState, decode_vote_log
 from gridledger.consensus.pbft_engine import VOTES_KEY, PbftEngine
 from gridledger.consensus.simhub import NetworkModel, Partition, SimHub, compute_targets
+from gridledger.consensus.viewchange import compute_null_pre_prepare
 from gridledger.crypto.encoding import decode_as, encode
 from gridledger.crypto.errors import EncodingError
 from gridledger.crypto.rng import DeterministicRng
 from gridledger.crypto.signatures import Ed25519PrivateKey
 from gridledger.ledger.block import GenesisConfig
-from gridledger.ledger.certificate import CommitCertificate, Validator
+from gridledger.ledger.certificate import BlockVote, CommitCertificate, Validator, sign_vote
 from gridledger.ledger.contracts import ContractRegistry
 from gridledger.ledger.contracts_builtin import KV_SET_KIND, KvSet
 from gridledger.ledger.plugins import build_registry
@@ -74,6 +82,7 @@ from gridledger.node.core import (
 )
 
 __all__ = [
+    "BYZANTINE",
     "Behaviour",
     "Partition",
     "SimNetwork",
@@ -94,6 +103,30 @@ class Behaviour(Enum):
     # that restarted gets the other half's (a primary exploiting a replica's amnesia).
     EQUIVOCATE = "equivocate"
     TAMPER = "tamper"  # flips bits, forges senders and sends garbage besides its messages
+    # Byzantine behaviours below sign what they send with their own key (valid
+    # envelopes with wrong content): see SimNetwork._misbehave.
+    CONFLICT = "conflict"  # conflicting PREPAREs/COMMITs/CHECKPOINTs to the two halves
+    WRONG_CHECKPOINT = "wrong-checkpoint"  # a checkpoint for a wrong digest before the real one
+    REPLAY = "replay"  # besides its messages, replays frames it sent or saw earlier
+    FORGE = "forge"  # forged VIEW-CHANGEs and NEW-VIEWs (bad proofs, wrong O sets, far views)
+    WITHHOLD = "withhold"  # sends each message to a single random peer only
+    FLOOD = "flood"  # many signed junk messages (votes at random seqs, statuses) per message
+
+
+BYZANTINE = frozenset(
+    {
+        Behaviour.CONFLICT,
+        Behaviour.WRONG_CHECKPOINT,
+        Behaviour.REPLAY,
+        Behaviour.FORGE,
+        Behaviour.WITHHOLD,
+        Behaviour.FLOOD,
+    }
+)
+
+
+def _engine_frame(env: SignedEnvelope) -> bytes:
+    return bytes([ENGINE_CHANNEL]) + encode(env)
 
 
 def make_keys(n: int, seed: int) -> list[Ed25519PrivateKey]:
@@ -261,6 +294,8 @@ class SimNetwork:
         self.message_filter: Callable[[int, int, Message], bool] | None = None
         self.on_committed: Callable[[int, BlockCommitted], None] | None = None
         self._next_request = 0
+        self._replay_log: list[bytes] = []
+        self._flood_clock = 0
         self.expected: set[bytes] = set()  # digests of every request clients submitted
         behaviours = behaviours or {}
         self.replicas: list[SimReplica] = []
@@ -505,6 +540,8 @@ class SimNetwork:
         if r.behaviour is Behaviour.EQUIVOCATE and name == "PrePrepare":
             self._equivocate(r, env, targets)
             return
+        if r.behaviour in BYZANTINE and self._misbehave(r, env, msg, targets):
+            return
         for to in targets:
             self._transmit(r.replica_id, to, effect.frame)
             if r.behaviour is Behaviour.TAMPER:
@@ -530,6 +567,97 @@ class SimNetwork:
         for i, to in enumerate(targets):
             real = (i < half) != (self.replicas[to].restarts % 2 == 1)
             self._transmit(r.replica_id, to, real_frame if real else other_frame)
+
+    def _misbehave(
+        self, r: SimReplica, env: SignedEnvelope, msg: Message, targets: list[int]
+    ) -> bool:
+        """A byzantine replica's version of one send; ``True`` if it replaced the send."""
+        seal = r.state.auth.seal
+        b = r.behaviour
+        if b is Behaviour.WITHHOLD:
+            if targets:
+                to = targets[self.rng.randbelow(len(targets))]
+                self._transmit(r.replica_id, to, _engine_frame(env))
+            return True
+        if b is Behaviour.CONFLICT and isinstance(msg, (Prepare, Commit, Checkpoint)):
+            other_digest = self.rng.random_bytes(32)
+            if isinstance(msg, Checkpoint):
+                vote = BlockVote(self.config.chain_id, msg.seq, other_digest)
+                other: Message = Checkpoint(msg.seq, other_digest, sign_vote(r.key, vote))
+            else:
+                other = type(msg)(msg.view, msg.seq, other_digest)
+            other_frame = _engine_frame(seal(other))
+            for i, to in enumerate(targets):
+                real = i < len(targets) // 2
+                self._transmit(r.replica_id, to, _engine_frame(env) if real else other_frame)
+            return True
+        if b is Behaviour.WRONG_CHECKPOINT and isinstance(msg, Checkpoint):
+            wrong = self.rng.random_bytes(32)
+            vote = BlockVote(self.config.chain_id, msg.seq, wrong)
+            wrong_frame = _engine_frame(seal(Checkpoint(msg.seq, wrong, sign_vote(r.key, vote))))
+            for to in targets:
+                self._transmit(r.replica_id, to, wrong_frame)
+                if self.rng.randbelow(2):
+                    self._transmit(r.replica_id, to, _engine_frame(env))
+            return True
+        frame = _engine_frame(env)
+        for to in targets:
+            self._transmit(r.replica_id, to, frame)
+        extra: list[bytes] = []
+        if b is Behaviour.REPLAY:
+            self._replay_log.append(frame)
+            for _ in range(2):
+                extra.append(self._replay_log[self.rng.randbelow(len(self._replay_log))])
+            if len(self._replay_log) > 512:
+                del self._replay_log[: len(self._replay_log) - 512]
+        elif b is Behaviour.FORGE:
+            forged = self._forge(r, msg)
+            extra.append(_engine_frame(seal(forged[self.rng.randbelow(len(forged))])))
+        elif b is Behaviour.FLOOD:
+            extra.extend(_engine_frame(seal(m)) for m in self._flood(r))
+        for junk in extra:
+            for to in targets:
+                self._transmit(r.replica_id, to, junk)
+        return True
+
+    def _forge(self, r: SimReplica, msg: Message) -> list[Message]:
+        """Forged view-change traffic: each is validly signed by ``r`` and wrong inside."""
+        st = r.state
+        view = st.view + 1 + self.rng.randbelow(3)
+        junk = self.rng.random_bytes(32)
+        fake_pp = st.auth.seal(PrePrepare(view - 1, st.low_watermark + 1, junk, (), 0))
+        fake_proof = PreparedProof(fake_pp, (fake_pp,))
+        fake_cert = CommitCertificate(self.config.chain_id, st.low_watermark + 4, junk, ())
+        out: list[Message] = [
+            ViewChange(view, st.low_watermark, st.stable_certificate, (fake_proof,)),
+            ViewChange(view, st.low_watermark + 4, fake_cert, ()),
+            # A well-formed VIEW-CHANGE for a far view: legal alone, harmless below f+1.
+            ViewChange(st.view + 50, st.low_watermark, st.stable_certificate, ()),
+            NewView(view, (), ()),
+        ]
+        if isinstance(msg, ViewChange):
+            # A NEW-VIEW built on its own (real) view change only, with a made-up O set.
+            env = st.auth.seal(msg)
+            bogus = st.auth.seal(compute_null_pre_prepare(msg.new_view, st.last_executed + 1))
+            out.append(NewView(msg.new_view, (env, env, env), (bogus,)))
+        return out
+
+    def _flood(self, r: SimReplica) -> list[Message]:
+        """Signed junk: votes at random seqs of the window, checkpoints, statuses."""
+        st = r.state
+        out: list[Message] = []
+        seq = st.low_watermark + 1 + self.rng.randbelow(self.config.watermark_window)
+        digest = self.rng.random_bytes(32)
+        kind = self.rng.randbelow(3)
+        if kind == 0:
+            out.append(Prepare(st.view, seq, digest))
+        elif kind == 1:
+            out.append(Commit(st.view, seq, digest))
+        else:
+            out.append(Checkpoint(seq, digest, self.rng.random_bytes(64)))
+        self._flood_clock += 1
+        out.append(Status(st.view, False, 0, 0, self.now_ms * 1000 + self._flood_clock))
+        return out
 
     def _tamper(self, r: SimReplica, env: SignedEnvelope, to: int) -> None:
         """Extra junk next to each real message: a flipped bit, a forged sender, garbage."""
