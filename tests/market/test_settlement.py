@@ -1,16 +1,77 @@
 """Settlement with real e-coins: paid and delivered -> settled, never evidence; unpaid ->
-evidence against exactly the reneging pseudonym, whose tag t trustees then decrypt."""
+evidence against exactly the reneging pseudonym, whose tag t trustees then decrypt.
+
+On a chain whose identity genesis names ``market`` an evidence source, the market's
+default is evidence on chain (``identity.contract-evidence``): t of n trustees' shares
+go into a trace record, and the household is blacklisted and its certificate revoked;
+nothing anyone else writes (the KV namespace, a made-up id) traces anybody."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pytest
 
 from gridledger.crypto import threshold
-from gridledger.crypto.encoding import decode_as
+from gridledger.crypto.encoding import decode_as, encode
 from gridledger.crypto.rng import DeterministicRng
-from gridledger.crypto.signatures import Ed25519PrivateKey
-from gridledger.identity.trace_center import compute_identity_from_shares, get_tag_ciphertext
+from gridledger.crypto.signatures import Ed25519PrivateKey, RsaPrivateKey
+from gridledger.identity.admission import issue_role_key
+from gridledger.identity.ca import (
+    MemberAttributes,
+    compute_certificate_der,
+    compute_certificate_hash,
+    compute_member_key,
+    get_attributes,
+)
+from gridledger.identity.client import create_contract_evidence_tx
+from gridledger.identity.contracts import (
+    KIND_CONTRACT_EVIDENCE,
+    KIND_TRACE,
+    Reader,
+)
+from gridledger.identity.contracts import (
+    get_contract_default as read_contract_default,
+)
+from gridledger.identity.genesis import GENESIS_EVIDENCE_SOURCES_KEY, EvidenceSources
+from gridledger.identity.messages import (
+    CONSENT_TAG,
+    PSEUDONYM_CERT_TAG,
+    ContractDefault,
+    ContractEvidence,
+    PseudonymCertificate,
+    SignedPseudonymCertificate,
+    TraceRecord,
+    TraceResult,
+    compute_contract_default_key,
+)
+from gridledger.identity.plugin import PLUGIN as IDENTITY_PLUGIN
+from gridledger.identity.tags import (
+    compute_consent_message,
+    compute_handle,
+    compute_handle_hash,
+    compute_tag,
+    compute_tag_exponent,
+)
+from gridledger.identity.trace_center import (
+    TraceRequestRead,
+    Trustee,
+    compute_contract_evidence_id,
+    compute_identity_from_shares,
+    compute_trace,
+    get_tag_ciphertext,
+    on_trace_request,
+)
+from gridledger.ledger.block import GenesisConfig
+from gridledger.ledger.chain import Ledger
+from gridledger.ledger.contracts import ContractRegistry
+from gridledger.ledger.contracts_builtin import KV_SET_KIND, KvContract, KvSet
+from gridledger.ledger.execution import Receipt
+from gridledger.ledger.state import compute_state_key
+from gridledger.ledger.storage import MemoryBlockStore
 from gridledger.market import client, keys
+from gridledger.market.config import compute_genesis_state
+from gridledger.market.contract import MarketContract
 from gridledger.market.errors import SettlementRejected
 from gridledger.market.messages import (
     LEG_ENERGY,
@@ -22,7 +83,14 @@ from gridledger.market.messages import (
     compute_evidence_id,
     compute_order_id,
 )
-from gridledger.market.settlement import check_default, compute_recheck_ms, get_default
+from gridledger.market.settlement import (
+    check_default,
+    compute_recheck_ms,
+    get_contract_default,
+    get_default,
+)
+from gridledger.payments.config import compute_genesis_state as payments_genesis
+from gridledger.payments.contract import PaymentsContract
 from gridledger.payments.invoice import Invoice, get_invoice
 from gridledger.payments.messages import PaymentMessage
 from gridledger.payments.mint import Mint, get_verifiers, process_withdrawal
@@ -35,9 +103,9 @@ from gridledger.payments.wallet import (
     finalize_coins,
     prepare_coins,
 )
-from tests.ledger.helpers import CHAIN
+from tests.ledger.helpers import CHAIN, VALIDATORS
 
-from .helpers import Chain, Pseudonym, World, make_chain
+from .helpers import DAY, NOW, NOW_MS, ROUND, SLOT_MS, Chain, Pseudonym, World, make_chain
 
 
 def trade_between(
@@ -117,6 +185,14 @@ def test_unpaid_trade_is_evidence_against_exactly_the_buyer_and_traces_them(worl
     assert (record.leg, record.accused, record.round) == (LEG_MONEY, buyer.raw, trade.buyer_round)
     assert compute_order_id(record.order) == trade.buy_order  # its own signed order is the proof
     assert get_default(chain.view(), compute_evidence_id(trade.trade_id, LEG_ENERGY)) is None
+    twin = get_contract_default(chain.view(), record.evidence_id)  # identity's generic record
+    assert twin is not None and (twin.accused, twin.round) == (buyer.raw, trade.buyer_round)
+    assert (twin.deadline_ms, twin.found_ms) == (trade.deadline_ms, trade.deadline_ms + 1)
+    # this chain's identity genesis names no evidence source: the pointer is refused
+    (r,) = chain.commit(
+        chain.tx(KIND_CONTRACT_EVIDENCE, ContractEvidence("market", record.evidence_id))
+    )
+    assert not r.ok and "not an evidence source" in r.reason
     # What a trustee re-derives from chain state before it releases a share:
     assert check_default(chain.view(), record.evidence_id, chain.now_ms) == record
     with pytest.raises(SettlementRejected, match="deadline has not passed"):
@@ -230,3 +306,164 @@ def test_deadline_work_is_bounded_per_block(world: World, monkeypatch: pytest.Mo
         counts.append(len(list(chain.view().scan(keys.EVIDENCE))))
     assert counts == [4, 8, 10, 10]  # two trades a block, two legs each
     assert list(chain.view().scan(keys.DUE)) == []
+
+
+# -- tracing on chain from the market's own default --------------------------------------
+
+
+@dataclass(frozen=True)
+class Tracing:
+    trustees: tuple[Trustee, ...]  # certified tc-1 .. tc-5 holding the world's key shares
+    reneger: Pseudonym  # the world's real household (house-0), with an accountable tag
+
+
+@pytest.fixture(scope="module")
+def tracing(world: World, rsa_keys: list[RsaPrivateKey]) -> Tracing:
+    rng = DeterministicRng("market-tracing")
+    trustees = []
+    for share in world.key_shares:
+        i = share.index
+        attrs = MemberAttributes("tc-trustee", f"tc-{i}", None, ("trace",))
+        role = issue_role_key(
+            world.ca, f"tc-{i}", attrs, NOW - DAY, 365 * DAY, rng, rsa_keys[1 + i]
+        )
+        trustees.append(Trustee(i, share, world.tc_key, role.key, role.certificate))
+    # A pseudonym exactly as registration makes one: its tag names house-0's certificate
+    # and carries house-0's consent (so the trace is accountable, not just a decryption).
+    hh_key, hh_cert = world.household
+    identity, tc = compute_certificate_hash(hh_cert), world.tc_key
+    key_ = Ed25519PrivateKey.generate(rng)
+    handle = compute_handle(tc, identity, tc.group.random_scalar(rng))
+    consent = hh_key.sign(
+        CONSENT_TAG,
+        compute_consent_message(ROUND, key_.public_key.raw, compute_handle_hash(tc.group, *handle)),
+    )
+    r = compute_tag_exponent(tc.group, rng)
+    tag = compute_tag(tc, identity, ROUND, r, rng.random_bytes(12), handle, consent)
+    mm = world.identity_config.mm_certificate
+    assert mm is not None
+    cert = PseudonymCertificate(
+        ROUND, rng.random_bytes(16), key_.public_key.raw, tag, rng.random_bytes(32),
+        rng.random_bytes(256), NOW - DAY, NOW + 2 * DAY, compute_certificate_hash(mm),
+    )  # fmt: skip
+    signed = SignedPseudonymCertificate(cert, rsa_keys[1].sign(PSEUDONYM_CERT_TAG, encode(cert)))
+    return Tracing(tuple(trustees), Pseudonym(key_, identity, signed))
+
+
+def make_sourced_chain(world: World, tracing: Tracing) -> Chain:
+    """Like ``make_chain(real_payments=True)``, but every contract is built from a genesis
+    whose identity section names ``market`` an evidence source (and certifies the reneger)."""
+    config = world.market_config()
+    state = dict(world.identity_state)
+    state[GENESIS_EVIDENCE_SOURCES_KEY] = encode(EvidenceSources(("market",)))
+    state[compute_state_key("identity", b"pc/" + tracing.reneger.raw)] = encode(
+        tracing.reneger.certificate
+    )
+    state.update(compute_genesis_state(config))
+    state.update(payments_genesis(world.payments_config()))
+    genesis = GenesisConfig.create(CHAIN, VALIDATORS, NOW_MS - DAY * 1000, state)
+    (identity,) = IDENTITY_PLUGIN.build_contracts(genesis)
+    payments = PaymentsContract(world.payments_config())
+    registry = ContractRegistry((KvContract(), identity, MarketContract(config), payments))
+    ledger = Ledger(MemoryBlockStore(), registry, genesis)
+    return Chain(world, config, ledger, now_ms=NOW_MS, slot=NOW_MS // SLOT_MS + 3)
+
+
+def point_at(chain: Chain, namespace: str, source_id: bytes) -> tuple[Receipt, bytes]:
+    """Post ``identity.contract-evidence`` (any key may); the receipt and the identity id."""
+    chain.nonce += 1
+    tx, eid = create_contract_evidence_tx(CHAIN, namespace, source_id, chain.sender, chain.nonce)
+    (r,) = chain.commit(tx)
+    return r, eid
+
+
+def trustee_read(chain: Chain, eid: bytes) -> TraceRequestRead:
+    """What a trustee reads from the chain (f+1-agreed in deployment: client.get_trace_request)."""
+    view = chain.view("identity")
+    reader = Reader(view.get)
+    contract = reader.contract_evidence(eid)
+    assert contract is not None
+    return TraceRequestRead(
+        None,
+        reader.pseudonym_certificate(contract.accused),
+        None,
+        reader.trace(eid),
+        contract,
+        read_contract_default(view.get_in, contract.evidence),
+    )
+
+
+def test_unpaid_trade_is_traced_on_chain_blacklisted_and_revoked(
+    world: World, tracing: Tracing
+) -> None:
+    chain = make_sourced_chain(world, tracing)
+    seller, reneger = world.pseudonyms[6], tracing.reneger
+    trade, _ = trade_between(chain, seller, reneger, 4, 120)
+    attest(chain, trade)  # the seller delivered; the buyer never pays
+    pass_deadline(chain, trade)
+    money = compute_evidence_id(trade.trade_id, LEG_MONEY)
+    default = get_contract_default(chain.view(), money)
+    assert default is not None and default.accused == reneger.raw
+    # the honest seller: no default, so no pointer can name them
+    r, _ = point_at(chain, "market", compute_evidence_id(trade.trade_id, LEG_ENERGY))
+    assert not r.ok and "no default record" in r.reason
+    # anyone points the identity contract at the market's default
+    r, eid = point_at(chain, "market", money)
+    assert r.ok, r.reason
+    assert r.data == eid == compute_contract_evidence_id(ContractEvidence("market", money))
+    # 3 of 5 trustees re-check (the market's own rule too), then release shares
+    rng = DeterministicRng("market-trustees")
+    shares = []
+    for trustee in tracing.trustees[:3]:
+        assert check_default(chain.view(), money, chain.now_ms).accused == reneger.raw
+        read = trustee_read(chain, eid)
+        shares.append(on_trace_request(trustee, read, rng, evidence_sources=("market",)))
+    cert = reneger.certificate.certificate
+    outcome = compute_trace(world.tc_key, cert, shares, eid, world.roots, chain.now_ms // 1000)
+    hh_cert = world.household[1]
+    assert outcome.identity == compute_certificate_hash(hh_cert)
+    record = TraceRecord(eid, outcome.entries, compute_certificate_der(hh_cert))
+    (r,) = chain.commit_ok(chain.tx(KIND_TRACE, record))
+    result = decode_as(TraceResult, r.data)
+    assert result.accountable and result.pseudonym_key == reneger.raw
+    reader = Reader(chain.view("identity").get)
+    assert reader.trace(eid) == result
+    assert reader.is_blacklisted(compute_member_key(get_attributes(hh_cert)))
+    assert reader.is_revoked(compute_certificate_hash(hh_cert))
+    assert reader.is_pseudonym_revoked(reneger.raw)
+    assert not reader.is_pseudonym_revoked(seller.raw)
+    # the traced pseudonym cannot trade any more; the seller can
+    later = chain.now_ms // SLOT_MS + 3  # a slot still open for orders
+    (r,) = chain.commit(chain.order(reneger, -1, 120, slot=later)[0])
+    assert not r.ok and "revoked" in r.reason
+    chain.commit_ok(chain.order(seller, 1, 120, slot=later)[0])
+
+
+def test_paid_trade_and_forged_defaults_trace_nobody(world: World, tracing: Tracing) -> None:
+    chain = make_sourced_chain(world, tracing)
+    mint = world.create_mint()
+    seller, honest = world.pseudonyms[7], tracing.reneger  # this time it pays
+    trade, secrets = trade_between(chain, seller, honest, 2, 100)
+    pay_and_redeem(chain, mint, trade, secrets)
+    attest(chain, trade)
+    pass_deadline(chain, trade)
+    assert chain.get(keys.SETTLED + trade.trade_id) == b"\x01"
+    assert list(chain.view().scan(b"default/")) == []
+    for leg in (LEG_MONEY, LEG_ENERGY):
+        r, _ = point_at(chain, "market", compute_evidence_id(trade.trade_id, leg))
+        assert not r.ok and "no default record" in r.reason
+    # The attacker writes a perfect default naming the honest household where it can write.
+    money = compute_evidence_id(trade.trade_id, LEG_MONEY)
+    forged = ContractDefault(
+        money, honest.raw, ROUND, trade.deadline_ms, "unpaid", chain.ledger.height,
+        trade.deadline_ms + 1,
+    )  # fmt: skip
+    kv = KvSet(compute_contract_default_key(money), encode(forged))
+    chain.commit_ok(chain.tx(KV_SET_KIND, kv))
+    for namespace in ("test", "payments", "identity"):
+        r, _ = point_at(chain, namespace, money)
+        assert not r.ok and "not an evidence source" in r.reason
+    r, _ = point_at(chain, "market", chain.rng.random_bytes(32))  # a made-up id
+    assert not r.ok and "no default record" in r.reason
+    assert list(chain.view("identity").scan(b"cev/")) == []
+    assert not Reader(chain.view("identity").get).is_pseudonym_revoked(honest.raw)

@@ -11,7 +11,10 @@ What it offers:
 
 * :class:`IdentityChainView` reads the identity contract's state with f+1-agreed
   ``state`` queries, e.g. for the RM's blacklist and revocation checks or a
-  trustee's check that evidence is on chain.
+  trustee's check that evidence is on chain (:meth:`~IdentityChainView.get_trace_request`
+  reads everything a trustee needs, for either kind of evidence);
+  :func:`create_contract_evidence_tx` points the identity contract at a default an
+  evidence source (the market) recorded.
 * :func:`register_household` runs the six registration steps between a household
   and the RM (in-process here; deployed parties exchange the same messages); the
   household pins the RM blind key named at genesis. :func:`register_and_schedule`
@@ -65,15 +68,21 @@ from gridledger.identity.ca import (
     get_attributes,
 )
 from gridledger.identity.ca_register import write_ca_register
-from gridledger.identity.contracts import KIND_REVOKE, NAMESPACE
+from gridledger.identity.contracts import KIND_CONTRACT_EVIDENCE, KIND_REVOKE, NAMESPACE
 from gridledger.identity.errors import RegistrationRejected
+from gridledger.identity.genesis import GENESIS_EVIDENCE_SOURCES_KEY, compute_evidence_sources
 from gridledger.identity.messages import (
+    ContractDefault,
+    ContractEvidence,
+    ContractEvidenceRecord,
     EvidenceRecord,
     PseudonymCertificate,
     PseudonymRequest,
     SignedPseudonymCertificate,
     SweepResult,
     TraceResult,
+    compute_contract_default_key,
+    compute_contract_evidence_id,
 )
 from gridledger.identity.pseudonym_issuer import (
     MarketManager,
@@ -92,6 +101,7 @@ from gridledger.identity.registration import (
     start_registration,
 )
 from gridledger.identity.schedule import BatchWindow, compute_submission_time, is_due
+from gridledger.identity.trace_center import TraceRequestRead
 from gridledger.ledger.block import BlockHeader, GenesisConfig
 from gridledger.ledger.certificate import CommitCertificate
 from gridledger.ledger.light import LightClient
@@ -146,7 +156,11 @@ class IdentityChainView:
 
     async def get(self, key: bytes) -> bytes | None:
         """The value of ``key`` (inside the identity namespace) once f+1 replicas agree."""
-        full = compute_state_key(NAMESPACE, key)
+        return await self.get_in(NAMESPACE, key)
+
+    async def get_in(self, namespace: str, key: bytes) -> bytes | None:
+        """The value of ``key`` inside ``namespace`` once f+1 replicas agree."""
+        full = compute_state_key(namespace, key)
         last: NodeError | None = None
         for _ in range(_STATE_ATTEMPTS):  # a block may land between two replicas' answers
             try:
@@ -196,6 +210,46 @@ class IdentityChainView:
     async def get_evidence(self, evidence_id: bytes) -> EvidenceRecord | None:
         raw = await self.get(b"ev/" + evidence_id)
         return None if raw is None else _decode(EvidenceRecord, raw)
+
+    async def get_contract_evidence(self, evidence_id: bytes) -> ContractEvidenceRecord | None:
+        """Contract evidence the identity contract recorded under ``evidence_id``."""
+        raw = await self.get(b"cev/" + evidence_id)
+        return None if raw is None else _decode(ContractEvidenceRecord, raw)
+
+    async def get_contract_default(
+        self, namespace: str, source_evidence_id: bytes
+    ) -> ContractDefault | None:
+        """The default a source contract wrote at ``<namespace>/default/<source id>``."""
+        raw = await self.get_in(namespace, compute_contract_default_key(source_evidence_id))
+        return None if raw is None else _decode(ContractDefault, raw)
+
+    async def get_evidence_sources(self) -> tuple[str, ...]:
+        """The evidence-source namespaces the identity genesis names (``()``: none)."""
+        n = len(NAMESPACE) + 1
+        return compute_evidence_sources(await self.get(GENESIS_EVIDENCE_SOURCES_KEY[n:]))
+
+    async def get_trace_request(self, evidence_id: bytes) -> TraceRequestRead:
+        """Everything a trustee reads before answering a trace request for ``evidence_id``
+        (obligation or contract evidence; all ``None`` if neither is on chain)."""
+        record = await self.get_evidence(evidence_id)
+        trace = await self.get_trace(evidence_id)
+        if record is not None:
+            ev = record.evidence
+            accused = await self.get_pseudonym_certificate(ev.accused)
+            accuser = await self.get_pseudonym_certificate(ev.accuser)
+            return TraceRequestRead(record, accused, accuser, trace)
+        contract = await self.get_contract_evidence(evidence_id)
+        if contract is None:
+            return TraceRequestRead(None, None, None, trace)
+        pointer = contract.evidence
+        return TraceRequestRead(
+            None,
+            await self.get_pseudonym_certificate(contract.accused),
+            None,
+            trace,
+            contract,
+            await self.get_contract_default(pointer.namespace, pointer.evidence_id),
+        )
 
     async def get_pseudonym_certificate(self, key: bytes) -> SignedPseudonymCertificate | None:
         raw = await self.get(b"pc/" + key)
@@ -360,6 +414,22 @@ def deliver_due_requests(
         if is_due(item.at, now):
             on_pseudonym_request(mm, item.request)
     return [item for item in pending if not is_due(item.at, now)]
+
+
+def create_contract_evidence_tx(
+    chain_id: str,
+    namespace: str,
+    source_evidence_id: bytes,
+    signer: Ed25519PrivateKey,
+    nonce: int,
+) -> tuple[Transaction, bytes]:
+    """``identity.contract-evidence`` pointing at ``<namespace>/default/<source id>``, and
+    the identity evidence id the trustees' shares and the trace record will name.
+
+    Any key may sign it (it carries no claim of its own)."""
+    pointer = ContractEvidence(namespace, source_evidence_id)
+    tx = Transaction.create(chain_id, KIND_CONTRACT_EVIDENCE, pointer, signer, nonce)
+    return tx, compute_contract_evidence_id(pointer)
 
 
 def _decode(cls: type[Any], raw: bytes) -> Any:

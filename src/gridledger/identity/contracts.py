@@ -17,6 +17,15 @@ Kinds (every replica runs the same checks, with the block time as "now"):
   revoked; block time inside ``(deadline, deadline + dispute window]``; the
   obligation not closed; one accusation per obligation
   (:mod:`gridledger.identity.obligations`).
+* ``identity.contract-evidence`` - :class:`ContractEvidence` {namespace, evidence id}:
+  a pointer to a :class:`ContractDefault` that an *evidence source* (a contract
+  whose namespace the identity genesis names) wrote from its own chain state at
+  ``<namespace>/default/<evidence id>``; read here with ``get_in``. The accused
+  must be a published, unrevoked pseudonym certified for the default's round, the
+  block time inside the dispute window from when the default was found
+  (:func:`verify_contract_evidence`); recorded once, under
+  :func:`compute_contract_evidence_id`. Anyone may send it (it adds no word of
+  its own); the trace path below then runs unchanged on it.
 * ``identity.obligation-met`` - :class:`ObligationMet` signed by the creditor:
   closes the obligation (the settlement layer's hook); later evidence is refused.
 * ``identity.trace-record`` - :class:`TraceRecord`: t valid decryption shares of
@@ -38,7 +47,9 @@ State keys (namespace ``identity``): ``pc/<pk>`` pseudonym certificate,
 ``round/<n>`` batch published (its size), ``rpk/<n>/<i>`` the i-th pseudonym key of
 round n's batch, ``rmsig/<h>`` used RM signature, ``rev/<hash>``
 revoked member certificate, ``revp/<pk>`` revoked pseudonym, ``ev/<id>``
-evidence, ``obe/<h>`` evidence id of obligation h, ``om/<h>`` obligation h closed,
+obligation evidence, ``cev/<id>`` contract evidence (:class:`ContractEvidenceRecord`;
+one id space for both kinds), ``obe/<h>`` evidence id of obligation h, ``om/<h>``
+obligation h closed,
 ``tr/<id>`` trace result, ``bl/<member key>`` blacklist entry,
 ``sw/<id>/<n>`` sweep result of trace ``id`` over round ``n``.
 """
@@ -62,10 +73,13 @@ from gridledger.identity.ca import (
     load_certificate,
     verify_member,
 )
-from gridledger.identity.errors import CertificateRejected, UnaccountableTrace
+from gridledger.identity.errors import CertificateRejected, EvidenceRejected, UnaccountableTrace
 from gridledger.identity.messages import (
     REVOCATION_TAG,
     CheatingEvidence,
+    ContractDefault,
+    ContractEvidence,
+    ContractEvidenceRecord,
     EvidenceRecord,
     ObligationEvidence,
     ObligationMet,
@@ -77,6 +91,8 @@ from gridledger.identity.messages import (
     SweepResult,
     TraceRecord,
     TraceResult,
+    compute_contract_default_key,
+    compute_contract_evidence_id,
 )
 from gridledger.identity.obligations import (
     DEFAULT_DISPUTE_WINDOW_S,
@@ -95,9 +111,11 @@ from gridledger.identity.registration import (
 )
 from gridledger.identity.sweep import check_sweep_target, compute_sweep_matches
 from gridledger.identity.trace_center import (
+    check_evidence_source,
     compute_accountable_member,
     compute_evidence_id,
     compute_identity_from_record,
+    verify_contract_evidence,
 )
 from gridledger.ledger.contracts import BlockContext, StateView
 from gridledger.ledger.errors import ContractRejection
@@ -111,13 +129,15 @@ KIND_TRACE = "identity.trace-record"
 KIND_BLACKLIST = "identity.blacklist"
 KIND_SWEEP = "identity.sweep"
 KIND_OBLIGATION_MET = "identity.obligation-met"
+KIND_CONTRACT_EVIDENCE = "identity.contract-evidence"
 
 
 @dataclass(frozen=True)
 class IdentityConfig:
     """Genesis parameters: trusted roots, the RM's pseudonym-key certificate, the TC key,
     the MM's certificate (pinned: only it may publish batches; ``None`` accepts any
-    valid MM certificate) and the dispute window after an obligation's deadline."""
+    valid MM certificate), the dispute window after an obligation's deadline and the
+    namespaces whose ``default/`` records are evidence (:data:`KIND_CONTRACT_EVIDENCE`)."""
 
     roots: tuple[x509.Certificate, ...]
     rm_blind_certificate: x509.Certificate
@@ -125,6 +145,7 @@ class IdentityConfig:
     mm_certificate: x509.Certificate | None = None
     dispute_window_s: int = DEFAULT_DISPUTE_WINDOW_S
     variant: Variant = DEFAULT_VARIANT
+    evidence_sources: tuple[str, ...] = ()
 
 
 def _key(prefix: bytes, suffix: bytes) -> bytes:
@@ -156,6 +177,18 @@ class Reader:
     def evidence(self, evidence_id: bytes) -> EvidenceRecord | None:
         raw = self._get(_key(b"ev/", evidence_id))
         return None if raw is None else decode_as(EvidenceRecord, raw)
+
+    def contract_evidence(self, evidence_id: bytes) -> ContractEvidenceRecord | None:
+        raw = self._get(_key(b"cev/", evidence_id))
+        return None if raw is None else decode_as(ContractEvidenceRecord, raw)
+
+    def accused(self, evidence_id: bytes) -> bytes | None:
+        """The pseudonym key that evidence ``evidence_id`` (either kind) accuses."""
+        record = self.evidence(evidence_id)
+        if record is not None:
+            return record.evidence.accused
+        contract = self.contract_evidence(evidence_id)
+        return None if contract is None else contract.accused
 
     def trace(self, evidence_id: bytes) -> TraceResult | None:
         raw = self._get(_key(b"tr/", evidence_id))
@@ -238,6 +271,7 @@ class IdentityContract:
                 KIND_BATCH,
                 KIND_REVOKE,
                 KIND_EVIDENCE,
+                KIND_CONTRACT_EVIDENCE,
                 KIND_OBLIGATION_MET,
                 KIND_TRACE,
                 KIND_BLACKLIST,
@@ -262,6 +296,9 @@ class IdentityContract:
         if tx.kind == KIND_EVIDENCE:
             evidence = decode_as(ObligationEvidence, tx.payload)
             return process_evidence(self.config, view, evidence, tx.sender, ctx)
+        if tx.kind == KIND_CONTRACT_EVIDENCE:
+            pointer = decode_as(ContractEvidence, tx.payload)
+            return process_contract_evidence(self.config, view, pointer, ctx)
         if tx.kind == KIND_OBLIGATION_MET:
             met = decode_as(ObligationMet, tx.payload)
             return process_obligation_met(view, met)
@@ -392,12 +429,60 @@ def process_evidence(
     if view.get(_key(b"obe/", ob_hash)) is not None:
         raise ContractRejection("the obligation was already disputed")
     evidence_id = compute_evidence_id(evidence)
-    if view.get(_key(b"ev/", evidence_id)) is not None:  # unreachable: one per obligation
+    if _is_evidence_recorded(view, evidence_id):  # unreachable: one per obligation
         raise ContractRejection("evidence already recorded")
     view.put(
         _key(b"ev/", evidence_id), encode(EvidenceRecord(evidence, ctx.height, ctx.timestamp_ms))
     )
     view.put(_key(b"obe/", ob_hash), evidence_id)
+    return evidence_id
+
+
+def _is_evidence_recorded(view: StateView, evidence_id: bytes) -> bool:
+    return (
+        view.get(_key(b"ev/", evidence_id)) is not None
+        or view.get(_key(b"cev/", evidence_id)) is not None
+    )
+
+
+def get_contract_default(
+    get_in: Callable[[str, bytes], bytes | None], evidence: ContractEvidence
+) -> ContractDefault | None:
+    """The :class:`ContractDefault` the pointer names, read in the source's namespace.
+
+    Raises :class:`EvidenceRejected` if the value there is not a well-formed default.
+    """
+    raw = get_in(evidence.namespace, compute_contract_default_key(evidence.evidence_id))
+    if raw is None:
+        return None
+    try:
+        return decode_as(ContractDefault, raw)
+    except CryptoError as exc:
+        raise EvidenceRejected(f"malformed default record: {exc.reason}") from None
+
+
+def process_contract_evidence(
+    config: IdentityConfig, view: StateView, evidence: ContractEvidence, ctx: BlockContext
+) -> bytes:
+    """Record a default that an evidence source found from chain state (see the module doc).
+
+    Nobody's word is taken: the namespace must be one the genesis names, the
+    record is read from that namespace (which only its contract writes), the
+    accused must be a published, unrevoked pseudonym of the record's round, and
+    the block time inside the window (:func:`verify_contract_evidence`). Returns
+    the identity evidence id, under which trustees' shares and the trace go.
+    """
+    check_evidence_source(evidence, config.evidence_sources)
+    default = get_contract_default(view.get_in, evidence)
+    accused = None if default is None else Reader(view.get).pseudonym_certificate(default.accused)
+    verify_contract_evidence(evidence, default, accused, ctx.timestamp_ms, config.dispute_window_s)
+    assert default is not None  # checked above
+    _active_pseudonym(view, default.accused)
+    evidence_id = compute_contract_evidence_id(evidence)
+    if _is_evidence_recorded(view, evidence_id):
+        raise ContractRejection("evidence already recorded")
+    record = ContractEvidenceRecord(evidence, default, ctx.height, ctx.timestamp_ms)
+    view.put(_key(b"cev/", evidence_id), encode(record))
     return evidence_id
 
 
@@ -431,14 +516,13 @@ def process_trace(config: IdentityConfig, view: StateView, record: TraceRecord, 
     Unaccountable: revoke the pseudonym only; a later record with the right
     certificate may complete it (so nobody can pre-empt a trace with an empty one).
     """
-    raw = view.get(_key(b"ev/", record.evidence_id))
-    if raw is None:
+    accused = Reader(view.get).accused(record.evidence_id)  # either kind of evidence
+    if accused is None:
         raise ContractRejection("no such evidence")
     previous_raw = view.get(_key(b"tr/", record.evidence_id))
     if previous_raw is not None and decode_as(TraceResult, previous_raw).accountable:
         raise ContractRejection("evidence already traced")
-    evidence = decode_as(EvidenceRecord, raw).evidence
-    cert_raw = view.get(_key(b"pc/", evidence.accused))
+    cert_raw = view.get(_key(b"pc/", accused))
     if cert_raw is None:  # unreachable: evidence needs a published certificate
         raise ContractRejection("accused pseudonym certificate missing")
     cert = decode_as(SignedPseudonymCertificate, cert_raw).certificate
@@ -460,7 +544,7 @@ def process_trace(config: IdentityConfig, view: StateView, record: TraceRecord, 
             raise ContractRejection("evidence already traced (unaccountable)") from None
         result = TraceResult(
             record.evidence_id,
-            evidence.accused,
+            accused,
             plaintext.identity,
             b"",
             cert.round,
@@ -469,13 +553,13 @@ def process_trace(config: IdentityConfig, view: StateView, record: TraceRecord, 
             exc.reason,
         )
         view.put(_key(b"tr/", record.evidence_id), encode(result))
-        view.put(_key(b"revp/", evidence.accused), record.evidence_id)
+        view.put(_key(b"revp/", accused), record.evidence_id)
         return encode(result)
     result = TraceResult(
-        record.evidence_id, evidence.accused, plaintext.identity, member, cert.round, bad, True, ""
+        record.evidence_id, accused, plaintext.identity, member, cert.round, bad, True, ""
     )
     view.put(_key(b"tr/", record.evidence_id), encode(result))
-    view.put(_key(b"revp/", evidence.accused), record.evidence_id)
+    view.put(_key(b"revp/", accused), record.evidence_id)
     _blacklist(view, member, plaintext.identity, record.evidence_id)
     return encode(result)
 

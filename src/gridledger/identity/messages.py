@@ -46,6 +46,11 @@ CONSENT_TAG = register_tag("gridledger/identity/pseudonym-consent/1")
 OBLIGATION_TAG = register_tag("gridledger/identity/obligation/1")
 OBLIGATION_MET_TAG = register_tag("gridledger/identity/obligation-met/1")
 BATCH_TAG = register_tag("gridledger/identity/pseudonym-batch/1")
+CONTRACT_EVIDENCE_ID_TAG = register_tag("gridledger/identity/contract-evidence-id/1")
+
+# Where an evidence source contract writes a ContractDefault, inside its own namespace.
+CONTRACT_DEFAULT_PREFIX = b"default/"
+MAX_SOURCE_EVIDENCE_ID = 64
 
 NONCE_SIZE = 32
 
@@ -386,6 +391,65 @@ class EvidenceRecord:
     evidence: ObligationEvidence
     height: int
     timestamp_ms: int
+
+
+@wire_type("identity.contract-default/1")
+@dataclass(frozen=True)
+class ContractDefault:
+    """A default that a contract found from its own chain state (no party's word).
+
+    An *evidence source* (a contract whose namespace the identity genesis names)
+    writes it at ``CONTRACT_DEFAULT_PREFIX + evidence_id`` in its own namespace
+    (:func:`compute_contract_default_key`) when ``accused``, a pseudonym of
+    ``round``, left an obligation open past ``deadline_ms``; ``height`` and
+    ``found_ms`` are the block (and its time) that found it: the dispute window
+    runs from then. Defined here, not by the source, so identity can read it
+    without importing the source's package.
+    """
+
+    evidence_id: bytes
+    accused: bytes
+    round: int
+    deadline_ms: int
+    description: str
+    height: int
+    found_ms: int
+
+
+@wire_type("identity.contract-evidence/1")
+@dataclass(frozen=True)
+class ContractEvidence:
+    """A pointer to a :class:`ContractDefault` on chain: anyone may post it."""
+
+    namespace: str
+    evidence_id: bytes
+
+
+@wire_type("identity.contract-evidence-record/1")
+@dataclass(frozen=True)
+class ContractEvidenceRecord:
+    """Contract evidence as the identity contract recorded it (a copy of the default it
+    read, and the block that recorded it)."""
+
+    evidence: ContractEvidence
+    default: ContractDefault
+    height: int
+    timestamp_ms: int
+
+    @property
+    def accused(self) -> bytes:
+        return self.default.accused
+
+
+def compute_contract_default_key(evidence_id: bytes) -> bytes:
+    """The key (inside the source's namespace) of the :class:`ContractDefault` ``evidence_id``."""
+    return CONTRACT_DEFAULT_PREFIX + evidence_id
+
+
+def compute_contract_evidence_id(evidence: ContractEvidence) -> bytes:
+    """The identity evidence id of contract evidence: binds the source namespace, so two
+    sources' ids never collide, nor with obligation evidence ids (another tag)."""
+    return hash_value(CONTRACT_EVIDENCE_ID_TAG, evidence)
 
 
 @wire_type("identity.trace-share/1")

@@ -30,7 +30,7 @@ whole key with whoever ran it, so it is for audits, not routine tracing.
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+from collections.abc import Collection, Container, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -68,6 +68,7 @@ from gridledger.identity.ca import (
 )
 from gridledger.identity.errors import (
     CertificateRejected,
+    EvidenceRejected,
     InvalidTimestamp,
     TracingError,
     UnaccountableTrace,
@@ -76,7 +77,11 @@ from gridledger.identity.errors import (
 from gridledger.identity.messages import (
     CONSENT_TAG,
     EVIDENCE_TAG,
+    MAX_SOURCE_EVIDENCE_ID,
     TRACE_SHARE_TAG,
+    ContractDefault,
+    ContractEvidence,
+    ContractEvidenceRecord,
     EvidenceRecord,
     ObligationEvidence,
     PseudonymCertificate,
@@ -86,7 +91,14 @@ from gridledger.identity.messages import (
     TraceResult,
     TraceShare,
 )
-from gridledger.identity.obligations import DEFAULT_DISPUTE_WINDOW_S, verify_obligation_evidence
+from gridledger.identity.messages import (  # re-exported beside compute_evidence_id
+    compute_contract_evidence_id as compute_contract_evidence_id,
+)
+from gridledger.identity.obligations import (
+    DEFAULT_DISPUTE_WINDOW_S,
+    MAX_DESCRIPTION,
+    verify_obligation_evidence,
+)
 from gridledger.identity.tags import (
     compute_consent_message,
     compute_handle_hash,
@@ -99,6 +111,58 @@ TRUSTEE_MEMBER_PREFIX = "tc-"
 
 def compute_evidence_id(evidence: ObligationEvidence) -> bytes:
     return hash_value(EVIDENCE_TAG, evidence)
+
+
+def check_evidence_source(evidence: ContractEvidence, sources: Collection[str]) -> None:
+    """Refuse contract evidence from a namespace the identity genesis does not name.
+
+    Only a source's own contract logic may write its ``default/`` keys; a namespace
+    anyone can write (the KV contract's) must never be a source. Raises
+    :class:`EvidenceRejected`.
+    """
+    if evidence.namespace not in sources:
+        raise EvidenceRejected(
+            f"namespace {evidence.namespace!r} is not an evidence source named at genesis"
+        )
+    if not 0 < len(evidence.evidence_id) <= MAX_SOURCE_EVIDENCE_ID:
+        raise EvidenceRejected(f"source evidence id must be 1..{MAX_SOURCE_EVIDENCE_ID} bytes")
+
+
+def verify_contract_evidence(
+    evidence: ContractEvidence,
+    default: ContractDefault | None,
+    accused: SignedPseudonymCertificate | None,
+    at_ms: int,
+    dispute_window_s: int,
+) -> None:
+    """Check contract evidence at block time ``at_ms`` (the recording block's).
+
+    ``default``: what the source namespace holds at ``default/<evidence id>``
+    (``None``: nothing); ``accused``: the on-chain pseudonym certificate of
+    ``default.accused``. Checks: the record exists and is stored under its own id;
+    the accused is a published pseudonym certified for the record's round; the
+    record was found after its deadline; ``found <= at <= found + dispute window``.
+    The namespace (:func:`check_evidence_source`), revocation and "recorded once"
+    are the caller's. Raises :class:`EvidenceRejected`.
+    """
+    if default is None:
+        raise EvidenceRejected(f"no default record in namespace {evidence.namespace!r}")
+    if default.evidence_id != evidence.evidence_id:
+        raise EvidenceRejected("the default record is stored under another evidence id")
+    if len(default.description) > MAX_DESCRIPTION:
+        raise EvidenceRejected("default description too long")
+    if accused is None or accused.certificate.pseudonym_key != default.accused:
+        raise EvidenceRejected("the accused pseudonym has no published certificate")
+    if accused.certificate.round != default.round:
+        raise EvidenceRejected(f"the accused pseudonym is not certified for round {default.round}")
+    if not 0 < dispute_window_s < (1 << 32):
+        raise EvidenceRejected("dispute window out of range")
+    if default.found_ms <= default.deadline_ms:
+        raise EvidenceRejected("the default was found before its deadline")
+    if at_ms < default.found_ms:
+        raise EvidenceRejected("the default record is from the future")
+    if at_ms > default.found_ms + dispute_window_s * 1000:
+        raise EvidenceRejected("the default's dispute window has closed")
 
 
 @dataclass(frozen=True)
@@ -221,12 +285,18 @@ class TraceRequestRead:
     ``record``: the evidence (``None``: not on chain); ``accused`` / ``accuser``: the
     pseudonym certificates of the obligation's debtor and creditor (``None``: not
     published); ``trace``: an existing trace result for the evidence.
+
+    Contract evidence instead: ``record`` and ``accuser`` ``None``, ``contract``: the
+    identity contract's record (``cev/<id>``), ``source``: what the source namespace
+    holds at ``default/<source id>`` now, ``accused``: the defaulter's certificate.
     """
 
     record: EvidenceRecord | None
     accused: SignedPseudonymCertificate | None
     accuser: SignedPseudonymCertificate | None
     trace: TraceResult | None = None
+    contract: ContractEvidenceRecord | None = None
+    source: ContractDefault | None = None
 
 
 def on_trace_request(
@@ -234,27 +304,24 @@ def on_trace_request(
     read: TraceRequestRead,
     rng: Rng,
     dispute_window_s: int = DEFAULT_DISPUTE_WINDOW_S,
+    *,
+    evidence_sources: Collection[str] = (),
 ) -> SignedTraceShare:
     """Re-check the on-chain evidence exactly as the contract did; return a signed share.
 
     The trustee never decrypts on an accusation the contract would not have
     accepted: the obligation must be signed by both pseudonyms, both certified for
     its round, and the evidence recorded inside the dispute window (block time of
-    the recording block, from ``read.record``). Raises :class:`TracingError`.
+    the recording block, from ``read.record``). Contract evidence
+    (``read.contract``): its namespace among ``evidence_sources`` (the identity
+    genesis's list), the default still on chain in that namespace exactly as
+    recorded, the accused certified for its round, recorded inside the window
+    (:func:`verify_contract_evidence`). Raises :class:`TracingError`.
     """
-    record = read.record
-    if record is None:
-        raise TracingError("no such evidence on chain")
     if read.trace is not None and read.trace.accountable:
         raise TracingError("evidence already traced")
-    verify_obligation_evidence(
-        record.evidence,
-        read.accused,
-        read.accuser,
-        record.timestamp_ms // 1000,
-        dispute_window_s,
-    )
-    assert read.accused is not None  # checked above
+    evidence_id = _check_trace_read(read, dispute_window_s, evidence_sources)
+    assert read.accused is not None  # checked by _check_trace_read
     certificate = read.accused.certificate
     ct = get_tag_ciphertext(trustee.public_key, certificate)
     try:
@@ -262,7 +329,7 @@ def on_trace_request(
     except DecryptionError:
         raise TracingError("tag is not decryptable") from None
     body = TraceShare(
-        compute_evidence_id(record.evidence),
+        evidence_id,
         trustee.index,
         share.to_bytes(trustee.public_key.group),
     )
@@ -271,6 +338,31 @@ def on_trace_request(
         compute_certificate_der(trustee.certificate),
         trustee.signing_key.sign(TRACE_SHARE_TAG, encode(body)),
     )
+
+
+def _check_trace_read(
+    read: TraceRequestRead, dispute_window_s: int, evidence_sources: Collection[str]
+) -> bytes:
+    """The evidence id of a read that passes the contract's checks (else TracingError)."""
+    if read.record is not None:
+        verify_obligation_evidence(
+            read.record.evidence,
+            read.accused,
+            read.accuser,
+            read.record.timestamp_ms // 1000,
+            dispute_window_s,
+        )
+        return compute_evidence_id(read.record.evidence)
+    contract = read.contract
+    if contract is None:
+        raise TracingError("no such evidence on chain")
+    check_evidence_source(contract.evidence, evidence_sources)
+    if read.source != contract.default:
+        raise EvidenceRejected("the source's default record differs from the recorded one")
+    verify_contract_evidence(
+        contract.evidence, read.source, read.accused, contract.timestamp_ms, dispute_window_s
+    )
+    return compute_contract_evidence_id(contract.evidence)
 
 
 def verify_trace_share_message(

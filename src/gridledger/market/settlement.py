@@ -16,7 +16,11 @@ legs closed is marked settled; every leg still open becomes a
 :class:`~gridledger.market.messages.DefaultRecord` naming exactly the pseudonym
 that owed it, with that pseudonym's own signed order as proof that it committed.
 That record is evidence built by every replica from chain state only: no
-creditor's word, so a paid and delivered trade can never produce one.
+creditor's word, so a paid and delivered trade can never produce one. Beside it the
+contract writes identity's generic
+:class:`~gridledger.identity.messages.ContractDefault` at ``default/<evidence id>``,
+which the identity contract accepts as evidence (``identity.contract-evidence``) when
+the identity genesis names ``market`` an evidence source: the on-chain trace path.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 from gridledger.crypto.encoding import decode_as, encode
 from gridledger.crypto.errors import InvalidSignature, KeyFormatError
 from gridledger.crypto.signatures import Ed25519PublicKey
+from gridledger.identity.messages import ContractDefault, compute_contract_default_key
 from gridledger.ledger.contracts import BlockContext, StateView
 from gridledger.market import keys
 from gridledger.market.errors import SettlementRejected
@@ -150,6 +155,12 @@ def _accuse(view: StateView, trade: Trade, leg: str, ctx: BlockContext) -> bytes
         ctx.height, get_signed_order(view, order_id),
     )  # fmt: skip
     view.put(keys.EVIDENCE + evidence_id, encode(record))
+    default = ContractDefault(
+        evidence_id, accused, round_, trade.deadline_ms,
+        f"market {leg} leg of trade {trade.trade_id.hex()} open past its deadline",
+        ctx.height, ctx.timestamp_ms,
+    )  # fmt: skip
+    view.put(compute_contract_default_key(evidence_id), encode(default))
     return evidence_id
 
 
@@ -185,6 +196,12 @@ def process_trade_due(
     elif money == LEG_PAID and is_energy_leg_closed(view, trade.trade_id):
         view.put(keys.SETTLED + trade.trade_id, b"\x01")
     return tuple(out)
+
+
+def get_contract_default(view: StateView, evidence_id: bytes) -> ContractDefault | None:
+    """The identity-readable twin of :func:`get_default` (``default/<evidence id>``)."""
+    raw = view.get(compute_contract_default_key(evidence_id))
+    return None if raw is None else decode_as(ContractDefault, raw)
 
 
 def get_default(view: StateView, evidence_id: bytes) -> DefaultRecord | None:
