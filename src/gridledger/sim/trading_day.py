@@ -14,9 +14,10 @@ the real ledger, the identity, payments and market contracts, simulated time):
    priority, mid price); buyers pay each trade's invoice with coins sealed to the
    seller's one-time key, sellers redeem them and withdraw fresh coins
    anonymously, the substation attests every delivery after the slot;
-5. one buyer reneges on one trade: at its deadline every replica records the
-   default from chain state alone, and t of n trustees trace exactly that
-   pseudonym to its owner (:func:`trace_default`);
+5. the buyer of the day's first trade reneges on it: at its deadline every replica
+   records the default from chain state alone; anyone points the identity contract
+   at it, and t of n trustees trace exactly that pseudonym to its owner, who is
+   blacklisted and whose later orders are refused (:func:`trace_default`);
 6. at the end of the day every household deposits its coins while identified
    and the mint posts its bill: withdrawn − deposited + grid energy at tariff.
 
@@ -44,6 +45,7 @@ from gridledger.identity.admission import RoleKey, issue_member
 from gridledger.identity.ca import Role, compute_certificate_hash
 from gridledger.identity.client import register_household
 from gridledger.identity.contracts import KIND_BATCH
+from gridledger.identity.genesis import compute_evidence_sources_state
 from gridledger.identity.pseudonym_issuer import (
     compute_pseudonym_request,
     on_pseudonym_request,
@@ -115,6 +117,7 @@ DENOMINATIONS = 20  # coins of 1, 2, 4, ... 2**19 milli-cents
 ORDER_LEAD_MS = 45 * 60_000  # orders for hour h go in 45 minutes before it starts
 ATTEST_LAG_MS = 60_000  # the substation attests a slot's deliveries a minute after it ends
 MAX_DEPOSIT_COINS = 64  # the mint's bound per deposit request
+EVIDENCE_SOURCES = ("market",)  # contracts whose defaults the identity contract accepts
 
 
 class TradingDayError(GridledgerError):
@@ -170,6 +173,7 @@ class DayResult:
     reneger: str | None
     traced: str | None
     trustees_used: int
+    refused_orders: int
     blocks: int
     transactions: int
     consensus_messages: int
@@ -238,7 +242,7 @@ class TradingDay:
     seed: int
     workdir: Path
     households: int | None = None
-    reneger_index: int | None = 1
+    renege: bool = True
     k: int = 32
     progress: Callable[[str], None] = lambda _msg: None
     steps: dict[str, float] = field(default_factory=dict)
@@ -253,6 +257,7 @@ class TradingDay:
         self.local_price = min(max(prices.local // 1000, self.export_price), self.import_price)
         self.reneged: Trade | None = None
         self.trading_hours: range = range(0)
+        self.refused_orders = 0
         self.seen_trades: set[bytes] = set()
         self.pending_attestations: list[list[Trade]] = []
 
@@ -293,6 +298,7 @@ class TradingDay:
             operator.public_key.raw, tuple(d for d, _ in coin_keys), ("market",)
         )
         state = self.material.genesis_state()
+        state.update(compute_evidence_sources_state(EVIDENCE_SOURCES))
         state.update(compute_payments_genesis(payments))
         state.update(compute_market_genesis(self.market_config))
         self.sim = SimNetwork(
@@ -404,18 +410,17 @@ class TradingDay:
             secrets[order.nonce] = (home, secret)
             orders.append(build_order_tx(SIM_CHAIN, signed, self._one_time_key()))
         if orders:
-            self.chain.submit(orders)
+            # a traced household's pseudonym is revoked: its orders are refused, with reason
+            receipts = self.chain.submit(orders, must_commit=False)
+            self.refused_orders += sum(1 for r in receipts if r["status"] != "committed")
         trades = self._new_trades(slot)
         by_pseudonym = {h.pseudonym: h for h in self.homes}
         records = []
         to_pay: list[tuple[Trade, Home, Home, OrderSecrets]] = []
         for trade in trades:
             buyer, seller = by_pseudonym[trade.buyer], by_pseudonym[trade.seller]
-            reneges = (
-                self.reneger_index is not None
-                and buyer.index == self.reneger_index
-                and self.reneged is None
-            )
+            # the buyer of the day's first trade reneges on it (when the run asks for one)
+            reneges = self.renege and self.reneged is None
             if reneges:
                 self.reneged = trade
             else:
@@ -618,29 +623,67 @@ def _hourly_net(h: Household, per_hour: int) -> tuple[tuple[int, ...], int, int]
 
 
 def trace_default(day: TradingDay, record: DefaultRecord) -> tuple[str | None, int]:
-    """t of n trustees check the default on chain and decrypt the accused pseudonym's tag.
+    """From the market's default to a trace record on chain, as the parties would do it.
 
-    Returns the traced household's name and how many trustees answered.
+    1. anyone points the identity contract at the default (``identity.contract-evidence``);
+       every replica checks the record is the market's and names a certified pseudonym;
+    2. t trustees read the evidence from the chain, re-check it, and each releases a
+       Chaum-Pedersen-proven decryption share of the accused pseudonym's tag;
+    3. the combiner decrypts the tag and posts the trace record; every replica checks
+       the shares and the household's consent signature, then blacklists the household
+       and revokes its certificate and pseudonym.
+
+    Returns the household the chain's trace record names, and how many trustees answered.
     """
-    from gridledger.crypto import threshold
-    from gridledger.identity.messages import SignedPseudonymCertificate
-    from gridledger.identity.trace_center import compute_identity_from_shares, get_tag_ciphertext
-    from gridledger.market.settlement import check_default
+    from gridledger.identity.ca import compute_certificate_der
+    from gridledger.identity.client import create_contract_evidence_tx
+    from gridledger.identity.contracts import KIND_TRACE, Reader
+    from gridledger.identity.contracts import get_contract_default as read_contract_default
+    from gridledger.identity.messages import TraceRecord, TraceResult
+    from gridledger.identity.trace_center import (
+        TraceRequestRead,
+        compute_trace,
+        on_trace_request,
+    )
 
-    market = day.chain.view("market")
-    checked = check_default(market, record.evidence_id, day.chain.now_ms)
-    raw = day.chain.view("identity").get(b"pc/" + checked.accused)
-    if raw is None:
-        raise TradingDayError("the accused pseudonym has no certificate on chain")
-    certificate = decode_as(SignedPseudonymCertificate, raw).certificate
-    tc_key = day.material.tc_key
-    ciphertext = get_tag_ciphertext(tc_key, certificate)
-    trustees = day.material.trustees[: tc_key.t]
+    tx, eid = create_contract_evidence_tx(
+        SIM_CHAIN, "market", record.evidence_id, day._one_time_key(), 0
+    )
+    day.chain.submit([tx])
+    view = day.chain.view("identity")
+    reader = Reader(view.get)
+    contract = reader.contract_evidence(eid)
+    if contract is None:
+        raise TradingDayError("the contract evidence is not on chain")
+    read = TraceRequestRead(
+        None,
+        reader.pseudonym_certificate(contract.accused),
+        None,
+        reader.trace(eid),
+        contract,
+        read_contract_default(view.get_in, contract.evidence),
+    )
+    material = day.material
+    trustees = material.trustees[: material.tc_key.t]
     rng = day.rng.fork("trustees")
-    shares = [threshold.decryption_share(tc_key, t.key_share, ciphertext, rng) for t in trustees]
-    plaintext, _bad = compute_identity_from_shares(tc_key, certificate, shares)
-    by_identity = {compute_certificate_hash(h.member.certificate): h.name for h in day.homes}
-    return by_identity.get(plaintext.identity), len(trustees)
+    shares = [on_trace_request(t, read, rng, evidence_sources=EVIDENCE_SOURCES) for t in trustees]
+    assert read.accused is not None
+    now_s = day.chain.now_ms // 1000
+    outcome = compute_trace(
+        material.tc_key, read.accused.certificate, shares, eid, material.roots, now_s
+    )
+    by_identity = {compute_certificate_hash(h.member.certificate): h for h in day.homes}
+    home = by_identity.get(outcome.identity)
+    if home is None:  # the CA's register names everyone it certified
+        raise TradingDayError("the traced identity is no household's certificate")
+    der = compute_certificate_der(home.member.certificate)
+    trace = Transaction.create(
+        SIM_CHAIN, KIND_TRACE, TraceRecord(eid, outcome.entries, der), day._one_time_key(), 0
+    )
+    (receipt,) = day.chain.submit([trace])
+    result = decode_as(TraceResult, bytes.fromhex(receipt["data"]))
+    named = by_identity.get(result.identity)
+    return (named.name if named is not None else None), len(trustees)
 
 
 def run_trading_day(
@@ -662,7 +705,7 @@ def run_trading_day(
             scenario.seed if seed is None else seed,
             workdir or Path(tmp),
             households=households,
-            reneger_index=1 if renege else None,
+            renege=renege,
             k=k,
             progress=progress,
         )
@@ -677,11 +720,25 @@ def run_trading_day(
         span = hours if hours is not None else range(len(homes[0].net_wh) if homes else 0)
         day.trading_hours = span
         start = time.perf_counter()
+        traced, used, reneger, trace_s = None, 0, None, 0.0
+
+        def trace_if_due() -> None:
+            """Once the chain shows the default, point at it and trace (within its window)."""
+            nonlocal traced, used, reneger, trace_s
+            record = day.find_default() if traced is None else None
+            if record is not None:
+                progress("tracing the reneging pseudonym (t of n trustees)")
+                began = time.perf_counter()
+                traced, used = trace_default(day, record)
+                trace_s = time.perf_counter() - began
+                reneger = next(h.name for h in homes if h.pseudonym == record.accused)
+
         for hour in span:
             progress(f"hour {hour:02d}: orders, matching, payments")
             trades.extend(day.trade_hour(hour))
             if hour > span.start:
                 day.attest(hour - 1)  # the previous slot is over: its deliveries are measured
+            trace_if_due()
         if len(span):
             day.attest(span[-1])
         day.steps["trading"] = time.perf_counter() - start
@@ -691,17 +748,11 @@ def run_trading_day(
         day.settle_grid()
         progress("deposits and bills")
         day.deposit_and_bill()  # its blocks come after every deadline: defaults are judged
-        traced, used = None, 0
-        reneger = None
-        if day.reneged is not None:
-            reneger = next(h.name for h in homes if h.pseudonym == day.reneged.buyer)
-            record = day.find_default()
-            if record is None:
-                raise TradingDayError("the reneged trade left no default on chain")
-            progress("tracing the reneging pseudonym (t of n trustees)")
-            start = time.perf_counter()
-            traced, used = trace_default(day, record)
-            day.steps["tracing"] = time.perf_counter() - start
+        trace_if_due()
+        if day.reneged is not None and traced is None:
+            raise TradingDayError("the reneged trade left no default on chain")
+        if trace_s:
+            day.steps["tracing"] = trace_s
         result = _collect(day, trades, reneger, traced, used, time.perf_counter() - t0)
     return result
 
@@ -730,6 +781,8 @@ def _collect(
                 "type": h.kind,
                 "consumption_wh": h.consumption_wh,
                 "production_wh": h.production_wh,
+                "wanted_wh": sum(-n for n in h.net_wh if n < 0),
+                "offered_wh": sum(n for n in h.net_wh if n > 0),
                 "bought_local_wh": h.bought_wh,
                 "sold_local_wh": h.sold_wh,
                 "grid_import_wh": h.grid_import_wh,
@@ -787,6 +840,7 @@ def _collect(
         reneger=reneger,
         traced=traced,
         trustees_used=used,
+        refused_orders=day.refused_orders,
         blocks=sim.replicas[0].core.ledger.height,
         transactions=day.chain.transactions,
         consensus_messages=sim.stats.messages,
