@@ -43,11 +43,13 @@ def test_unknown_command_is_a_usage_error() -> None:
 def test_gridledger_errors_become_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def broken(seed: int = 0) -> None:
+    def broken(**_kwargs: object) -> None:
         raise ConfigError("no such directory: /nowhere")
 
-    monkeypatch.setattr("gridledger.sim.demo.run_demo", broken)
+    monkeypatch.setattr("gridledger.sim.day_demo.run_day_demo", broken)
     assert cli.main(["demo"]) == 2
     err = capsys.readouterr().err
     assert "error: no such directory: /nowhere" in err
     assert "Traceback" not in err
+    assert cli.main(["demo", "no-such-demo"]) == 2
+    assert "unknown demo 'no-such-demo'" in capsys.readouterr().err
