@@ -16,8 +16,17 @@ BENCHMARKS = [
     ("crypto_ops.py", 300),
     ("identity.py", 600),
     ("consensus_scaling.py", 600),
+    ("byzantine_runs.py", 2400),
+    ("profile_ledger.py", 600),
     ("ledger_load.py", 1200),
+    ("simulator.py", 900),
+    ("trading_day.py", 1500),
+    ("payments.py", 600),
     ("aggregation.py", 600),
+    ("attacks.py", 900),
+    ("market.py", 900),
+    ("api.py", 600),
+    ("engines.py", 1800),
 ]
 
 

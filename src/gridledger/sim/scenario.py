@@ -213,10 +213,13 @@ class _Table:
 
 def find_data_dir() -> Path | None:
     """The shared data directory: ``$GRIDLEDGER_DATA_DIR``, else ``../shared/data`` from the
-    working directory or from the source checkout; ``None`` if none exists."""
+    working directory or from the source checkout, else the copy shipped in the package
+    (``sim/data_files``); ``None`` if none exists."""
     candidates = [Path(p) for p in [os.environ.get(DATA_DIR_ENV, "")] if p]
     candidates += [Path.cwd() / ".." / "shared" / "data"]
     candidates += [Path(__file__).resolve().parents[3] / ".." / "shared" / "data"]
+    # last: the copy shipped in the package, so the default scenario runs anywhere
+    candidates += [Path(__file__).resolve().parent / "data_files"]
     for candidate in candidates:
         if candidate.is_dir():
             return candidate.resolve()
