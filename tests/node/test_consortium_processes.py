@@ -108,7 +108,7 @@ async def _scenario(layout: ConsortiumLayout, procs: ConsortiumProcesses, txs: l
 
 def test_cli_up_submit_status_explorer(tmp_path: Path) -> None:
     layout = make_consortium(tmp_path / "c")
-    cli = [sys.executable, "-m", "gridledger.node.cli"]
+    cli = [sys.executable, "-m", "gridledger.cli.main"]
     up = subprocess.Popen(
         [*cli, "consortium", "up", str(layout.root), "--duration", "60"],
         stdout=subprocess.PIPE,

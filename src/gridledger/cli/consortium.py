@@ -120,12 +120,23 @@ def init_command(
     identity: bool = typer.Option(
         True, "--identity/--no-identity", help="Create the CA, RM, MM and TC trustees."
     ),
+    engine: str = typer.Option(
+        "pbft",
+        "--engine",
+        help="Consensus: pbft (byzantine), dpos (elected producers), "
+        "jetstream (crash-fault ordering service; 'up' starts 3 NATS servers).",
+    ),
 ) -> None:
     """Write keys, identity material, a genesis block and one config per replica into DIR."""
     setup = IdentitySetup(tc_threshold=tc_threshold, tc_trustees=tc_trustees) if identity else None
-    layout = init_consortium(directory, nodes, base_port, chain_id=chain_id, identity=setup)
+    layout = init_consortium(
+        directory, nodes, base_port, chain_id=chain_id, identity=setup, engine=engine
+    )
     f = (nodes - 1) // 3
-    typer.echo(f"initialised {layout.n} replicas (f={f}) of chain {layout.chain_id} in {directory}")
+    typer.echo(
+        f"initialised {layout.n} replicas (f={f}) of chain {layout.chain_id} in {directory}"
+        f" (engine {engine})"
+    )
     for path in layout.configs:
         typer.echo(f"  {path.name}")
     if setup is not None:

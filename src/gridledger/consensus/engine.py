@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, NewType, Protocol
+from typing import Any, NewType, Protocol, runtime_checkable
 
 from gridledger.consensus.messages import ClientRequest
 from gridledger.consensus.params import ConsensusParams
@@ -109,8 +109,29 @@ class LeaderChanged:
     leader: int
 
 
+@dataclass(frozen=True)
+class AppendToLog:
+    """Append ``payload`` to the external ordered log, at most once per ``key``.
+
+    Only engines that order through an outside service (a replicated log such
+    as NATS JetStream) emit it. The replica shell's log adapter publishes it
+    (the service deduplicates by ``key``) and hands every entry the log orders
+    back through ``NodeCore.on_log``, i.e. :meth:`LogConsumer.on_log`.
+    """
+
+    key: str
+    payload: bytes
+
+
 EngineEffect = (
-    PersistState | SendFrame | BroadcastFrame | ExecuteBlock | Finalized | NeedSync | LeaderChanged
+    PersistState
+    | SendFrame
+    | BroadcastFrame
+    | ExecuteBlock
+    | Finalized
+    | NeedSync
+    | LeaderChanged
+    | AppendToLog
 )
 
 
@@ -123,6 +144,10 @@ class ChainReader(Protocol):
     def get_header(self, height: int) -> BlockHeader | None: ...
 
     def get_certificate(self, height: int) -> CommitCertificate | None: ...
+
+    def get_state(self, key: bytes) -> bytes | None:
+        """The committed state value under the full ``key`` (schedules an engine keeps on chain)."""
+        ...
 
 
 class ConsensusEngine(Protocol):
@@ -160,6 +185,20 @@ class ConsensusEngine(Protocol):
 
     def get_status(self) -> dict[str, Any]:
         """Counters for the status API (JSON-ready)."""
+        ...
+
+
+@runtime_checkable
+class LogConsumer(Protocol):
+    """An engine that consumes an external ordered log (besides the engine interface)."""
+
+    @property
+    def log_position(self) -> int:
+        """The last log sequence number this replica consumed (the adapter resumes after it)."""
+        ...
+
+    def on_log(self, seq: int, payload: bytes, now_ms: int) -> list[EngineEffect]:
+        """Entry ``seq`` of the log (in order; the adapter may repeat entries up to it)."""
         ...
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Protocol
 
 from gridledger.errors import ConfigError
@@ -75,8 +76,21 @@ def register_finality_rule(engine: str, factory: RuleFactory) -> None:
     _factories[engine] = factory
 
 
+def _load_installed_engine(engine: str) -> None:
+    """Import an installed engine (entry-point group ``gridledger.engines``): its module
+    registers its rule, so a light client needs no import of the consensus layer."""
+    for ep in entry_points(group="gridledger.engines"):
+        if ep.name == engine:
+            try:
+                ep.load()
+            except Exception as exc:  # a broken install is a configuration error
+                raise ConfigError(f"engine {engine!r} ({ep.value}) does not load: {exc}") from exc
+
+
 def get_finality_rule(genesis: GenesisConfig) -> FinalityRule:
     """The rule of the engine the genesis names; :class:`ConfigError` if none is known."""
+    if genesis.engine not in _factories:
+        _load_installed_engine(genesis.engine)
     factory = _factories.get(genesis.engine)
     if factory is None:
         raise ConfigError(

@@ -1,0 +1,125 @@
+"""DPoS finality: 2/3+1 of the accounting nodes signed the executed header.
+
+Irreversibility in DPoS is a statement about proposals (2/3+1 distinct
+producers built on a block); what a light client needs is a statement about
+the *executed* header (its state root). Every accounting node (producer or
+standby: all genesis validators run a replica) executes a block once it is
+irreversible and signs the resulting header hash as a
+:class:`~gridledger.ledger.certificate.BlockVote`; 2/3+1 of those signatures
+are the block's proof, a :class:`~gridledger.ledger.certificate.CommitCertificate`
+like PBFT's, checked against the genesis validators only. A light client thus
+needs nothing but the genesis, even though the producer set changes by election.
+
+Verified signatures are remembered (a bounded set of digests of exactly the
+verified bytes), so a proof that the engine already checked when it arrived in
+a proposal is not verified again when the node attaches it: correctness is the
+same, and a simulation of 101 replicas in one process verifies each signature
+once instead of a hundred times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from gridledger.consensus.dpos.config import ENGINE_NAME
+from gridledger.crypto.encoding import encode
+from gridledger.crypto.errors import InvalidSignature, KeyFormatError
+from gridledger.crypto.hashing import HashTag
+from gridledger.crypto.signatures import Ed25519PublicKey
+from gridledger.ledger.block import BlockHeader, GenesisConfig
+from gridledger.ledger.certificate import (
+    BLOCK_VOTE_TAG,
+    BlockVote,
+    CertificateError,
+    CommitCertificate,
+    Validator,
+)
+from gridledger.ledger.finality import FinalityRule, register_finality_rule
+
+CACHE_SIZE = 200_000
+_verified: OrderedDict[bytes, None] = OrderedDict()
+
+
+def is_valid_signature_cached(
+    public_key: bytes, tag: HashTag, message: bytes, signature: bytes
+) -> bool:
+    """Ed25519 verification that remembers successes (failures are checked every time)."""
+    digest = hashlib.sha256(
+        b"%d:" % len(public_key) + public_key + tag.prefix + signature + message
+    ).digest()
+    if digest in _verified:
+        return True
+    try:
+        Ed25519PublicKey(public_key).verify(tag, message, signature)
+    except (InvalidSignature, KeyFormatError):
+        return False
+    _remember(digest)
+    return True
+
+
+def _remember(digest: bytes) -> None:
+    _verified[digest] = None
+    if len(_verified) > CACHE_SIZE:
+        _verified.popitem(last=False)
+
+
+def compute_confirm_threshold(n: int) -> int:
+    """2/3+1 of ``n`` accounting nodes: ⌊2n/3⌋ + 1."""
+    return 2 * n // 3 + 1
+
+
+def check_confirmations(
+    cert: CommitCertificate, validators: tuple[Validator, ...], chain_id: str, threshold: int
+) -> None:
+    """Raise :class:`CertificateError` unless ``cert`` holds ``threshold`` distinct valid votes."""
+    if cert.chain_id != chain_id:
+        raise CertificateError(f"certificate is for chain {cert.chain_id!r}, not {chain_id!r}")
+    h = hashlib.sha256(b"cert:%d:%d:" % (threshold, cert.height) + cert.header_hash)
+    h.update(chain_id.encode())
+    for vs in cert.signatures:
+        h.update(b"%d:" % vs.replica_id + vs.signature)
+    for v in validators:
+        h.update(b"%d:" % v.replica_id + v.public_key)
+    whole = h.digest()
+    if whole in _verified:
+        return
+    by_id = {v.replica_id: v.public_key for v in validators}
+    message = encode(BlockVote(cert.chain_id, cert.height, cert.header_hash))
+    seen: set[int] = set()
+    for vs in cert.signatures:
+        if vs.replica_id in seen:
+            raise CertificateError(f"replica {vs.replica_id} signed twice")
+        key = by_id.get(vs.replica_id)
+        if key is None:
+            raise CertificateError(f"replica {vs.replica_id} is not an accounting node")
+        if not is_valid_signature_cached(key, BLOCK_VOTE_TAG, message, vs.signature):
+            raise CertificateError(f"bad signature from replica {vs.replica_id}")
+        seen.add(vs.replica_id)
+    if len(seen) < threshold:
+        raise CertificateError(f"{len(seen)} confirmations, {threshold} needed")
+    _remember(whole)
+
+
+@dataclass(frozen=True)
+class DposFinalityRule:
+    """Final once 2/3+1 of the genesis accounting nodes signed the header hash."""
+
+    chain_id: str
+    validators: tuple[Validator, ...]
+    threshold: int
+
+    def check(self, header: BlockHeader, proof: CommitCertificate) -> None:
+        if proof.height != header.height or proof.header_hash != header.header_hash:
+            raise CertificateError(f"certificate does not name the header at {header.height}")
+        check_confirmations(proof, self.validators, self.chain_id, self.threshold)
+
+
+def build_dpos_rule(genesis: GenesisConfig) -> FinalityRule:
+    return DposFinalityRule(
+        genesis.chain_id, genesis.validators, compute_confirm_threshold(len(genesis.validators))
+    )
+
+
+register_finality_rule(ENGINE_NAME, build_dpos_rule)
