@@ -117,7 +117,8 @@ DENOMINATIONS = 20  # coins of 1, 2, 4, ... 2**19 milli-cents
 ORDER_LEAD_MS = 45 * 60_000  # orders for hour h go in 45 minutes before it starts
 ATTEST_LAG_MS = 60_000  # the substation attests a slot's deliveries a minute after it ends
 MAX_DEPOSIT_COINS = 64  # the mint's bound per deposit request
-EVIDENCE_SOURCES = ("market",)  # contracts whose defaults the identity contract accepts
+EVIDENCE_SOURCES = ("market",)
+MAX_TX_BYTES = 256 * 1024  # contracts whose defaults the identity contract accepts
 
 
 class TradingDayError(GridledgerError):
@@ -205,6 +206,12 @@ class SimChain:
         self, txs: Sequence[Transaction], *, must_commit: bool = True
     ) -> list[dict[str, Any]]:
         """Send ``txs`` to every replica; return their receipts once f+1 replicas replied."""
+        limit = self.sim.replicas[0].core.max_tx_bytes
+        for tx in txs:
+            if len(encode(tx)) > limit:
+                raise TradingDayError(
+                    f"a {tx.kind} transaction of {len(encode(tx))} bytes exceeds {limit}"
+                )
         digests = [self.sim.submit_transaction(tx) for tx in txs]
         self.transactions += len(txs)
         deadline = self.sim.now_ms + 60_000
@@ -307,7 +314,9 @@ class TradingDay:
             tick_ms=500,
             epoch_ms=self.epoch_ms,
             genesis_state=state,
-            limits=NodeLimits(gossip_ms=30_000),
+            # a round's pseudonym batch is one transaction (one batch per round on chain):
+            # 100 households make ~130 KB, so transactions may be larger than the default
+            limits=NodeLimits(gossip_ms=30_000, max_tx_bytes=MAX_TX_BYTES),
             config_overrides={"retransmit_interval_ms": 10_000, "batch_timeout_ms": 20},
         )
         self.chain = SimChain(self.sim)
