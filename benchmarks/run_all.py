@@ -24,6 +24,7 @@ BENCHMARKS = [
     ("payments.py", 600),
     ("aggregation.py", 600),
     ("attacks.py", 900),
+    ("crash_soak.py", 1500),
     ("market.py", 900),
     ("api.py", 600),
     ("engines.py", 1800),
