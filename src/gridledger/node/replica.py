@@ -194,6 +194,7 @@ class Replica:
         self._tasks: list[asyncio.Task[None]] = []
         self._waiters: dict[bytes, list[asyncio.Future[dict[str, Any]]]] = {}
         self.loop_errors = 0
+        self.task_restarts: dict[str, int] = {}
 
     # -- views ------------------------------------------------------------------------
 
@@ -222,8 +223,12 @@ class Replica:
         if self.http is not None:
             await self.http.start()
         self._tasks = [
-            asyncio.create_task(self._run_core(), name=f"replica-{self.id}-core"),
-            asyncio.create_task(self._run_status_log(), name=f"replica-{self.id}-log"),
+            asyncio.create_task(
+                self._supervise("core", self._run_core), name=f"replica-{self.id}-core"
+            ),
+            asyncio.create_task(
+                self._supervise("status-log", self._run_status_log), name=f"replica-{self.id}-log"
+            ),
         ]
         log.info(
             "replica %d started at height %d, view %d (n=%d, engine %s, api %s)",
@@ -281,6 +286,23 @@ class Replica:
             await self.log_adapter.append(effect.key, effect.payload)
         except LogUnavailable as exc:
             log.warning("replica %d: %s", self.id, exc.reason)
+
+    async def _supervise(self, name: str, body: Any) -> None:
+        """Run a replica loop; if it dies of a bug, say so loudly, count it and restart it.
+
+        Protocol steps already catch their own errors (``_guard``); this is the last line
+        for a bug in the loop itself, so a replica never goes silently deaf.
+        """
+        while not self._stopping.is_set():
+            try:
+                await body()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.task_restarts[name] = self.task_restarts.get(name, 0) + 1
+                log.exception("replica %d: the %s loop died; restarting it", self.id, name)
+                await asyncio.sleep(0.1)
 
     async def _run_core(self) -> None:
         tick_s = self.config.consensus.tick_ms / 1000
@@ -391,6 +413,7 @@ class Replica:
         status["peers"] = self.transport.get_connected_peers()
         status["restored_votes"] = self.restored_votes
         status["loop_errors"] = self.loop_errors
+        status["task_restarts"] = dict(self.task_restarts)
         if isinstance(self.transport, TcpTransport):
             status["transport"] = {
                 "auth_failures": dict(self.transport.get_auth_failures()),
