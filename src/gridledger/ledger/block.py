@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import pairwise
 
 from gridledger.crypto.encoding import encode, wire_type
@@ -56,9 +57,9 @@ class BlockHeader:
     view: int
     tx_count: int
 
-    @property
+    @cached_property
     def header_hash(self) -> bytes:
-        """Tagged hash of the encoded header; what commit certificates sign."""
+        """Tagged hash of the encoded header; what commit certificates sign (computed once)."""
         return hash_bytes(BLOCK_HEADER_TAG, encode(self))
 
 

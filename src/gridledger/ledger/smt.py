@@ -23,6 +23,7 @@ other entry whose key hash shares the path (non-inclusion).
 
 from __future__ import annotations
 
+import hashlib
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from sortedcontainers import SortedList
 
 from gridledger.crypto.encoding import wire_type
-from gridledger.crypto.hashing import DIGEST_SIZE, hash_bytes, register_tag
+from gridledger.crypto.hashing import DIGEST_SIZE, register_tag
 from gridledger.ledger.errors import ProofError
 
 SMT_KEY_TAG = register_tag("gridledger/ledger/smt-key/1")
@@ -39,6 +40,9 @@ SMT_LEAF_TAG = register_tag("gridledger/ledger/smt-leaf/1")
 SMT_NODE_TAG = register_tag("gridledger/ledger/smt-node/1")
 EMPTY = bytes(DIGEST_SIZE)
 DEPTH = 256
+# A changed subtree with at most this many keys per changed key is bisected as a
+# plain list: copying it costs less than the sorted container's bisections below.
+_SLICE_KEYS_PER_CHANGE = 128
 
 
 @wire_type("ledger.state-proof/1")
@@ -51,20 +55,31 @@ class StateProof:
     other_value_hash: bytes
 
 
+_sha256 = hashlib.sha256
+_KEY_PREFIX = SMT_KEY_TAG.prefix
+_VALUE_PREFIX = SMT_VALUE_TAG.prefix
+_LEAF_PREFIX = SMT_LEAF_TAG.prefix
+_NODE_PREFIX = SMT_NODE_TAG.prefix
+
+
+# The four hashes below equal ``hash_bytes(tag, data)``, computed with one call into
+# hashlib each: the tree runs them several times per transaction on every replica.
+
+
 def compute_key_hash(key: bytes) -> bytes:
-    return hash_bytes(SMT_KEY_TAG, key)
+    return _sha256(_KEY_PREFIX + key).digest()
 
 
 def compute_value_hash(value: bytes) -> bytes:
-    return hash_bytes(SMT_VALUE_TAG, value)
+    return _sha256(_VALUE_PREFIX + value).digest()
 
 
 def compute_leaf_hash(key_hash: bytes, value_hash: bytes) -> bytes:
-    return hash_bytes(SMT_LEAF_TAG, key_hash + value_hash)
+    return _sha256(_LEAF_PREFIX + key_hash + value_hash).digest()
 
 
 def compute_node_hash(left: bytes, right: bytes) -> bytes:
-    return hash_bytes(SMT_NODE_TAG, left + right)
+    return _sha256(_NODE_PREFIX + left + right).digest()
 
 
 def _bit(key_hash: bytes, depth: int) -> int:
@@ -81,7 +96,6 @@ class SparseMerkleTree:
         self._value_hashes: dict[int, bytes] = {}  # key hash (int) -> value hash (for proofs)
         self._nodes: dict[int, bytes] = {}  # (1 << depth) | prefix -> interior hash
         self._dirty: set[int] = set()  # key hashes changed since the last root()
-        self._dirty_sorted: list[int] = []
 
     def __len__(self) -> int:
         return len(self._leaves)
@@ -106,11 +120,15 @@ class SparseMerkleTree:
             self.set(key, value)
 
     def root(self) -> bytes:
-        """The root hash (:data:`EMPTY` for no entries)."""
-        self._dirty_sorted = sorted(self._dirty)
-        root = self._subtree(0, 0, 0, len(self._keys))
+        """The root hash (:data:`EMPTY` for no entries).
+
+        Visits only the nodes above keys changed since the previous root, and
+        their siblings (cached): about one bisection and one hash per level and
+        changed key, never the whole tree.
+        """
+        dirty = sorted(self._dirty)
+        root = self._subtree(0, 0, 0, len(self._keys), dirty, 0, len(dirty))
         self._dirty.clear()
-        self._dirty_sorted = []
         return root
 
     def prove(self, key: bytes) -> StateProof:
@@ -123,10 +141,10 @@ class SparseMerkleTree:
         while hi - lo > 1:
             mid = self._split(depth, prefix)
             if _bit(kh_bytes, depth):
-                siblings.append(self._subtree(depth + 1, prefix << 1, lo, mid))
+                siblings.append(self._subtree(depth + 1, prefix << 1, lo, mid, [], 0, 0))
                 prefix, lo = (prefix << 1) | 1, mid
             else:
-                siblings.append(self._subtree(depth + 1, (prefix << 1) | 1, mid, hi))
+                siblings.append(self._subtree(depth + 1, (prefix << 1) | 1, mid, hi, [], 0, 0))
                 prefix, hi = prefix << 1, mid
             depth += 1
         if hi - lo == 1 and self._keys[lo] != kh:
@@ -137,34 +155,53 @@ class SparseMerkleTree:
 
     # -- internals ---------------------------------------------------------
 
-    def _is_dirty(self, depth: int, prefix: int) -> bool:
-        """Did a key under node (depth, prefix) change since the last root?"""
-        dirty = self._dirty_sorted
-        if not dirty:
-            return False
-        shift = DEPTH - depth
-        i = bisect_left(dirty, prefix << shift)
-        return i < len(dirty) and dirty[i] < (prefix + 1) << shift
-
     def _split(self, depth: int, prefix: int) -> int:
         """Index of the first key hash in the right child of node (depth, prefix)."""
         return int(self._keys.bisect_left(((prefix << 1) | 1) << (DEPTH - depth - 1)))
 
-    def _subtree(self, depth: int, prefix: int, lo: int, hi: int) -> bytes:
-        """Hash of node (depth, prefix) whose key hashes are ``_keys[lo:hi]``."""
+    def _subtree(
+        self,
+        depth: int,
+        prefix: int,
+        lo: int,
+        hi: int,
+        dirty: list[int],
+        dlo: int,
+        dhi: int,
+        keys: list[int] | None = None,
+    ) -> bytes:
+        """Hash of node (depth, prefix) whose key hashes are ``keys[lo:hi]`` (``_keys[lo:hi]``).
+
+        ``dirty[dlo:dhi]`` are the key hashes under this node changed since the
+        last root (deleted ones included): none means the cached hash is valid.
+        Once a changed subtree holds few keys per changed key, they are copied
+        into a plain list (one slice), so the levels below bisect in C instead of
+        in the sorted container: in a large state most levels of a changed path
+        are there.
+        """
         position = (1 << depth) | prefix
         if hi - lo <= 1:
-            if self._dirty_sorted:
+            if dlo < dhi:
                 self._nodes.pop(position, None)  # drop a node that lost its entries
-            return EMPTY if hi == lo else self._leaves[self._keys[lo]]
-        if not self._is_dirty(depth, prefix):
+            if hi == lo:
+                return EMPTY
+            return self._leaves[(self._keys if keys is None else keys)[lo]]
+        if dlo == dhi:
             cached = self._nodes.get(position)
             if cached is not None:
                 return cached
-        mid = self._split(depth, prefix)
-        left = self._subtree(depth + 1, prefix << 1, lo, mid)
-        right = self._subtree(depth + 1, (prefix << 1) | 1, mid, hi)
-        node = compute_node_hash(left, right)
+        boundary = ((prefix << 1) | 1) << (DEPTH - depth - 1)
+        if keys is None and hi - lo <= _SLICE_KEYS_PER_CHANGE * (dhi - dlo):
+            keys = self._keys[lo:hi]
+            lo, hi = 0, hi - lo
+        if keys is None:
+            mid = int(self._keys.bisect_left(boundary))
+        else:
+            mid = bisect_left(keys, boundary, lo, hi)
+        dmid = bisect_left(dirty, boundary, dlo, dhi)
+        left = self._subtree(depth + 1, prefix << 1, lo, mid, dirty, dlo, dmid, keys)
+        right = self._subtree(depth + 1, (prefix << 1) | 1, mid, hi, dirty, dmid, dhi, keys)
+        node = _sha256(_NODE_PREFIX + left + right).digest()
         self._nodes[position] = node
         return node
 

@@ -75,8 +75,8 @@ class SqliteBlockStore:
         if len(receipts) != len(block.transactions):
             raise StorageError("one receipt per transaction is required")
         header = encode(block.header)
-        txs = encode(block.transactions)
-        encoded_receipts = encode(tuple(receipts))
+        txs = compute_cbor_array([tx.encoded for tx in block.transactions])
+        encoded_receipts = compute_cbor_array([r.encoded for r in receipts])
         cert = None if certificate is None else encode(certificate)
         with self._lock:
             expected = 0 if self._head is None else self._head + 1
@@ -213,6 +213,28 @@ class SqliteBlockStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def compute_cbor_array(items: Sequence[bytes]) -> bytes:
+    """The canonical CBOR array of already canonically encoded ``items``.
+
+    Equal to ``encode(list_of_values)``: a definite-length array head in its
+    shortest form, then the items' bytes. The transactions and receipts of a
+    block are already encoded (decoded from the wire, or hashed into a root),
+    so storing a block re-encodes nothing.
+    """
+    n = len(items)
+    if n < 24:
+        head = bytes([0x80 | n])
+    elif n < 1 << 8:
+        head = bytes([0x98, n])
+    elif n < 1 << 16:
+        head = b"\x99" + n.to_bytes(2, "big")
+    elif n < 1 << 32:
+        head = b"\x9a" + n.to_bytes(4, "big")
+    else:
+        head = b"\x9b" + n.to_bytes(8, "big")
+    return head + b"".join(items)
 
 
 def _blob(value: object) -> bytes:

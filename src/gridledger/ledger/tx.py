@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from gridledger.crypto.encoding import encode, wire_type
-from gridledger.crypto.errors import InvalidSignature, KeyFormatError
+from gridledger.crypto.encoding import DEFAULT_MAX_SIZE, encode, wire_name, wire_type
+from gridledger.crypto.errors import EncodingError, InvalidSignature, KeyFormatError
 from gridledger.crypto.hashing import hash_bytes, register_tag
 from gridledger.crypto.signatures import (
     ED25519_PUBLIC_KEY_SIZE,
@@ -83,11 +83,14 @@ class Transaction:
             raise TransactionError("nonce must be in [0, 2**64)")
         raw = payload if isinstance(payload, bytes) else encode(payload)
         body = TransactionBody(chain_id, kind, raw, signer.public_key.raw, nonce)
-        signature = signer.sign(TX_SIGNATURE_TAG, encode(body))
+        signing_bytes = encode(body)
+        signature = signer.sign(TX_SIGNATURE_TAG, signing_bytes)
         try:
-            return cls(chain_id, kind, raw, body.sender, nonce, signature)
+            tx = cls(chain_id, kind, raw, body.sender, nonce, signature)
         except ValueError as exc:
             raise TransactionError(str(exc)) from None
+        tx.__dict__["signing_bytes"] = signing_bytes
+        return tx
 
     @property
     def body(self) -> TransactionBody:
@@ -95,9 +98,135 @@ class Transaction:
         return TransactionBody(self.chain_id, self.kind, self.payload, self.sender, self.nonce)
 
     @cached_property
+    def encoded(self) -> bytes:
+        """``encode(self)``, computed at most once (set from the wire bytes when decoded)."""
+        return encode(self)
+
+    @cached_property
+    def signing_bytes(self) -> bytes:
+        """``encode(self.body)``: what the signature covers, computed at most once."""
+        return encode(self.body)
+
+    @cached_property
     def tx_hash(self) -> bytes:
         """Tagged SHA-256 of the signed encoding; names the transaction everywhere."""
-        return hash_bytes(TX_HASH_TAG, encode(self))
+        return hash_bytes(TX_HASH_TAG, self.encoded)
+
+
+_TX_NAME = wire_name(Transaction)
+_BODY_NAME = wire_name(TransactionBody)
+
+
+def _cbor_text(text: str) -> bytes:
+    raw = text.encode()
+    assert len(raw) < 24
+    return bytes([0x60 | len(raw)]) + raw
+
+
+# The canonical encoding of a transaction is a map of seven entries whose keys
+# sort (shortest first, then bytewise) as below; the signature comes last, so
+# the signed body is the same bytes with the head, the type name and the
+# signature entry replaced.
+_KEY_T, _KEY_SIG = _cbor_text("_t"), _cbor_text("signature")
+_TX_HEAD = b"\xa7" + _KEY_T + _cbor_text(_TX_NAME)
+_BODY_HEAD = b"\xa6" + _KEY_T + _cbor_text(_BODY_NAME)
+_MAJOR_UINT, _MAJOR_BYTES, _MAJOR_TEXT = 0, 2, 3
+_MIN_FOR_SIZE = {24: (1, 24), 25: (2, 256), 26: (4, 1 << 16), 27: (8, 1 << 32)}
+
+
+def _read_head(data: bytes, i: int, major: int) -> tuple[int, int]:
+    """The argument of the CBOR head at ``i`` (major type ``major``), in shortest form only."""
+    if i >= len(data) or data[i] >> 5 != major:
+        raise EncodingError(f"{_TX_NAME}: unexpected CBOR item at byte {i}")
+    info = data[i] & 31
+    if info < 24:
+        return info, i + 1
+    size_min = _MIN_FOR_SIZE.get(info)
+    if size_min is None:
+        raise EncodingError(f"{_TX_NAME}: indefinite or reserved length at byte {i}")
+    size, minimum = size_min
+    end = i + 1 + size
+    if end > len(data):
+        raise EncodingError(f"{_TX_NAME}: truncated")
+    value = int.from_bytes(data[i + 1 : end], "big")
+    if value < minimum:
+        raise EncodingError(f"{_TX_NAME}: not the canonical encoding of its value")
+    return value, end
+
+
+def _read_string(data: bytes, i: int, major: int) -> tuple[bytes, int]:
+    length, start = _read_head(data, i, major)
+    end = start + length
+    if end > len(data):
+        raise EncodingError(f"{_TX_NAME}: truncated")
+    return data[start:end], end
+
+
+def _read_key(data: bytes, i: int, key: bytes) -> int:
+    if data[i : i + len(key)] != key:
+        raise EncodingError(f"{_TX_NAME}: expected exactly its fields, in canonical order")
+    return i + len(key)
+
+
+def _read_text(data: bytes, i: int) -> tuple[str, int]:
+    raw, end = _read_string(data, i, _MAJOR_TEXT)
+    try:
+        return raw.decode("utf-8"), end
+    except UnicodeDecodeError:
+        raise EncodingError(f"{_TX_NAME}: text is not UTF-8") from None
+
+
+_KEY_KIND, _KEY_NONCE, _KEY_SENDER = _cbor_text("kind"), _cbor_text("nonce"), _cbor_text("sender")
+_KEY_PAYLOAD, _KEY_CHAIN = _cbor_text("payload"), _cbor_text("chain_id")
+
+
+def decode_transaction(
+    data: bytes | bytearray | memoryview, *, max_size: int = DEFAULT_MAX_SIZE
+) -> Transaction:
+    """``decode_as(Transaction, data)``, reading the bytes once and hashing nothing twice.
+
+    The hot path of every replica. A transaction has one canonical encoding
+    (deterministic CBOR, :mod:`gridledger.crypto.encoding`): a map of exactly
+    its seven fields in canonical key order, every length and integer in its
+    shortest form, text in UTF-8, nothing after it. This reader accepts exactly
+    those bytes, with the field types and checks of ``decode_as`` (the property
+    tests hold it to ``decode_as`` on mutated inputs), and refuses anything else
+    with :class:`EncodingError` without running a general CBOR decoder: no tag,
+    float or nested item is ever looked at. The transaction keeps ``data`` as
+    its encoding (its hash needs no re-encoding) and the bytes its signature
+    covers, which are ``data`` with the head and the signature entry replaced.
+    """
+    if type(data) is not bytes:
+        if not isinstance(data, (bytearray, memoryview)):
+            raise EncodingError("input must be bytes")
+        data = bytes(data)
+    if len(data) > max_size:
+        raise EncodingError(f"input of {len(data)} bytes exceeds the limit of {max_size}")
+    if not data.startswith(_TX_HEAD):
+        raise EncodingError(f"expected a {_TX_NAME}")
+    i = _read_key(data, len(_TX_HEAD), _KEY_KIND)
+    kind, i = _read_text(data, i)
+    i = _read_key(data, i, _KEY_NONCE)
+    nonce, i = _read_head(data, i, _MAJOR_UINT)
+    i = _read_key(data, i, _KEY_SENDER)
+    sender, i = _read_string(data, i, _MAJOR_BYTES)
+    i = _read_key(data, i, _KEY_PAYLOAD)
+    payload, i = _read_string(data, i, _MAJOR_BYTES)
+    i = _read_key(data, i, _KEY_CHAIN)
+    chain_id, i = _read_text(data, i)
+    body_end = i
+    i = _read_key(data, i, _KEY_SIG)
+    signature, i = _read_string(data, i, _MAJOR_BYTES)
+    if i != len(data):
+        raise EncodingError(f"{_TX_NAME}: trailing bytes")
+    try:
+        tx = Transaction(chain_id, kind, payload, sender, nonce, signature)
+    except ValueError as exc:
+        raise EncodingError(f"{_TX_NAME}: ValueError: {str(exc)[:200]}") from None
+    cache = tx.__dict__
+    cache["encoded"] = data
+    cache["signing_bytes"] = _BODY_HEAD + data[len(_TX_HEAD) : body_end]
+    return tx
 
 
 def is_valid_transaction_signature(tx: Transaction) -> bool:
@@ -112,6 +241,6 @@ def is_valid_transaction_signature(tx: Transaction) -> bool:
 def verify_transaction_signature(tx: Transaction) -> None:
     """Raise :class:`TransactionError` unless ``tx.sender`` signed ``tx.body``."""
     try:
-        Ed25519PublicKey(tx.sender).verify(TX_SIGNATURE_TAG, encode(tx.body), tx.signature)
+        Ed25519PublicKey(tx.sender).verify(TX_SIGNATURE_TAG, tx.signing_bytes, tx.signature)
     except (InvalidSignature, KeyFormatError):
         raise TransactionError("transaction signature does not verify") from None
