@@ -246,29 +246,10 @@ async def run_consortium(world: World, rates: list[int], seconds: float) -> list
     return results
 
 
-def run_replica_process(config: str) -> int:
-    """``market.py --replica CONFIG``: one replica process with the market and payments
-    plugins registered in it (until the lead installs their entry points)."""
-    from gridledger.ledger.plugins import register_plugin
-    from gridledger.market.plugin import PLUGIN as MARKET
-    from gridledger.node.run import main as run_main
-    from gridledger.payments.plugin import PLUGIN as PAYMENTS
-
-    register_plugin(MARKET)
-    register_plugin(PAYMENTS)
-    return run_main([config])
-
-
-def compute_replica_command(config_path: Path) -> list[str]:
-    return [sys.executable, str(Path(__file__).resolve()), "--replica", str(config_path)]
-
-
 def run_processes(world: World, rates: list[int], seconds: float) -> list[LoadResult]:
     """The same load on four replica processes (the two cores shared by all four)."""
-    from gridledger.node import consortium
     from gridledger.node.consortium import ConsortiumProcesses
 
-    consortium.compute_replica_command = compute_replica_command  # replicas with our plugins
     config = world.market_config()
     params = ConsensusParams(
         max_batch=1000,
@@ -373,10 +354,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--no-consortium", action="store_true")
     parser.add_argument("--processes", action="store_true", help="also run four replica processes")
-    parser.add_argument("--replica", help=argparse.SUPPRESS)  # internal: one replica process
     args = parser.parse_args()
-    if args.replica:
-        return run_replica_process(args.replica)
     n = 50_000 if args.quick else 200_000
     t_start = time.monotonic()
     load = load_average()
