@@ -222,7 +222,7 @@ def test_retry_after_follows_the_queue_drain_time() -> None:
     cluster.submit_all([encode(_tx(i)) for i in range(1, 21)])
     cluster.run(1_500)  # 20 committed, the rate sampled over one gossip period
     cluster.submit_all([encode(_tx(i)) for i in range(21, 61)])
-    rate = core._commit_rate  # the estimate under test
+    rate = core.commit_rate  # the estimate under test
     assert rate > 0
     expected = int(500 * 40 / rate)
     assert core.get_retry_after_ms() == max(50, min(5_000, expected))

@@ -618,6 +618,11 @@ class NodeCore:
         drain_ms = int(500 * len(self._inflight) / self._commit_rate)
         return max(limits.busy_retry_ms, min(limits.max_busy_retry_ms, drain_ms))
 
+    @property
+    def commit_rate(self) -> float:
+        """Transactions per second committed over the last gossip period (0: none lately)."""
+        return self._commit_rate
+
     def _sample_commit_rate(self, now_ms: int) -> None:
         sample = self._rate_sample
         self._rate_sample = (now_ms, self.executed_txs)

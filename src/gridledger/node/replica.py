@@ -174,9 +174,9 @@ class Replica:
         if config.http is not None:
             app = create_app(
                 self.service,
-                submit=self._api_submit,
-                wait=self._api_wait,
-                status=self._api_status,
+                submit=self.api_submit,
+                wait=self.api_wait,
+                status=self.api_status,
                 broadcaster=self.broadcaster,
                 sessions=SessionTable(config.chain_id),
                 settings=http_settings,
@@ -399,16 +399,16 @@ class Replica:
 
     def _api_methods(self) -> dict[str, Any]:
         return {
-            "status": self._api_status,
-            "submit": self._api_submit,
-            "wait": self._api_wait,
+            "status": self.api_status,
+            "submit": self.api_submit,
+            "wait": self.api_wait,
             "block": self._api_block,
             "headers": self._api_headers,
             "tx_proof": self._api_tx_proof,
             "state": self._api_state,
         }
 
-    async def _api_status(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def api_status(self, params: dict[str, Any]) -> dict[str, Any]:
         status = self.core.get_status()
         status["peers"] = self.transport.get_connected_peers()
         status["restored_votes"] = self.restored_votes
@@ -432,7 +432,7 @@ class Replica:
             raise ApiError("timeout must be a number of seconds in (0, 120]")
         return float(timeout)
 
-    async def _api_submit(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def api_submit(self, params: dict[str, Any]) -> dict[str, Any]:
         raw = params.get("txs", [])
         if "tx" in params:
             raw = [params["tx"]]
@@ -512,7 +512,7 @@ class Replica:
                     del self._waiters[tx_hash]
         return found
 
-    async def _api_wait(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def api_wait(self, params: dict[str, Any]) -> dict[str, Any]:
         """Receipts of transactions submitted anywhere: at once if on chain, else when executed."""
         hashes = params.get("hashes")
         if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes):

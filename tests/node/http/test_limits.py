@@ -21,9 +21,9 @@ def strict(consortium: RunningConsortium) -> Iterator[str]:
     hub = Broadcaster(max_subscribers=1)
     app = create_app(
         replica.service,
-        submit=replica._api_submit,
-        wait=replica._api_wait,
-        status=replica._api_status,
+        submit=replica.api_submit,
+        wait=replica.api_wait,
+        status=replica.api_status,
         broadcaster=hub,
         sessions=SessionTable(CHAIN_ID),
         settings=HttpSettings(
@@ -85,9 +85,9 @@ def test_stopping_the_server_ends_open_streams(consortium: RunningConsortium) ->
     hub = Broadcaster()
     app = create_app(
         replica.service,
-        submit=replica._api_submit,
-        wait=replica._api_wait,
-        status=replica._api_status,
+        submit=replica.api_submit,
+        wait=replica.api_wait,
+        status=replica.api_status,
         broadcaster=hub,
         sessions=SessionTable(CHAIN_ID),
     )
