@@ -34,6 +34,7 @@ from gridledger.identity.messages import (
     PseudonymBatch,
     Revocation,
     SignedCommitments,
+    SignedHello,
     SignedPseudonymCertificate,
     SignedRevocation,
     SignedTraceShare,
@@ -73,6 +74,23 @@ from gridledger.ledger.state import WorldState, compute_state_key
 from gridledger.ledger.tx import Transaction
 
 from .conftest import NOW, Member, World, register
+
+
+def start(
+    world: World, member: Member, rng: DeterministicRng, round_: int = 1, now: int = NOW
+) -> tuple[UserRegistration, SignedHello]:
+    """Step 1 for ``member`` towards the world's RM, pinning the genesis RM blind key."""
+    return start_registration(
+        member.key,
+        member.cert,
+        world.roots,
+        world.tc_key,
+        world.rm.cert,
+        round_,
+        now,
+        rng,
+        rm_blind_certificate=world.rm_blind.cert,
+    )
 
 
 def create_handle_cheat(
@@ -139,17 +157,7 @@ def cheat_commitments(
 
     ``handle_only``: only the revocation handle names the other identity.
     """
-    st, hello = start_registration(
-        user.key,
-        user.cert,
-        world.roots,
-        world.tc_key,
-        world.rm.cert,
-        round_,
-        NOW,
-        rng,
-        rm_blind_certificate=world.rm_blind.cert,
-    )
+    st, hello = start(world, user, rng, round_)
     ch = on_hello(rm, hello, NOW, rng)
     blind_key = check_challenge(st, ch, NOW)
     st.challenge, st.blind_key = ch, blind_key

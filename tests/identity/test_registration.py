@@ -69,7 +69,7 @@ from gridledger.identity.trace_center import (
 )
 
 from .conftest import DAY, NOW, Member, World, issue, register
-from .helpers import corrupt_certificates
+from .helpers import corrupt_certificates, start
 
 
 def _snapshot(rm: RegistrationManager) -> tuple[object, ...]:
@@ -124,17 +124,7 @@ def test_every_step_signature_binds_its_sender(world: World) -> None:
     rng = DeterministicRng("nr")
     rm = world.new_rm()
     user = world.users[2]
-    st, hello = start_registration(
-        user.key,
-        user.cert,
-        world.roots,
-        world.tc_key,
-        world.rm.cert,
-        1,
-        NOW,
-        rng,
-        rm_blind_certificate=world.rm_blind.cert,
-    )
+    st, hello = start(world, user, rng)
     ch = on_hello(rm, hello, NOW, rng)
     com = on_challenge(st, ch, NOW, rng)
     req = on_commitments(rm, com, NOW, rng)
@@ -163,17 +153,7 @@ def test_tampered_hello_rejected_without_state_change(world: World) -> None:
     rng = DeterministicRng("tamper")
     rm = world.new_rm()
     user = world.users[3]
-    _, hello = start_registration(
-        user.key,
-        user.cert,
-        world.roots,
-        world.tc_key,
-        world.rm.cert,
-        1,
-        NOW,
-        rng,
-        rm_blind_certificate=world.rm_blind.cert,
-    )
+    _, hello = start(world, user, rng)
     before = _snapshot(rm)
     bad = SignedHello(dataclasses.replace(hello.hello, round=2), hello.signature)
     with pytest.raises(MessageRejected):
@@ -185,33 +165,13 @@ def test_replay_and_expiry(world: World) -> None:
     rng = DeterministicRng("replay")
     rm = world.new_rm()
     user = world.users[4]
-    _, hello = start_registration(
-        user.key,
-        user.cert,
-        world.roots,
-        world.tc_key,
-        world.rm.cert,
-        1,
-        NOW,
-        rng,
-        rm_blind_certificate=world.rm_blind.cert,
-    )
+    _, hello = start(world, user, rng)
     on_hello(rm, hello, NOW, rng)
     before = _snapshot(rm)
     with pytest.raises(ReplayDetected):
         on_hello(rm, hello, NOW + 1, rng)
     assert _snapshot(rm) == before
-    _, old = start_registration(
-        user.key,
-        user.cert,
-        world.roots,
-        world.tc_key,
-        world.rm.cert,
-        2,
-        NOW - 1000,
-        rng,
-        rm_blind_certificate=world.rm_blind.cert,
-    )
+    _, old = start(world, user, rng, 2, NOW - 1000)
     with pytest.raises(ExpiredMessage):
         on_hello(rm, old, NOW, rng)
     assert _snapshot(rm) == before
@@ -227,17 +187,7 @@ def test_wrong_roles_and_wrong_rm(world: World) -> None:
     rng = DeterministicRng("roles")
     rm = world.new_rm()
     # The MM's certificate is not a household certificate.
-    _, hello = start_registration(
-        world.mm.key,
-        world.mm.cert,
-        world.roots,
-        world.tc_key,
-        world.rm.cert,
-        1,
-        NOW,
-        rng,
-        rm_blind_certificate=world.rm_blind.cert,
-    )
+    _, hello = start(world, world.mm, rng)
     before = _snapshot(rm)
     with pytest.raises(WrongRole):
         on_hello(rm, hello, NOW, rng)
@@ -255,17 +205,7 @@ def test_wrong_roles_and_wrong_rm(world: World) -> None:
             rm_blind_certificate=world.rm_blind.cert,
         )
     # A hello addressed to another RM.
-    _, hello2 = start_registration(
-        world.users[0].key,
-        world.users[0].cert,
-        world.roots,
-        world.tc_key,
-        world.rm.cert,
-        1,
-        NOW,
-        rng,
-        rm_blind_certificate=world.rm_blind.cert,
-    )
+    _, hello2 = start(world, world.users[0], rng)
     misaddressed = dataclasses.replace(hello2.hello, rm=b"\x00" * 32)
     signed = SignedHello(misaddressed, world.users[0].key.sign(HELLO_TAG, encode(misaddressed)))
     with pytest.raises(MessageRejected):
@@ -278,17 +218,7 @@ def test_user_rejects_challenge_signed_with_mint_key(world: World) -> None:
     rm = world.new_rm()
     rm.blind_certificate = world.mint_blind.cert  # a misconfigured or malicious RM
     user = world.users[5]
-    st, hello = start_registration(
-        user.key,
-        user.cert,
-        world.roots,
-        world.tc_key,
-        world.rm.cert,
-        1,
-        NOW,
-        rng,
-        rm_blind_certificate=world.rm_blind.cert,
-    )
+    st, hello = start(world, user, rng)
     ch = on_hello(rm, hello, NOW, rng)
     with pytest.raises(WrongRole):
         on_challenge(st, ch, NOW, rng)
@@ -308,17 +238,7 @@ def test_abort_after_open_request_consumes_the_round(world: World) -> None:
     rng = DeterministicRng("abort")
     rm = world.new_rm()
     user = world.users[7]
-    st, hello = start_registration(
-        user.key,
-        user.cert,
-        world.roots,
-        world.tc_key,
-        world.rm.cert,
-        1,
-        NOW,
-        rng,
-        rm_blind_certificate=world.rm_blind.cert,
-    )
+    st, hello = start(world, user, rng)
     com = on_challenge(st, on_hello(rm, hello, NOW, rng), NOW, rng)
     on_commitments(
         rm, com, NOW, rng
@@ -326,17 +246,7 @@ def test_abort_after_open_request_consumes_the_round(world: World) -> None:
     with pytest.raises(RegistrationRejected):
         register(world, rm, user, 1, rng, now=NOW + 500)
     # Abandoning *before* the open request is harmless: a retry after the timeout works.
-    _, hello2 = start_registration(
-        user.key,
-        user.cert,
-        world.roots,
-        world.tc_key,
-        world.rm.cert,
-        2,
-        NOW,
-        rng,
-        rm_blind_certificate=world.rm_blind.cert,
-    )
+    _, hello2 = start(world, user, rng, 2)
     on_hello(rm, hello2, NOW, rng)
     with pytest.raises(RegistrationRejected):
         register(world, rm, user, 2, rng, now=NOW + 10)
@@ -347,17 +257,7 @@ def test_late_openings_and_wrong_stage(world: World) -> None:
     rng = DeterministicRng("late")
     rm = world.new_rm()
     user = world.users[8]
-    st, hello = start_registration(
-        user.key,
-        user.cert,
-        world.roots,
-        world.tc_key,
-        world.rm.cert,
-        1,
-        NOW,
-        rng,
-        rm_blind_certificate=world.rm_blind.cert,
-    )
+    st, hello = start(world, user, rng)
     com = on_challenge(st, on_hello(rm, hello, NOW, rng), NOW, rng)
     req = on_commitments(rm, com, NOW, rng)
     with pytest.raises(ReplayDetected):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gridledger.sim.day_demo import check_day
@@ -54,8 +56,8 @@ def test_exactly_the_reneging_trader_is_traced(day: DayResult) -> None:
     assert len(unpaid) == 1 and unpaid[0].buyer == day.reneger
 
 
-def test_the_report_is_written(day: DayResult, tmp_path: pytest.TempPathFactory) -> None:
-    out = tmp_path / "report"  # type: ignore[operator]
+def test_the_report_is_written(day: DayResult, tmp_path: Path) -> None:
+    out = tmp_path / "report"
     page = write_day_report(day, out)
     text = page.read_text()
     assert "trading day" in text and day.reneger is not None and day.reneger in text

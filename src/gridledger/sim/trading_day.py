@@ -68,7 +68,7 @@ from gridledger.market.client import (
     sign_order,
 )
 from gridledger.market.config import compute_genesis_state as compute_market_genesis
-from gridledger.market.messages import DefaultRecord, MarketConfig, SignedOrder, Trade
+from gridledger.market.messages import DefaultRecord, MarketConfig, Trade, compute_order_id
 from gridledger.node.core import NodeLimits
 from gridledger.node.identity_material import (
     ConsortiumIdentity,
@@ -251,7 +251,6 @@ class TradingDay:
     households: int | None = None
     renege: bool = True
     k: int = 32
-    progress: Callable[[str], None] = lambda _msg: None
     steps: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -405,7 +404,7 @@ class TradingDay:
         slot = (self.day_start_ms + hour * HOUR_MS) // HOUR_MS
         self.chain.at(self.day_start_ms + hour * HOUR_MS - ORDER_LEAD_MS)
         orders: list[Transaction] = []
-        secrets: dict[bytes, tuple[Home, OrderSecrets]] = {}
+        secrets: dict[bytes, OrderSecrets] = {}  # by order id: the sellers' one-time keys
         for home in self.homes:
             assert home.credential is not None
             want = home.net_wh[hour]
@@ -416,7 +415,7 @@ class TradingDay:
             price = min(max(price, self.export_price), self.import_price)
             order, secret = create_order(home.pseudonym, ROUND, slot, want, price, self.rng)
             signed = sign_order(order, home.credential.pseudonym)
-            secrets[order.nonce] = (home, secret)
+            secrets[compute_order_id(signed)] = secret
             orders.append(build_order_tx(SIM_CHAIN, signed, self._one_time_key()))
         if orders:
             # a traced household's pseudonym is revoked: its orders are refused, with reason
@@ -433,7 +432,7 @@ class TradingDay:
             if reneges:
                 self.reneged = trade
             else:
-                to_pay.append((trade, buyer, seller, self._secret_of(trade.sell_order, secrets)))
+                to_pay.append((trade, buyer, seller, secrets[trade.sell_order]))
             buyer.bought_wh += trade.quantity
             seller.sold_wh += trade.quantity
             records.append(
@@ -443,16 +442,6 @@ class TradingDay:
             self._settle_money(to_pay)
         self.pending_attestations.append(trades)
         return records
-
-    def _secret_of(
-        self, order_id: bytes, secrets: dict[bytes, tuple[Home, OrderSecrets]]
-    ) -> OrderSecrets:
-        view = self.chain.view("market")
-        raw = view.get(market_keys.SIGNED_ORDER + order_id)
-        if raw is None:
-            raise TradingDayError("a trade names an order that is not on chain")
-        nonce = decode_as(SignedOrder, raw).order.nonce
-        return secrets[nonce][1]
 
     def _new_trades(self, slot: int) -> list[Trade]:
         view = self.chain.view("market")
@@ -716,7 +705,6 @@ def run_trading_day(
             households=households,
             renege=renege,
             k=k,
-            progress=progress,
         )
         progress("set-up: identity material, mint keys, market, 4 replicas")
         day.setup()
