@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,6 +23,7 @@ from gridledger.aggregation.contract import (
     Revocation,
     get_inbox,
 )
+from gridledger.aggregation.curve import ORDER, G1Point, Scalar, compute_msm_g1
 from gridledger.aggregation.decrypt import decrypt_entry
 from gridledger.aggregation.equipment import ALARM, REPAIR, EquipmentEvent, EquipmentRecord
 from gridledger.aggregation.feedback import (
@@ -146,10 +148,10 @@ def test_bad_reports_are_named_and_refused_without_blocking_the_batch(chain: Cha
     world = chain.world
     good = [world.report(f"meter-{i}", PERIOD) for i in range(6)]
     tampered = dataclasses.replace(good[1], timestamp_ms=good[1].timestamp_ms + 1)
-    forged_t = dataclasses.replace(good[4], t_point=good[3].t_point)
+    forged_s = dataclasses.replace(good[4], s_scalar=good[3].s_scalar)
     wrong_period = world.report("meter-5", PERIOD - 3)
     unknown = dataclasses.replace(good[2], meter_id="meter-99")
-    batch = [good[0], tampered, unknown, good[3], forged_t, wrong_period]
+    batch = [good[0], tampered, unknown, good[3], forged_s, wrong_period]
     receipt = chain.batch(batch)
     assert receipt.accepted == (0, 3)
     reasons = {r.position: (r.meter_id, r.reason) for r in receipt.refused}
@@ -265,11 +267,16 @@ def test_undecodable_points_are_refused_by_name(chain: Chain) -> None:
     world = chain.world
     good = world.report("meter-2", PERIOD)
     bad_w = dataclasses.replace(world.report("meter-3", PERIOD), w_point=b"\x00" * 48)
-    bad_t = dataclasses.replace(world.report("meter-4", PERIOD), t_point=good.t_point[:-1])
-    receipt = chain.batch([good, bad_w, bad_t])
+    short_s = dataclasses.replace(world.report("meter-4", PERIOD), s_scalar=good.s_scalar[:-1])
+    honest = world.report("meter-5", PERIOD)
+    s_plus_q = (int.from_bytes(honest.s_scalar, "big") + ORDER).to_bytes(32, "big")
+    malleated = dataclasses.replace(honest, s_scalar=s_plus_q)  # the same s mod q
+    receipt = chain.batch([good, bad_w, short_s, malleated])
     assert receipt.accepted == (0,)
-    assert [r.meter_id for r in receipt.refused] == ["meter-3", "meter-4"]
-    assert "G1" in receipt.refused[0].reason and "G2" in receipt.refused[1].reason
+    assert [r.meter_id for r in receipt.refused] == ["meter-3", "meter-4", "meter-5"]
+    reasons = [r.reason for r in receipt.refused]
+    assert "G1" in reasons[0] and "scalar" in reasons[1] and "group order" in reasons[2]
+    assert chain.batch([honest]).accepted == (0,)
 
 
 def test_the_plugin_plugs_into_every_replicas_registry(world: World) -> None:
@@ -333,3 +340,23 @@ def test_at_most_one_report_per_meter_and_period_ever_lands(
     assert len(seen) == len(landed)
     expected = {(f"meter-{m}", p) for m, p, v in picks if v < 2 and p >= PERIOD - 1}
     assert set(landed) == expected
+
+
+def test_the_contract_checks_a_good_batch_with_one_g1_msm(
+    chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plugin path is the fast check: one weighted MSM of 2n points for a good batch."""
+    calls: list[int] = []
+
+    def counting_msm(points: Sequence[G1Point], scalars: Sequence[Scalar]) -> G1Point:
+        calls.append(len(points))
+        return compute_msm_g1(points, scalars)
+
+    monkeypatch.setattr("gridledger.aggregation.verify.compute_msm_g1", counting_msm)
+    reports = [chain.world.report(f"meter-{i}", PERIOD) for i in range(6)]
+    assert chain.batch(reports).accepted == (0, 1, 2, 3, 4, 5)
+    assert calls == [12]
+    calls.clear()
+    bad = dataclasses.replace(chain.world.report("meter-6", PERIOD), s_scalar=bytes(32))
+    receipt = chain.batch([chain.world.report("meter-7", PERIOD), bad])
+    assert receipt.accepted == (0,) and len(calls) == 1  # two halves of one: single checks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from gridledger.aggregation.curve import (
     compute_hash_to_scalar,
     decode_g1,
     decode_g2,
+    decode_scalar,
+    encode_scalar,
     is_pairing_product_one,
 )
 from gridledger.aggregation.errors import InvalidEncoding
@@ -101,6 +104,24 @@ def test_hash_to_scalar_is_in_range_and_tag_separated() -> None:
     a = compute_hash_to_scalar(TEST_TAG, b"x")
     assert 0 < int(a) < ORDER
     assert a != compute_hash_to_scalar(TEST_TAG, b"y")
+
+
+def test_hash_to_scalar_reduces_exactly_like_integer_arithmetic() -> None:
+    for data in (b"", b"x", b"meter-1"):
+        wide = b"".join(
+            hashlib.sha256(TEST_TAG.prefix + bytes([i]) + data).digest() for i in (0, 1)
+        )
+        assert int(compute_hash_to_scalar(TEST_TAG, data)) == int.from_bytes(wide, "big") % ORDER
+
+
+def test_scalars_round_trip_and_only_canonical_ones_decode() -> None:
+    for value in (0, 1, 2**128 + 7, ORDER - 1):
+        data = encode_scalar(Scalar(value))
+        assert len(data) == 32 and data == value.to_bytes(32, "big")
+        assert int(decode_scalar(data)) == value
+    for bad in (ORDER.to_bytes(32, "big"), b"\xff" * 32, b"\x01" * 31, b"\x01" * 33, b""):
+        with pytest.raises(InvalidEncoding):
+            decode_scalar(bad)
 
 
 def test_pairing_check_is_bilinear() -> None:

@@ -7,10 +7,11 @@ import dataclasses
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from gridledger.aggregation.curve import P1, Scalar, get_random_scalar
-from gridledger.aggregation.keys import compute_eta, compute_partial_public_key
+from gridledger.aggregation.curve import P1, Scalar, encode_scalar, get_random_scalar
+from gridledger.aggregation.keys import compute_eta, compute_signing_key
 from gridledger.aggregation.paper import (
     PaperKey,
+    PaperReport,
     compute_paper_base,
     compute_paper_beta,
     decrypt_paper,
@@ -18,7 +19,7 @@ from gridledger.aggregation.paper import (
     signcrypt_paper,
 )
 from gridledger.aggregation.schema import compute_projection
-from gridledger.aggregation.signcrypt import Report
+from gridledger.aggregation.signcrypt import compute_beta
 from gridledger.aggregation.verify import is_valid_prepared, prepare_report
 from tests.aggregation.helpers import World, sample_reading, shared_world
 
@@ -30,7 +31,7 @@ def paper_keys(world: World) -> dict[str, PaperKey]:
     }
 
 
-def paper_report(world: World, meter_id: str) -> Report:
+def paper_report(world: World, meter_id: str) -> PaperReport:
     return signcrypt_paper(
         world.meters[meter_id],
         world.y_pub1_bytes,
@@ -44,7 +45,7 @@ def paper_report(world: World, meter_id: str) -> Report:
     )
 
 
-def forge(world: World, meter_id: str, template: Report) -> Report:
+def forge(world: World, meter_id: str, template: PaperReport) -> PaperReport:
     """§6.11.2 from public data only: T = t·Q, W = t·P − (β·Y_S + α + η·Y_Pub)."""
     key = paper_keys(world)[meter_id]
     beta = compute_paper_beta(template, key, world.y_pub1_bytes)
@@ -85,11 +86,37 @@ def test_forgery_succeeds_against_paper_mode() -> None:
 
 
 def test_the_same_forgery_fails_against_the_real_scheme() -> None:
+    """§6.11.2 on a real report: the signature t with W = t·P1 − β·PK, β from public data."""
     world = shared_world()
     template = dataclasses.replace(world.report("meter-6", 50), meter_id="meter-7")
-    forged = forge(world, "meter-7", template)
     pk = world.meters["meter-7"]
-    alpha = pk.alpha.to_compressed_bytes()
-    k = compute_partial_public_key(world.y_pub1, "meter-7", alpha)
-    prepared = prepare_report(forged, pk.y.to_compressed_bytes(), alpha, k, world.y_pub1_bytes)
-    assert not is_valid_prepared(prepared, world.y_pub1_bytes)
+    y_s, alpha = pk.y.to_compressed_bytes(), pk.alpha.to_compressed_bytes()
+    signing_key = compute_signing_key(world.y_pub1, "meter-7", y_s, alpha)
+    t = Scalar(123456789)
+    paper_key = paper_keys(world)["meter-7"]
+    eta = compute_eta("meter-7", alpha)
+    betas = {
+        "real β of the template": compute_beta(template, y_s, alpha, world.y_pub1_bytes),
+        "printed β (no W)": compute_paper_beta(
+            PaperReport("meter-7", 0, template.d_point, b"", b"", template.parts),
+            paper_key,
+            world.y_pub1_bytes,
+        ),
+    }
+    for label, beta in betas.items():
+        for w in (
+            P1 * t - signing_key * beta,
+            P1 * t - (pk.y * beta + pk.alpha + world.y_pub1 * eta),
+        ):
+            forged = dataclasses.replace(
+                template, w_point=w.to_compressed_bytes(), s_scalar=encode_scalar(t)
+            )
+            prepared = prepare_report(
+                forged, y_s, alpha, signing_key.to_compressed_bytes(), world.y_pub1_bytes
+            )
+            assert not is_valid_prepared(prepared), label
+    honest = world.report("meter-7", 50)
+    prepared = prepare_report(
+        honest, y_s, alpha, signing_key.to_compressed_bytes(), world.y_pub1_bytes
+    )
+    assert is_valid_prepared(prepared)  # the check refuses the forgeries, not every report

@@ -2,11 +2,11 @@
 
 A smart meter signcrypts one report per period to several receivers (control
 center, grid operator, equipment supplier), each getting only the dimensions a
-published schema gives it. Accounting nodes verify whole batches with a
-constant number of pairings and one multi-scalar multiplication per group,
-name and refuse bad reports by bisection, and record the ciphertexts grouped
-per receiver (:mod:`.contract`, exposed as :data:`.plugin.PLUGIN`). Receivers
-decrypt their part and act: the grid operator's feedback contract
+published schema gives it. Accounting nodes verify whole batches with one
+weighted multi-scalar multiplication in G1 (the signature is a certificateless
+Schnorr signature; no pairing), name and refuse bad reports by bisection,
+and record the ciphertexts grouped per receiver (:mod:`.contract`, exposed as
+:data:`.plugin.PLUGIN`). Receivers decrypt their part and act: the grid operator's feedback contract
 (:mod:`.feedback`), the control center's theft detection (:mod:`.theft`), the
 equipment supplier's states and fault reports (:mod:`.equipment`).
 

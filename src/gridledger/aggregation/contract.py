@@ -5,7 +5,7 @@ Transactions (kinds) and their checks, in order:
 1. ``aggregation.register`` (sender: the CC's Ed25519 key pinned at genesis):
    a meter's or receiver's :class:`PublicKeyRecord`; the ID is new, the
    points decode (subgroup, not zero), a receiver names its Ed25519 tx key.
-   K = α + η·Y_Pub1 is computed once here.
+   The signing key PK = Y_S + α + η·Y_Pub1 is computed once here.
 2. ``aggregation.revoke`` (sender: the CC): a registered ID stops counting.
 3. ``aggregation.batch`` (any sender; every report authenticates itself):
    per report, named refusals that never block the rest of the batch —
@@ -13,7 +13,8 @@ Transactions (kinds) and their checks, in order:
    registered and not revoked; period = the block's period or one of the
    ``grace_periods`` before; T_t inside that period and not after the block;
    (meter, period) not yet recorded (replay); then the whole batch's
-   signatures in one weighted check (:func:`.verify.is_valid_batch`),
+   signatures in one weighted check, one G1 multi-scalar multiplication
+   (:func:`.verify.is_valid_batch` through :func:`.verify.find_invalid`),
    bisection naming the bad ones; then the first valid report per (meter,
    period) wins. Accepted reports go to each receiver's inbox
    (``inbox/<receiver>/<period>/<meter>``) with a count per receiver and
@@ -30,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gridledger.aggregation.curve import G1Point, decode_g1, decode_registered_g1
+from gridledger.aggregation.curve import G1Point, decode_g1
 from gridledger.aggregation.decrypt import InboxEntry, get_inbox_entry
 from gridledger.aggregation.equipment import (
     EquipmentEvent,
@@ -47,7 +48,7 @@ from gridledger.aggregation.keys import (
     ROLES,
     PublicKeyRecord,
     check_identity,
-    compute_partial_public_key,
+    compute_signing_key,
 )
 from gridledger.aggregation.schema import ReceiverSchema
 from gridledger.aggregation.signcrypt import Report
@@ -94,13 +95,13 @@ class Revocation:
     identity: str
 
 
-@wire_type("aggregation.stored-key/1")
+@wire_type("aggregation.stored-key/2")
 @dataclass(frozen=True)
 class StoredKey:
-    """A registered key with its partial public key K = α + η·Y_Pub1 (compressed)."""
+    """A registered key with its signing key PK = Y_S + α + η·Y_Pub1 (compressed)."""
 
     record: PublicKeyRecord
-    k_point: bytes
+    signing_key: bytes
 
 
 @wire_type("aggregation.batch/1")
@@ -179,8 +180,11 @@ class AggregationContract:
             raise ContractRejection(f"unknown role {record.role!r}")
         if view.get(b"key/" + record.identity.encode()) is not None:
             raise ContractRejection(f"{record.identity!r} is already registered")
-        decode_g1(record.y)
-        k_point = compute_partial_public_key(self.y_pub1, record.identity, record.alpha)
+        signing_key: G1Point = compute_signing_key(
+            self.y_pub1, record.identity, record.y, record.alpha
+        )
+        if signing_key == G1Point.identity():
+            raise ContractRejection("the signing key Y_S + K is the identity")
         if record.role == ROLE_METER:
             if record.tx_key:
                 raise ContractRejection("meters have no transaction key here")
@@ -190,7 +194,7 @@ class AggregationContract:
             if view.get(b"txkey/" + record.tx_key) is not None:
                 raise ContractRejection("transaction key already registered")
             view.put(b"txkey/" + record.tx_key, record.identity.encode())
-        stored = StoredKey(record, k_point.to_compressed_bytes())
+        stored = StoredKey(record, signing_key.to_compressed_bytes())
         view.put(b"key/" + record.identity.encode(), encode(stored))
         return b""
 
@@ -236,7 +240,7 @@ class AggregationContract:
                 candidates.append((position, self.prepare(view, report, ctx)))
             except ReportRejected as exc:
                 refused.append(Refusal(position, report.meter_id, report.period, exc.why))
-        bad = find_invalid([p for _, p in candidates], self.config.y_pub1)
+        bad = find_invalid([p for _, p in candidates])
         positions = [position for position, _ in candidates]
         accepted = self.process_verified(view, reports, positions, set(bad), refused)
         refused.sort(key=lambda r: r.position)
@@ -295,9 +299,12 @@ class AggregationContract:
         if view.get(b"seen/" + get_period_key(report.period) + b"/" + report.meter_id.encode()):
             raise refuse("replay: this meter already reported for this period")
         try:
-            k_point: G1Point = decode_registered_g1(stored.k_point)
             return prepare_report(
-                report, stored.record.y, stored.record.alpha, k_point, self.config.y_pub1
+                report,
+                stored.record.y,
+                stored.record.alpha,
+                stored.signing_key,
+                self.config.y_pub1,
             )
         except InvalidEncoding as exc:
             raise refuse(exc.reason) from None

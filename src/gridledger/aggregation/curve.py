@@ -4,14 +4,17 @@ Seed 002 assumes a symmetric (Type-1) pairing over a 512-bit curve (≈80-bit
 security, obsolete); we port it to BLS12-381 (Type-3, ≈117-120-bit security,
 spec §6.11.6). All curve arithmetic is the binding's: group operations,
 multi-scalar multiplication (Pippenger), multi-pairing and pairing checks, and
-RFC 9380 hash-to-curve (``BLS12381G2_XMD:SHA-256_SSWU_RO_`` for H3; the RFC's
-Appendix J vectors are replayed in the tests). This module only adds the
+RFC 9380 hash-to-curve (``BLS12381G2_XMD:SHA-256_SSWU_RO_`` for paper mode's
+H3; the RFC's Appendix J vectors are replayed in the tests). The real scheme
+needs only G1 and one pairing check of the CC's parameters. This module only adds the
 checks every input from the outside needs (length, on the curve, in the
 prime-order subgroup, not the identity) and turns the binding's exceptions
 into :class:`~gridledger.aggregation.errors.InvalidEncoding`.
 
-Hashes to Z_q (H1, H2, the batch weights) take 64 bytes of domain-separated
-SHA-256 output and reduce them modulo q, so the bias is below 2^-250.
+Hashes to Z_q (H1, H2) take 64 bytes of domain-separated SHA-256 output and
+reduce them modulo q, so the bias is below 2^-250. A scalar on the wire (the
+signature's s) is 32 bytes big-endian and must be below q: s + q would be the
+same scalar under other bytes, so a signature would be malleable.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = [
     "ORDER",
     "P1",
     "P2",
+    "SCALAR_SIZE",
     "G1Point",
     "G2Point",
     "Scalar",
@@ -43,6 +47,8 @@ __all__ = [
     "decode_g1",
     "decode_g2",
     "decode_registered_g1",
+    "decode_scalar",
+    "encode_scalar",
     "get_random_scalar",
     "is_pairing_product_one",
 ]
@@ -50,6 +56,7 @@ __all__ = [
 ORDER = 0x73EDA753299D7D483339D80809A1D80553BDA402FFFE5BFEFFFFFFFF00000001
 G1_SIZE = 48
 G2_SIZE = 96
+SCALAR_SIZE = 32
 P1 = G1Point()
 P2 = G2Point()
 _BINDING_ERRORS = (ValueError, TypeError, OverflowError)
@@ -63,8 +70,8 @@ def get_random_scalar(rng: Rng) -> Scalar:
 def compute_hash_to_scalar(tag: HashTag, data: bytes) -> Scalar:
     """H: {0,1}* -> Z_q*: 512 bits of tagged SHA-256 reduced mod q (zero maps to one)."""
     wide = hash_bytes(tag, b"\x00" + data) + hash_bytes(tag, b"\x01" + data)
-    value = int.from_bytes(wide, "big") % ORDER
-    return Scalar(value or 1)
+    value = Scalar.from_be_bytes_mod_order(wide)
+    return Scalar(1) if value.is_zero() else value
 
 
 def compute_hash_to_g2(dst: bytes, message: bytes) -> G2Point:
@@ -101,6 +108,20 @@ def decode_g2(data: bytes) -> G2Point:
     if point == G2Point.identity():
         raise InvalidEncoding("the G2 identity is not allowed")
     return point
+
+
+def encode_scalar(value: Scalar) -> bytes:
+    """A scalar as 32 bytes, big-endian (canonical: below q)."""
+    return value.to_be_bytes()
+
+
+def decode_scalar(data: bytes) -> Scalar:
+    """A scalar from the outside: exactly 32 bytes, big-endian, below q (no silent reduction)."""
+    if not isinstance(data, bytes) or len(data) != SCALAR_SIZE:
+        raise InvalidEncoding(f"a scalar is {SCALAR_SIZE} bytes")
+    if int.from_bytes(data, "big") >= ORDER:
+        raise InvalidEncoding("scalar not below the group order")
+    return Scalar.from_be_bytes(data)
 
 
 @lru_cache(maxsize=1 << 16)

@@ -6,11 +6,13 @@ Seed 002 §IV.A-B, on BLS12-381 (spec §6.11.6)::
     partial key for identity ID:  r random, α = r·P1, η = H1(ID ‖ α), h = r + η·x
     the holder checks h·P1 = α + η·Y_Pub1   (the paper never checks it)
     full key:  secret value x_S, Y_S = x_S·P1;  private (h, x_S), public (Y_S, α)
+    signing key:  a = x_S + h,  PK = Y_S + K  with  K = α + η·Y_Pub1 = h·P1
 
-The CC learns h but never x_S, so it cannot sign for a meter; receivers
-decrypt with x_R alone (ECDH, :mod:`.signcrypt`), so the master key x opens
-nothing (no key escrow). ``K = α + η·Y_Pub1 = h·P1`` is the partial public key
-an accounting node needs; the contract computes it once at registration.
+The CC learns h but never x_S, and a thief of x_S lacks h: a report is
+signed with a = x_S + h (:mod:`.signcrypt`), so it takes both halves.
+Receivers decrypt with x_R alone (ECDH, :mod:`.signcrypt`), so the master key
+x opens nothing (no key escrow). PK is what an accounting node checks a
+signature against; the contract computes it once, at registration.
 The channel that carries h to its holder is out of scope here (TLS from the CC
 or HPKE to a factory key, spec §6.3).
 """
@@ -92,6 +94,11 @@ class ParticipantKeys:
     y: G1Point
     alpha: G1Point
 
+    @property
+    def signing_secret(self) -> Scalar:
+        """a = x_S + h: the signing key needs the holder's secret value and the CC's part."""
+        return self.secret + self.h
+
     def to_record(self, role: str, tx_key: bytes = b"") -> PublicKeyRecord:
         """The public part, to be registered by the CC."""
         return PublicKeyRecord(
@@ -157,6 +164,11 @@ def decode_params(params: SystemParams) -> tuple[G1Point, G2Point]:
 def compute_partial_public_key(y_pub1: G1Point, identity: str, alpha: bytes) -> G1Point:
     """K = α + η·Y_Pub1 (= h·P1 for an honest partial key)."""
     return decode_g1(alpha) + y_pub1 * compute_eta(identity, alpha)
+
+
+def compute_signing_key(y_pub1: G1Point, identity: str, y_s: bytes, alpha: bytes) -> G1Point:
+    """PK = Y_S + K = (x_S + h)·P1, the key a report's signature is checked against."""
+    return decode_g1(y_s) + compute_partial_public_key(y_pub1, identity, alpha)
 
 
 def check_partial_key(y_pub1: G1Point, partial: PartialKey) -> Scalar:

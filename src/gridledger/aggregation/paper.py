@@ -3,7 +3,8 @@
 Nothing in gridledger accepts a report with this module (the contract never
 imports it). It exists so the benchmark can time exactly what the paper
 counts, and so a test can show that the printed signature is universally
-forgeable (spec §6.11.2) while the real one (:mod:`.verify`) is not::
+forgeable (spec §6.11.2) while the real one (:mod:`.verify`) is not. Its
+reports are :class:`PaperReport` (T in G2), a type the contract cannot decode::
 
     β = H2(ω ‖ ID_S ‖ Y_S ‖ α ‖ Y_Pub ‖ D)      no W, no timestamp
     Q = H3(Y_Pub)                               one point for everybody, forever
@@ -38,18 +39,26 @@ from gridledger.aggregation.curve import (
 )
 from gridledger.aggregation.keys import ParticipantKeys, compute_eta
 from gridledger.aggregation.schema import ReceiverSchema, compute_projection
-from gridledger.aggregation.signcrypt import (
-    NONCE,
-    PartPlaintext,
-    ReceiverPart,
-    Report,
-)
+from gridledger.aggregation.signcrypt import NONCE, PartPlaintext, ReceiverPart
 from gridledger.crypto.encoding import decode_as, encode, wire_type
 from gridledger.crypto.hashing import hash_bytes, register_tag
 
 PAPER_H2_TAG = register_tag("gridledger/aggregation/paper-h2/1")
 PAPER_H4_TAG = register_tag("gridledger/aggregation/paper-h4/1")
 PAPER_H3_DST = b"GRIDLEDGER-AGGREGATION-V01-PAPER-H3-BLS12381G2_XMD:SHA-256_SSWU_RO_"
+
+
+@wire_type("aggregation.paper-report/1")
+@dataclass(frozen=True)
+class PaperReport:
+    """The printed δ = ⟨ID_S, T_t, D, W, T, ω⟩ (D, W in G1, T in G2, compressed)."""
+
+    meter_id: str
+    timestamp_ms: int
+    d_point: bytes
+    w_point: bytes
+    t_point: bytes
+    parts: tuple[ReceiverPart, ...]
 
 
 @wire_type("aggregation.paper-beta-input/1")
@@ -74,7 +83,7 @@ class PaperKey:
     alpha: bytes
 
 
-def compute_paper_beta(report: Report, key: PaperKey, y_pub1: bytes) -> Scalar:
+def compute_paper_beta(report: PaperReport, key: PaperKey, y_pub1: bytes) -> Scalar:
     """The printed β = H2(ω ‖ ID_S ‖ Y_S ‖ α ‖ Y_Pub ‖ D)."""
     data = PaperBetaInput(report.parts, key.meter_id, key.y_s, key.alpha, y_pub1, report.d_point)
     return compute_hash_to_scalar(PAPER_H2_TAG, encode(data))
@@ -100,7 +109,7 @@ def signcrypt_paper(
     timestamp_ms: int,
     d: Scalar,
     w: Scalar,
-) -> Report:
+) -> PaperReport:
     """The printed signcryption: m pairings for the KEM, 4 multiplications, 1 hash-to-G2."""
     d_point = (P1 * d).to_compressed_bytes()
     d_y_pub2 = y_pub2 * d
@@ -112,15 +121,14 @@ def signcrypt_paper(
         parts.append(
             ReceiverPart(entry.receiver_id, ChaCha20Poly1305(key).encrypt(NONCE, plain, b""))
         )
-    unsigned = Report(
-        meter.identity, 0, timestamp_ms, d_point, (P1 * w).to_compressed_bytes(), b"", tuple(parts)
+    unsigned = PaperReport(
+        meter.identity, timestamp_ms, d_point, (P1 * w).to_compressed_bytes(), b"", tuple(parts)
     )
     pk = PaperKey(meter.identity, meter.y.to_compressed_bytes(), meter.alpha.to_compressed_bytes())
     beta = compute_paper_beta(unsigned, pk, y_pub1)
     t_point = compute_paper_base(y_pub1) * (beta * meter.secret + meter.h + w)
-    return Report(
+    return PaperReport(
         meter.identity,
-        0,
         timestamp_ms,
         d_point,
         unsigned.w_point,
@@ -130,7 +138,7 @@ def signcrypt_paper(
 
 
 def decrypt_paper(
-    receiver: ParticipantKeys, y_pub2: G2Point, schema: ReceiverSchema, report: Report
+    receiver: ParticipantKeys, y_pub2: G2Point, schema: ReceiverSchema, report: PaperReport
 ) -> tuple[int, ...]:
     """U = e(x_R·D, Y_Pub2): one pairing per report (Table 2 counts none per report)."""
     index = schema.get_index(receiver.identity)
@@ -141,7 +149,7 @@ def decrypt_paper(
 
 
 def is_valid_paper_aggregate(
-    reports: Sequence[Report], keys: Mapping[str, PaperKey], y_pub1: bytes
+    reports: Sequence[PaperReport], keys: Mapping[str, PaperKey], y_pub1: bytes
 ) -> bool:
     """Eq. (2): e(P1, ΣT_i) = e(Σ(β_i·Y_Si + α_i + η_i·Y_Pub) + ΣW_i, Q)."""
     y_pub = decode_g1(y_pub1)

@@ -9,16 +9,24 @@
         ω_j = ChaCha20-Poly1305(K_j, M_j, aad = meter ‖ period ‖ T_t ‖ ID_Rj ‖ J ‖ D)
     w random, W = w·P1
     β  = H2(ω ‖ ID_S ‖ Y_S ‖ α ‖ Y_Pub1 ‖ D ‖ W ‖ T_t ‖ period ‖ receivers)   W and T_t signed
-    Q_p = H3(Y_Pub1 ‖ period)  ∈ G2                                         one base per period
-    T  = (β·x_S + h + w)·Q_p   ∈ G2
-    report = ⟨ID_S, period, T_t, D, W, T, (ID_Rj, ω_j)_j⟩
+    s  = w + β·(x_S + h)   mod q                                             a scalar, 32 bytes
+    report = ⟨ID_S, period, T_t, D, W, s, (ID_Rj, ω_j)_j⟩
 
-Deviations from the printed scheme (spec §6.11): β hashes W and the
-timestamp (the printed β does not, which makes the signature universally
-forgeable), Q depends on the period (one report per meter per period is
-enforced on chain), and the KEM is ECDH so the control center's master key
-opens nothing. Each K_j is used once (d is fresh), so a zero nonce is safe.
-:func:`signcrypt_with` is the deterministic twin taking d and w.
+The signature (W, s) is a Schnorr signature under the certificateless
+signing key PK = Y_S + K = (x_S + h)·P1 (:func:`.keys.compute_signing_key`);
+it verifies iff s·P1 = W + β·PK. Seed 002 prints T = (β·x_S + h + w)·Q in
+the pairing group, which costs its verifier a multi-scalar multiplication in
+G2; revealing the same kind of exponent as a scalar makes a batch one G1
+multi-scalar multiplication with no pairing (``docs/protocols/aggregation.md``
+gives the soundness argument and the measurements). Deviations from the
+printed scheme (spec §6.11): β hashes W and the timestamp (the printed β does
+not, which makes the signature universally forgeable), one report per meter
+per period is enforced on chain, the KEM is ECDH so the control center's
+master key opens nothing, and h is multiplied by β (printed, h is added
+alone, so W can cancel it and x_S alone suffices to sign). Each K_j is used
+once (d is fresh), so a zero nonce is safe; w must be fresh too (two
+signatures with one w give away a). :func:`signcrypt_with` is the
+deterministic twin taking d and w.
 """
 
 from __future__ import annotations
@@ -31,10 +39,9 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from gridledger.aggregation.curve import (
     P1,
     G1Point,
-    G2Point,
     Scalar,
-    compute_hash_to_g2,
     compute_hash_to_scalar,
+    encode_scalar,
     get_random_scalar,
 )
 from gridledger.aggregation.errors import SigncryptionError
@@ -44,10 +51,9 @@ from gridledger.crypto.encoding import encode, wire_type
 from gridledger.crypto.hashing import hash_bytes, register_tag
 from gridledger.crypto.rng import Rng
 
-H2_TAG = register_tag("gridledger/aggregation/h2-report/1")
+H2_TAG = register_tag("gridledger/aggregation/h2-report/2")
 H4_TAG = register_tag("gridledger/aggregation/h4-ecdh-kem/1")
 REPORT_TAG = register_tag("gridledger/aggregation/report/1")
-H3_DST = b"GRIDLEDGER-AGGREGATION-V01-H3-PERIOD-BLS12381G2_XMD:SHA-256_SSWU_RO_"
 NONCE = bytes(12)
 MAX_PERIOD = 2**48
 MAX_TIMESTAMP_MS = 2**62
@@ -62,17 +68,17 @@ class ReceiverPart:
     ciphertext: bytes
 
 
-@wire_type("aggregation.report/1")
+@wire_type("aggregation.report/2")
 @dataclass(frozen=True)
 class Report:
-    """δ = ⟨ID_S, period, T_t, D, W, T, ω⟩ (points compressed: D, W in G1, T in G2)."""
+    """δ = ⟨ID_S, period, T_t, D, W, s, ω⟩ (D, W compressed G1 points; s 32 bytes, below q)."""
 
     meter_id: str
     period: int
     timestamp_ms: int
     d_point: bytes
     w_point: bytes
-    t_point: bytes
+    s_scalar: bytes
     parts: tuple[ReceiverPart, ...]
 
     @property
@@ -104,7 +110,7 @@ class PartHeader:
 @wire_type("aggregation.beta-input/1")
 @dataclass(frozen=True)
 class BetaInput:
-    """What β hashes: everything in the report except T, plus the meter's keys and Y_Pub1."""
+    """What β hashes: everything in the report except s, plus the meter's keys and Y_Pub1."""
 
     meter_id: str
     y_s: bytes
@@ -131,11 +137,6 @@ def compute_beta(report: Report, y_s: bytes, alpha: bytes, y_pub1: bytes) -> Sca
         report.parts,
     )
     return compute_hash_to_scalar(H2_TAG, encode(data))
-
-
-def compute_period_base(y_pub1: bytes, period: int) -> G2Point:
-    """Q_p = H3(Y_Pub1 ‖ period) by RFC 9380 hash-to-curve into G2."""
-    return compute_hash_to_g2(H3_DST, y_pub1 + period.to_bytes(8, "big"))
 
 
 def compute_kem_key(shared: G1Point, d_point: bytes, receiver_id: str, index: int) -> bytes:
@@ -192,14 +193,14 @@ def signcrypt_with(
     beta = compute_beta(
         unsigned, meter.y.to_compressed_bytes(), meter.alpha.to_compressed_bytes(), y_pub1
     )
-    t_point = compute_period_base(y_pub1, period) * (beta * meter.secret + meter.h + w)
+    s_scalar = w + beta * meter.signing_secret
     return Report(
         unsigned.meter_id,
         period,
         timestamp_ms,
         d_point,
         unsigned.w_point,
-        t_point.to_compressed_bytes(),
+        encode_scalar(s_scalar),
         parts,
     )
 
