@@ -5,6 +5,7 @@ from __future__ import annotations
 from gridledger.consensus.client import ReplyCollector
 from gridledger.consensus.effects import Broadcast, Effect, Execute
 from gridledger.consensus.messages import (
+    REQUEST_TAG,
     ClientRequest,
     PrePrepare,
     Reply,
@@ -12,12 +13,13 @@ from gridledger.consensus.messages import (
     compute_request_digest,
     decode_message,
 )
-from gridledger.consensus.pbft import get_committed_seqs, on_client_request
+from gridledger.consensus.pbft import HOLD_FACTOR, get_committed_seqs, on_client_request, on_tick
 from gridledger.crypto.encoding import encode
+from gridledger.crypto.hashing import hash_value
 from gridledger.ledger.certificate import verify_certificate
 from gridledger.node.simnet import SimNetwork
 
-from .helpers import assert_all_done, make_auth, make_cluster
+from .helpers import assert_all_done, get_sent, make_auth, make_cluster
 
 
 def test_four_replicas_commit_the_same_blocks() -> None:
@@ -171,3 +173,69 @@ def test_duplicate_requests_are_ordered_once_and_answered_from_cache() -> None:
     assert "stale-request" not in st.rejected
     total = sum(len(b) for b in [sim.replicas[0].app.batches])
     assert total == sim.replicas[0].app.head
+
+
+def _count_blocks_and_peak(limit: int) -> tuple[int, int]:
+    """Blocks made and the most pre-prepares in flight at the primary, for one load."""
+    sim = SimNetwork(
+        4,
+        seed=17,
+        delay_ms=(20, 40),
+        config_overrides={"batch_max": 100, "batch_timeout_ms": 20, "max_inflight_batches": limit},
+    )
+    outstanding: set[int] = set()
+    peak = 0
+
+    def watch(replica: int, effect: Effect) -> None:
+        nonlocal peak
+        if replica != 0:
+            return
+        if isinstance(effect, Broadcast):
+            msg = decode_message(effect.envelope.body)
+            if isinstance(msg, PrePrepare):
+                outstanding.add(msg.seq)
+                peak = max(peak, len(outstanding))
+        elif isinstance(effect, Execute):
+            outstanding.discard(effect.seq)
+
+    sim.on_effect = watch
+    for i in range(30):
+        sim.submit(2, at_ms=i * 6)
+    assert sim.run_until_done(10_000)
+    assert_all_done(sim)
+    return sim.replicas[0].app.head, peak
+
+
+def test_primary_holds_a_partial_batch_while_enough_are_in_flight() -> None:
+    """Group commit: with one batch in flight the next waits, then carries all that came."""
+    blocks_held, peak_held = _count_blocks_and_peak(1)
+    blocks_free, peak_free = _count_blocks_and_peak(0)
+    assert peak_held == 1 < peak_free
+    assert blocks_held < blocks_free  # the same 60 requests in fewer, larger blocks
+
+
+def test_a_held_batch_waits_at_most_hold_factor_timeouts() -> None:
+    _config, _keys, states = make_cluster(batch_timeout_ms=20, max_inflight_batches=1)
+    primary = states[0]
+    first = ClientRequest(b"c1", 1, b"one")
+    on_client_request(primary, first, 1_000)
+    def proposed(effects: list[Effect]) -> list[tuple[int, tuple[ClientRequest, ...]]]:
+        return [(m.seq, m.batch) for m in get_sent(effects) if isinstance(m, PrePrepare)]
+
+    assert proposed(on_tick(primary, 1_020)) == [(1, (first,))]  # nothing in flight: not held
+    second = ClientRequest(b"c2", 1, b"two")
+    on_client_request(primary, second, 1_030)
+    # the first batch never executes (its backups are silent): the second is held ...
+    for now in range(1_050, 1_030 + HOLD_FACTOR * 20, 20):
+        assert all(seq == 1 for seq, _ in proposed(on_tick(primary, now)))
+    # ... but not longer than HOLD_FACTOR batch timeouts
+    late = proposed(on_tick(primary, 1_030 + HOLD_FACTOR * 20))
+    assert (2, (second,)) in late
+
+
+def test_a_request_digest_is_computed_once_and_matches_its_encoding() -> None:
+    req = ClientRequest(b"client", 7, b"payload")
+    assert compute_request_digest(req) == hash_value(REQUEST_TAG, req)
+    assert compute_request_digest(req) is compute_request_digest(req)
+    # the memo is not part of the wire form
+    assert encode(req) == encode(ClientRequest(b"client", 7, b"payload"))

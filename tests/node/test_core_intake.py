@@ -238,3 +238,30 @@ def test_a_stalled_queue_asks_for_the_longest_wait() -> None:
     answers, _ = core.submit([encode(_tx(3))], cluster.now)
     assert answers[0]["status"] == "busy"
     assert answers[0]["retry_after_ms"] == 900
+
+
+def test_the_admission_bound_follows_the_commit_rate() -> None:
+    """Past saturation the queue holds what the recent rate clears in queue_delay_ms."""
+    limits = NodeLimits(max_inflight_txs=100, min_inflight_txs=4, queue_delay_ms=500)
+    cluster = Cluster(limits)
+    core = cluster.cores[0]
+    assert core.admission_limit == 100  # nothing committed lately: the fixed bound
+    cluster.submit_all([encode(_tx(i)) for i in range(1, 21)])
+    cluster.run(1_500)  # 20 committed, the rate sampled over one gossip period
+    rate = core.commit_rate
+    assert rate > 0
+    bound = max(4, min(100, int(rate * 0.5)))
+    assert core.admission_limit == bound < 100
+    txs = [encode(_tx(i)) for i in range(21, 21 + bound + 3)]
+    answers, _ = core.submit(txs, cluster.now)
+    assert [a["status"] for a in answers] == ["pending"] * bound + ["busy"] * 3
+
+
+def test_the_admission_bound_never_falls_below_its_floor() -> None:
+    limits = NodeLimits(max_inflight_txs=100, min_inflight_txs=30, queue_delay_ms=1)
+    cluster = Cluster(limits)
+    cluster.submit_all([encode(_tx(i)) for i in range(1, 11)])
+    cluster.run(1_500)
+    core = cluster.cores[0]
+    assert 0 < core.commit_rate * 0.001 < 30
+    assert core.admission_limit == 30

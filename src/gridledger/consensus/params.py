@@ -21,6 +21,9 @@ class ConsensusParams:
     max_batch: int = 1000
     max_batch_bytes: int = 0  # 0: the largest that keeps a NEW-VIEW under the frame limit
     batch_delay_ms: int = 20
+    # The primary holds a batch that is not full while this many are proposed and not
+    # executed (0: never), so that blocks grow with the load (see pbft._is_holding_batch).
+    max_inflight_batches: int = 2
     view_change_timeout_ms: int = 4000
     # A window of 16 slots keeps ~16 batches in flight and, for n = 4, leaves a
     # NEW-VIEW byte budget of ~220 KiB per batch (64 slots: ~55 KiB), so batches

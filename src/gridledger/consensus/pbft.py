@@ -157,6 +157,7 @@ MAX_VERIFIED_CACHE_BYTES = 32 * 1024 * 1024  # frame bytes kept (a frame is cach
 SMALL_FRAME_BYTES = 2048  # cached even if its processing rejected it
 MAX_AUTO_BATCH_BYTES = 1024 * 1024
 MIN_BATCH_BYTES = 1024
+HOLD_FACTOR = 10  # a held batch waits at most this many batch timeouts (_is_holding_batch)
 # The worst-case NEW-VIEW must fit MAX_ENVELOPE_BYTES with this much room to spare.
 NEW_VIEW_BUDGET_BYTES = MAX_ENVELOPE_BYTES * 7 // 8
 
@@ -210,6 +211,9 @@ class PbftConfig:
     timestamp_tolerance_ms: int = 30_000
     state_transfer_delay_ms: int = 2000
     max_pending_requests: int = 100_000
+    # Batches the primary keeps proposed and not yet executed before it holds the
+    # next one back (0: no limit, only the watermark window). See _maybe_propose.
+    max_inflight_batches: int = 0
 
     def __post_init__(self) -> None:
         if not self.validators:
@@ -222,6 +226,8 @@ class PbftConfig:
             raise ConfigInvalid("watermark_window must be at least checkpoint_interval")
         if self.view_change_timeout_ms < 1 or self.retransmit_interval_ms < 1:
             raise ConfigInvalid("timeouts must be positive")
+        if self.max_inflight_batches < 0:
+            raise ConfigInvalid("max_inflight_batches must be 0 (no limit) or positive")
         n, window = len(self.validators), self.watermark_window
         if self.batch_max_bytes == 0:
             object.__setattr__(self, "batch_max_bytes", compute_auto_batch_bytes(n, window))
@@ -682,7 +688,9 @@ def _maybe_propose(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
     state.next_seq = max(state.next_seq, state.last_executed + 1)
     while state.unproposed and state.next_seq <= state.low_watermark + cfg.watermark_window:
         oldest = next(iter(state.unproposed.values()))
-        if len(state.unproposed) < cfg.batch_max and now_ms - oldest < cfg.batch_timeout_ms:
+        if len(state.unproposed) < cfg.batch_max and (
+            now_ms - oldest < cfg.batch_timeout_ms or _is_holding_batch(state, now_ms - oldest)
+        ):
             return
         if _get_voted_digest(state, state.view, state.next_seq) is not None:
             state.next_seq += 1  # pre-prepared before a restart: never a second batch there
@@ -708,6 +716,24 @@ def _maybe_propose(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
         state.next_seq += 1
         state.last_proposed_timestamp_ms = ts
         _accept_pre_prepare(state, env, pp, out, send_prepare=False)
+
+
+def _is_holding_batch(state: ReplicaState, oldest_age_ms: int) -> bool:
+    """Whether the primary holds a batch that is not full because enough are in flight.
+
+    Under load, a batch cut every ``batch_timeout_ms`` makes blocks of whatever
+    arrived meanwhile, and every block costs each replica the same fixed work
+    (PBFT frames and votes, a signed block vote, fsyncs, a certificate). Holding
+    the next batch until one in flight executes lets blocks grow with the load
+    instead (group commit): at low load nothing is in flight and nothing waits.
+    A batch is held at most ``HOLD_FACTOR`` batch timeouts, so a slow instance
+    cannot stall the requests behind it, and the backups' request timers (whole
+    seconds) never see the wait.
+    """
+    limit = state.config.max_inflight_batches
+    if limit == 0 or oldest_age_ms >= HOLD_FACTOR * state.config.batch_timeout_ms:
+        return False
+    return state.next_seq - 1 - state.last_executed >= limit
 
 
 # ----------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ import itertools
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar, Union, cast
+from typing import Any, TypeVar, Union
 
 import cbor2
 
@@ -149,7 +149,23 @@ def encode(obj: Any) -> bytes:
 def _check_model(v: Any, depth: int = 0) -> None:
     if depth > MAX_DEPTH:
         raise EncodingError("value nested too deeply")
-    if v is None or isinstance(v, (bool, bytes, str)):
+    t = type(v)
+    # exact types first: ``cbor2`` returns these, and this walk runs on every frame
+    if t is str or t is bytes or t is bool or v is None:
+        return
+    if t is int:
+        if not _INT_MIN <= v <= _INT_MAX:
+            raise EncodingError("integer outside the 64-bit range")
+        return
+    if t is list:
+        for x in v:
+            if type(x) is not bytes:
+                _check_model(x, depth + 1)
+        return
+    if t is dict:
+        _check_map(v, depth)
+        return
+    if isinstance(v, (bool, bytes, str)):
         return
     if isinstance(v, int):
         if not _INT_MIN <= v <= _INT_MAX:
@@ -160,14 +176,20 @@ def _check_model(v: Any, depth: int = 0) -> None:
             _check_model(x, depth + 1)
         return
     if isinstance(v, dict):
-        for k, x in v.items():
-            if not isinstance(k, str):
-                raise EncodingError("map keys must be text strings")
-            _check_model(x, depth + 1)
-        if TYPE_KEY in v and type(v[TYPE_KEY]) is not str:
-            raise EncodingError(f"the type tag {TYPE_KEY!r} must be text")
+        _check_map(v, depth)
         return
     raise EncodingError(f"type {type(v).__name__} is not allowed in canonical data")
+
+
+def _check_map(v: dict[Any, Any], depth: int) -> None:
+    for k, x in v.items():
+        if type(k) is not str and not isinstance(k, str):
+            raise EncodingError("map keys must be text strings")
+        tx = type(x)
+        if tx is not bytes and tx is not str:
+            _check_model(x, depth + 1)
+    if TYPE_KEY in v and type(v[TYPE_KEY]) is not str:
+        raise EncodingError(f"the type tag {TYPE_KEY!r} must be text")
 
 
 def get_type_tag(value: Value) -> str | None:
@@ -240,77 +262,200 @@ def decode(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Value:
     return value
 
 
+_Coercer = Callable[[Value, str], Any]
+_COERCERS: dict[Any, _Coercer] = {}
+
+
 def _coerce(tp: Any, v: Value, where: str) -> Any:
     """Check ``v`` against the annotation ``tp`` and rebuild nested dataclasses."""
+    return _get_coercer(tp)(v, where)
+
+
+def _get_coercer(tp: Any) -> _Coercer:
+    """The checker of annotation ``tp``, built once: the annotation is read at build
+    time, so decoding a message runs one closure per field instead of re-reading
+    ``typing`` metadata for every value (this runs for every frame and transaction)."""
+    try:
+        return _COERCERS[tp]
+    except KeyError:
+        coercer = _build_coercer(tp)
+        _COERCERS[tp] = coercer
+        return coercer
+    except TypeError:  # an unhashable annotation: build it each time
+        return _build_coercer(tp)
+
+
+def _build_coercer(tp: Any) -> _Coercer:
     origin = typing.get_origin(tp)
     if tp is Any:
-        return v
+        return _identity
     if origin is Union or origin is types.UnionType:
-        args = typing.get_args(tp)
-        if v is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(a, v, where)
-            except EncodingError as exc:
-                errors.append(exc.reason)
-        raise EncodingError(f"{where}: no alternative matches ({'; '.join(errors)})")
+        return _union_coercer(typing.get_args(tp))
     if origin is typing.Literal:
-        allowed = typing.get_args(tp)
-        if not any(type(v) is type(a) and v == a for a in allowed):
-            raise EncodingError(f"{where}: {_brief(v)} is not one of {allowed}")
-        return v
+        return _literal_coercer(typing.get_args(tp))
     if origin is tuple:
         args = typing.get_args(tp)
-        if not isinstance(v, list):
-            raise EncodingError(f"{where}: expected a list")
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(args[0], x, f"{where}[]") for x in v)
-        if len(args) != len(v):
-            raise EncodingError(f"{where}: expected {len(args)} items")
-        return tuple(
-            _coerce(a, x, f"{where}[{i}]") for i, (a, x) in enumerate(zip(args, v, strict=True))
-        )
+            return _variadic_tuple_coercer(_get_coercer(args[0]))
+        return _fixed_tuple_coercer(tuple(_get_coercer(a) for a in args))
     if origin is list:
         (arg,) = typing.get_args(tp)
-        if not isinstance(v, list):
-            raise EncodingError(f"{where}: expected a list")
-        return [_coerce(arg, x, f"{where}[]") for x in v]
+        return _list_coercer(_get_coercer(arg))
     if origin is dict or origin is Mapping:
         _kt, vt = typing.get_args(tp)
-        if not isinstance(v, dict):
-            raise EncodingError(f"{where}: expected a map")
-        return {k: _coerce(vt, x, f"{where}.{k[:32]}") for k, x in v.items()}
+        return _map_coercer(_get_coercer(vt))
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return from_value(tp, v)
+        cls = tp
+
+        def dataclass_coercer(v: Value, where: str) -> Any:
+            return from_value(cls, v)
+
+        return dataclass_coercer
     if tp is bool:
-        if not isinstance(v, bool):
-            raise EncodingError(f"{where}: expected bool")
-        return v
-    if tp is int or (isinstance(tp, type) and issubclass(tp, int) and tp is not bool):
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise EncodingError(f"{where}: expected int")
-        return tp(v) if tp is not int else v
+        return _bool_coercer
+    if tp is int:
+        return _int_coercer
+    if isinstance(tp, type) and issubclass(tp, int) and tp is not bool:
+        return _int_subclass_coercer(tp)
     if tp is bytes:
-        if not isinstance(v, bytes):
-            raise EncodingError(f"{where}: expected bytes")
-        return v
-    if tp is str or (isinstance(tp, type) and issubclass(tp, str)):
-        if not isinstance(v, str):
-            raise EncodingError(f"{where}: expected text")
-        return tp(v) if tp is not str else v
+        return _bytes_coercer
+    if tp is str:
+        return _str_coercer
+    if isinstance(tp, type) and issubclass(tp, str):
+        return _str_subclass_coercer(tp)
     if tp is type(None):
-        if v is not None:
-            raise EncodingError(f"{where}: expected null")
-        return None
+        return _none_coercer
     # NewType wrappers: check against the supertype.
     supertype = getattr(tp, "__supertype__", None)
     if supertype is not None:
-        return _coerce(supertype, v, where)
-    raise EncodingError(f"{where}: unsupported annotation {tp!r}")
+        return _get_coercer(supertype)
+    return _unsupported_coercer(tp)
+
+
+def _identity(v: Value, where: str) -> Any:
+    return v
+
+
+def _bool_coercer(v: Value, where: str) -> Any:
+    if type(v) is not bool and not isinstance(v, bool):
+        raise EncodingError(f"{where}: expected bool")
+    return v
+
+
+def _int_coercer(v: Value, where: str) -> Any:
+    if type(v) is not int and (not isinstance(v, int) or isinstance(v, bool)):
+        raise EncodingError(f"{where}: expected int")
+    return v
+
+
+def _bytes_coercer(v: Value, where: str) -> Any:
+    if type(v) is not bytes and not isinstance(v, bytes):
+        raise EncodingError(f"{where}: expected bytes")
+    return v
+
+
+def _str_coercer(v: Value, where: str) -> Any:
+    if type(v) is not str and not isinstance(v, str):
+        raise EncodingError(f"{where}: expected text")
+    return v
+
+
+def _none_coercer(v: Value, where: str) -> Any:
+    if v is not None:
+        raise EncodingError(f"{where}: expected null")
+    return None
+
+
+def _int_subclass_coercer(tp: type[int]) -> _Coercer:
+    def coerce(v: Value, where: str) -> Any:
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise EncodingError(f"{where}: expected int")
+        return tp(v)
+
+    return coerce
+
+
+def _str_subclass_coercer(tp: type[str]) -> _Coercer:
+    def coerce(v: Value, where: str) -> Any:
+        if not isinstance(v, str):
+            raise EncodingError(f"{where}: expected text")
+        return tp(v)
+
+    return coerce
+
+
+def _unsupported_coercer(tp: Any) -> _Coercer:
+    def coerce(v: Value, where: str) -> Any:
+        raise EncodingError(f"{where}: unsupported annotation {tp!r}")
+
+    return coerce
+
+
+def _union_coercer(args: tuple[Any, ...]) -> _Coercer:
+    optional = type(None) in args
+    alternatives = tuple(_get_coercer(a) for a in args if a is not type(None))
+
+    def coerce(v: Value, where: str) -> Any:
+        if v is None and optional:
+            return None
+        errors = []
+        for alternative in alternatives:
+            try:
+                return alternative(v, where)
+            except EncodingError as exc:
+                errors.append(exc.reason)
+        raise EncodingError(f"{where}: no alternative matches ({'; '.join(errors)})")
+
+    return coerce
+
+
+def _literal_coercer(allowed: tuple[Any, ...]) -> _Coercer:
+    def coerce(v: Value, where: str) -> Any:
+        if not any(type(v) is type(a) and v == a for a in allowed):
+            raise EncodingError(f"{where}: {_brief(v)} is not one of {allowed}")
+        return v
+
+    return coerce
+
+
+def _variadic_tuple_coercer(item: _Coercer) -> _Coercer:
+    def coerce(v: Value, where: str) -> Any:
+        if not isinstance(v, list):
+            raise EncodingError(f"{where}: expected a list")
+        inner = f"{where}[]"
+        return tuple([item(x, inner) for x in v])
+
+    return coerce
+
+
+def _fixed_tuple_coercer(items: tuple[_Coercer, ...]) -> _Coercer:
+    def coerce(v: Value, where: str) -> Any:
+        if not isinstance(v, list):
+            raise EncodingError(f"{where}: expected a list")
+        if len(items) != len(v):
+            raise EncodingError(f"{where}: expected {len(items)} items")
+        return tuple([c(x, f"{where}[{i}]") for i, (c, x) in enumerate(zip(items, v, strict=True))])
+
+    return coerce
+
+
+def _list_coercer(item: _Coercer) -> _Coercer:
+    def coerce(v: Value, where: str) -> Any:
+        if not isinstance(v, list):
+            raise EncodingError(f"{where}: expected a list")
+        inner = f"{where}[]"
+        return [item(x, inner) for x in v]
+
+    return coerce
+
+
+def _map_coercer(value: _Coercer) -> _Coercer:
+    def coerce(v: Value, where: str) -> Any:
+        if not isinstance(v, dict):
+            raise EncodingError(f"{where}: expected a map")
+        return {k: value(x, f"{where}.{k[:32]}") for k, x in v.items()}
+
+    return coerce
 
 
 _HINTS: dict[type[Any], dict[str, Any]] = {}
@@ -325,6 +470,38 @@ def _brief(v: Value) -> str:
     return f"a {type(v).__name__}"
 
 
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """How to rebuild one registered dataclass: its wire name, fields and their checkers."""
+
+    name: str
+    fields: tuple[str, ...]
+    coercers: tuple[_Coercer, ...]
+    wheres: tuple[str, ...]
+
+
+_PLANS: dict[type[Any], _Plan] = {}
+
+
+def _get_plan(cls: type[Any]) -> _Plan:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        name = wire_name(cls)
+        hints = _HINTS.get(cls)
+        if hints is None:
+            hints = typing.get_type_hints(cls)
+            _HINTS[cls] = hints
+        fields = tuple(f.name for f in dataclasses.fields(cls))
+        plan = _Plan(
+            name,
+            fields,
+            tuple(_get_coercer(hints[f]) for f in fields),
+            tuple(f"{name}.{f}" for f in fields),
+        )
+        _PLANS[cls] = plan
+    return plan
+
+
 def from_value(cls: type[T], value: Value) -> T:
     """Rebuild a registered dataclass from a decoded map, checking every field's type.
 
@@ -333,22 +510,21 @@ def from_value(cls: type[T], value: Value) -> T:
     """
     if type(value) is not dict:
         raise EncodingError(f"{cls.__name__}: expected a map")
-    name = wire_name(cls)
+    plan = _get_plan(cls)
+    name = plan.name
     tag = value.get(TYPE_KEY)
     if tag != name:
         raise EncodingError(f"expected a {name}, got {_brief(tag)}")
-    hints = _HINTS.get(cls)
-    if hints is None:
-        hints = typing.get_type_hints(cls)
-        _HINTS[cls] = hints
-    fields = dataclasses.fields(cast(Any, cls))
-    if len(value) != len(fields) + 1 or not all(f.name in value for f in fields):
-        expected = {f.name for f in fields} | {TYPE_KEY}
+    fields = plan.fields
+    if len(value) != len(fields) + 1 or not all(f in value for f in fields):
+        expected = set(fields) | {TYPE_KEY}
         extra = [k[:32] for k in itertools.islice((k for k in value if k not in expected), 8)]
         missing = sorted(k for k in expected if k not in value)
         raise EncodingError(f"{name}: unexpected fields {extra}, missing {missing}")
     try:
-        kwargs = {f.name: _coerce(hints[f.name], value[f.name], f"{name}.{f.name}") for f in fields}
+        kwargs = {
+            f: c(value[f], w) for f, c, w in zip(fields, plan.coercers, plan.wheres, strict=True)
+        }
         return cls(**kwargs)
     except EncodingError:
         raise

@@ -31,6 +31,7 @@ from gridledger.ledger.block import Block, BlockHeader
 from gridledger.ledger.certificate import CommitCertificate
 from gridledger.ledger.errors import StorageError
 from gridledger.ledger.execution import Receipt
+from gridledger.ledger.hash_filter import HashFilter
 from gridledger.ledger.tx import Transaction
 
 _SCHEMA = """
@@ -60,6 +61,13 @@ class SqliteBlockStore:
             raise StorageError(f"cannot open block store {path}: {exc}") from None
         self._lock = threading.Lock()
         self._head = self._read_head()
+        # every stored transaction hash, so that find_tx answers "absent" from memory
+        self._tx_filter = HashFilter()
+        try:
+            for (tx_hash,) in self._db.execute("SELECT tx_hash FROM txs"):
+                self._tx_filter.add(_blob(tx_hash))
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read block store {path}: {exc}") from None
 
     def _read_head(self) -> int | None:
         row = self._db.execute("SELECT MAX(height) FROM blocks").fetchone()
@@ -88,6 +96,7 @@ class SqliteBlockStore:
                 )
             )
             self._head = block.height
+            self._tx_filter.update(tx.tx_hash for tx in block.transactions)
 
     @staticmethod
     def _write_block(
@@ -180,6 +189,8 @@ class SqliteBlockStore:
         return self._head
 
     def find_tx(self, tx_hash: bytes) -> tuple[int, int] | None:
+        if not self._tx_filter.may_contain(tx_hash):
+            return None
         row = self._one("SELECT height, idx FROM txs WHERE tx_hash = ?", (tx_hash,))
         return None if row is None else (_int(row[0]), _int(row[1]))
 

@@ -100,6 +100,10 @@ def _get(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
+# consensus parameters for which 0 is meaningful (automatic size, no limit)
+_ZERO_MEANS_AUTO = frozenset({"max_batch_bytes", "max_inflight_batches"})
+
+
 def _parse_consensus(data: Any, where: str) -> ConsensusParams:
     if data is None:
         return ConsensusParams()
@@ -111,9 +115,10 @@ def _parse_consensus(data: Any, where: str) -> ConsensusParams:
         raise ConfigError(f"{where}: unknown consensus parameter(s) {unknown}")
     values: dict[str, int] = {}
     for name, value in data.items():
-        lowest = 0 if name == "max_batch_bytes" else 1
+        lowest = 0 if name in _ZERO_MEANS_AUTO else 1
         if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
-            raise ConfigError(f"{where}: consensus.{name} must be a positive integer")
+            kind = "a non-negative" if lowest == 0 else "a positive"
+            raise ConfigError(f"{where}: consensus.{name} must be {kind} integer")
         values[name] = value
     return ConsensusParams(**values)
 

@@ -113,6 +113,12 @@ class NodeLimits:
     # [busy_retry_ms, max_busy_retry_ms]: clients come back when there is room
     # instead of resending in a storm that costs the replicas CPU.
     max_inflight_txs: int = 2_000
+    # Within that bound the queue follows the load: at most what the committed rate
+    # of the last gossip period clears in queue_delay_ms (never below
+    # min_inflight_txs), so that past saturation an accepted transaction waits
+    # about queue_delay_ms, whatever this machine's throughput (0: the fixed bound).
+    queue_delay_ms: int = 1_000
+    min_inflight_txs: int = 500
     inflight_expiry_ms: int = 60_000
     busy_retry_ms: int = 200
     max_busy_retry_ms: int = 2_000
@@ -365,8 +371,9 @@ class NodeCore:
         results: list[dict[str, Any]] = []
         out: list[NodeEffect] = []
         max_tx = self.max_tx_bytes
+        capacity = self.admission_limit
         for payload in payloads:
-            if len(self._inflight) >= self.limits.max_inflight_txs and len(payload) <= max_tx:
+            if len(self._inflight) >= capacity and len(payload) <= max_tx:
                 results.append(self._answer_at_capacity(payload))
                 continue
             if len(payload) > max_tx:
@@ -395,7 +402,7 @@ class NodeCore:
             if tx.tx_hash in self._inflight:
                 results.append(pending)
                 continue
-            if len(self._inflight) >= self.limits.max_inflight_txs:
+            if len(self._inflight) >= capacity:
                 self.busy_answers += 1
                 results.append(
                     {
@@ -617,6 +624,26 @@ class NodeCore:
             return limits.max_busy_retry_ms if self._inflight else limits.busy_retry_ms
         drain_ms = int(500 * len(self._inflight) / self._commit_rate)
         return max(limits.busy_retry_ms, min(limits.max_busy_retry_ms, drain_ms))
+
+    @property
+    def admission_limit(self) -> int:
+        """How many accepted, uncommitted transactions this replica holds before ``busy``.
+
+        A fixed bound lets the queueing delay past saturation grow with it
+        (2,000 at 1,000 tx/s is two seconds); bounding the queue by what the
+        recent commit rate clears in ``queue_delay_ms`` bounds the delay instead.
+        The floor keeps batches full when the rate is low because little was
+        offered, and with no recent commits (start, stall) the fixed bound holds.
+        """
+        limits = self.limits
+        rate = self._commit_rate
+        if limits.queue_delay_ms <= 0 or rate <= 0:
+            return limits.max_inflight_txs
+        by_rate = int(rate * limits.queue_delay_ms / 1000)
+        return max(
+            min(limits.min_inflight_txs, limits.max_inflight_txs),
+            min(limits.max_inflight_txs, by_rate),
+        )
 
     @property
     def commit_rate(self) -> float:
