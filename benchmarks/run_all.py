@@ -21,6 +21,7 @@ BENCHMARKS = [
     ("ledger_load.py", 1200),
     ("simulator.py", 900),
     ("trading_day.py", 1500),
+    ("trading_day_processes.py", 900),
     ("payments.py", 600),
     ("aggregation.py", 600),
     ("attacks.py", 900),

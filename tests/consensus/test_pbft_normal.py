@@ -219,6 +219,7 @@ def test_a_held_batch_waits_at_most_hold_factor_timeouts() -> None:
     primary = states[0]
     first = ClientRequest(b"c1", 1, b"one")
     on_client_request(primary, first, 1_000)
+
     def proposed(effects: list[Effect]) -> list[tuple[int, tuple[ClientRequest, ...]]]:
         return [(m.seq, m.batch) for m in get_sent(effects) if isinstance(m, PrePrepare)]
 

@@ -141,3 +141,48 @@ def test_votes_reach_sqlite_before_the_network(tmp_path: Path) -> None:
     asyncio.run(asyncio.wait_for(scenario(), 60))
     assert unpersisted == []
     assert set(checked) == {0, 1, 2, 3}
+
+
+def test_concurrent_waits_on_overlapping_transactions_all_get_receipts(tmp_path: Path) -> None:
+    """Several calls waiting on the same transactions (one future per call) are all woken."""
+    layout = make_consortium(tmp_path / "c")
+
+    async def scenario() -> None:
+        replicas = [Replica(load_config(p), synchronous="NORMAL") for p in layout.configs]
+        for r in replicas:
+            await r.start()
+        client = ConsortiumClient(layout.get_api_addresses())
+        try:
+            txs = make_kv_txs(30)
+            hashes = [t.tx_hash.hex() for t in txs]
+            waits = [
+                asyncio.create_task(
+                    client.call(0, "wait", {"hashes": hashes[:20], "timeout": 10}, 15)
+                ),
+                asyncio.create_task(
+                    client.call(
+                        0, "wait", {"hashes": hashes[10:] + hashes[10:12], "timeout": 10}, 15
+                    )
+                ),
+            ]
+            never = asyncio.create_task(
+                client.call(0, "wait", {"hashes": ["ab" * 32, hashes[0]], "timeout": 1}, 15)
+            )
+            await asyncio.sleep(0.2)
+            receipts = await client.submit([encode(t) for t in txs], timeout=15)
+            assert all(r["status"] == "committed" for r in receipts)
+            first, second = [w["receipts"] for w in await asyncio.gather(*waits)]
+            assert [r["status"] for r in first] == ["committed"] * 20
+            assert [r["status"] for r in second] == ["committed"] * 22
+            assert second[-2:] == second[:2]  # the same hash twice in one call
+            partial = (await never)["receipts"]
+            assert [r["status"] for r in partial] == ["pending", "committed"]
+            # a late wait after the timed-out one is answered from the chain at once
+            again = await client.call(0, "wait", {"hashes": hashes, "timeout": 0.1}, 5)
+            assert [r["status"] for r in again["receipts"]] == ["committed"] * 30
+        finally:
+            await client.close()
+            for r in replicas:
+                await r.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))

@@ -290,12 +290,29 @@ def submit_command(
 def run_command(
     config: Annotated[Path, typer.Argument(help="Node config file (JSON or TOML).")],
     duration: float | None = typer.Option(None, "--duration", help="Stop after S seconds."),
+    simulation_clock_offset_ms: int | None = typer.Option(
+        None,
+        "--simulation-clock-offset-ms",
+        help="SIMULATION CHAINS ONLY (refused unless the genesis declares one): block times "
+        "read wall time + this offset, raised later by the simulator.",
+    ),
+    max_tx_bytes: int | None = typer.Option(
+        None, "--max-tx-bytes", help="Largest transaction accepted (default 65536)."
+    ),
 ) -> None:
     """Run one replica in the foreground until Ctrl-C or SIGTERM."""
+    from gridledger.node.core import NodeLimits
     from gridledger.node.run import run_replica, setup_logging
+    from gridledger.node.sim_clock import SimulationClock
 
+    if max_tx_bytes is not None and not 1_024 <= max_tx_bytes <= 4 * 1024 * 1024:
+        raise ConfigError("--max-tx-bytes must be in 1024..4194304")
+    clock = (
+        None if simulation_clock_offset_ms is None else SimulationClock(simulation_clock_offset_ms)
+    )
+    limits = None if max_tx_bytes is None else NodeLimits(max_tx_bytes=max_tx_bytes)
     setup_logging()
-    asyncio.run(run_replica(config, duration))
+    asyncio.run(run_replica(config, duration, clock=clock, limits=limits))
 
 
 # -- explorer -------------------------------------------------------------------------------

@@ -39,8 +39,11 @@ from gridledger.market.messages import (
     KIND_ORDER,
     KIND_PIECE_OFFER,
     KIND_PIECE_REQUEST,
+    KIND_SIGNED_PIECE_REQUEST,
     NONCE_SIZE,
     ORDER_TAG,
+    PIECE_REQUEST_TAG,
+    BoundPieceRequest,
     Cancel,
     DeliveryAttestation,
     OfferRecord,
@@ -51,6 +54,7 @@ from gridledger.market.messages import (
     SignedAttestation,
     SignedCancel,
     SignedOrder,
+    SignedPieceRequest,
     Trade,
 )
 from gridledger.payments.coins import DenominationVerifier
@@ -145,6 +149,20 @@ def create_piece_offer(slot: int, rng: Rng) -> tuple[PieceOffer, OrderSecrets]:
 def create_piece_request(slot: int, rng: Rng) -> PieceRequest:
     """Seed 003's anonymous request for one piece: a random nonce only."""
     return PieceRequest(slot, rng.random_bytes(NONCE_SIZE))
+
+
+def sign_piece_request(
+    request: PieceRequest, pseudonym_key: Ed25519PrivateKey, round_: int
+) -> SignedPieceRequest:
+    """An accountable request: bound to the round's pseudonym, which then owes its pairing."""
+    body = BoundPieceRequest(request, pseudonym_key.public_key.raw, round_)
+    return SignedPieceRequest(body, pseudonym_key.sign(PIECE_REQUEST_TAG, encode(body)))
+
+
+def build_signed_piece_tx(
+    chain_id: str, signed: SignedPieceRequest, sender: Ed25519PrivateKey, nonce: int = 0
+) -> Transaction:
+    return Transaction.create(chain_id, KIND_SIGNED_PIECE_REQUEST, signed, sender, nonce)
 
 
 def is_our_pairing(pairing: Pairing, secrets: OrderSecrets) -> bool:

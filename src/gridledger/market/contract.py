@@ -5,7 +5,8 @@ Kinds:
 * ``market.order`` - :class:`SignedOrder` (checks and matching in :mod:`.orders`);
 * ``market.cancel`` - :class:`SignedCancel` by the order's pseudonym key;
 * ``market.attest`` - :class:`SignedAttestation` closing a trade's energy leg;
-* ``market.piece-offer`` / ``market.piece-request`` - the fixed-piece market (:mod:`.pieces`).
+* ``market.piece-offer`` / ``market.piece-request`` - the fixed-piece market (:mod:`.pieces`);
+  ``market.signed-piece-request`` - an accountable request under a round pseudonym.
 
 End of every block (:meth:`MarketContract.end_block`), at block time ``now``:
 
@@ -42,6 +43,7 @@ from gridledger.market.messages import (
     KIND_ORDER,
     KIND_PIECE_OFFER,
     KIND_PIECE_REQUEST,
+    KIND_SIGNED_PIECE_REQUEST,
     BlockMarketData,
     MarketConfig,
     Pairing,
@@ -52,6 +54,7 @@ from gridledger.market.messages import (
     SignedAttestation,
     SignedCancel,
     SignedOrder,
+    SignedPieceRequest,
     SlotDepth,
     Trade,
     decode_resting,
@@ -68,6 +71,7 @@ from gridledger.market.pieces import (
     process_pairing_due,
     process_pool,
     process_request,
+    process_signed_request,
 )
 from gridledger.market.settlement import (
     NAMESPACE,
@@ -93,7 +97,14 @@ class MarketContract:
     @property
     def kinds(self) -> frozenset[str]:
         return frozenset(
-            {KIND_ORDER, KIND_CANCEL, KIND_ATTEST, KIND_PIECE_OFFER, KIND_PIECE_REQUEST}
+            {
+                KIND_ORDER,
+                KIND_CANCEL,
+                KIND_ATTEST,
+                KIND_PIECE_OFFER,
+                KIND_PIECE_REQUEST,
+                KIND_SIGNED_PIECE_REQUEST,
+            }
         )
 
     def process(self, view: StateView, tx: Transaction, ctx: BlockContext) -> bytes:
@@ -140,12 +151,19 @@ def _on_request(view: StateView, config: MarketConfig, payload: bytes, ctx: Bloc
     return process_request(view, config, decode_as(PieceRequest, payload), ctx)
 
 
+def _on_signed_request(
+    view: StateView, config: MarketConfig, payload: bytes, ctx: BlockContext
+) -> bytes:
+    return process_signed_request(view, config, decode_as(SignedPieceRequest, payload), ctx)
+
+
 _HANDLERS: dict[str, Callable[[StateView, MarketConfig, bytes, BlockContext], bytes]] = {
     KIND_ORDER: _on_order,
     KIND_CANCEL: _on_cancel,
     KIND_ATTEST: _on_attest,
     KIND_PIECE_OFFER: _on_offer,
     KIND_PIECE_REQUEST: _on_request,
+    KIND_SIGNED_PIECE_REQUEST: _on_signed_request,
 }
 
 
@@ -206,7 +224,8 @@ def process_deadlines(view: StateView, config: MarketConfig, ctx: BlockContext) 
             else:
                 raw = view.get(keys.PAIRING + ident)
                 assert raw is not None
-                process_pairing_due(view, config, decode_as(Pairing, raw), ctx.timestamp_ms)
+                pairing = decode_as(Pairing, raw)
+                process_pairing_due(view, config, pairing, ctx.timestamp_ms, ctx)
             view.delete(key)
             done += 1
         view.delete(marker)

@@ -30,6 +30,7 @@ first::
     pn/<nonce>                            piece request nonce used
     ofr/<offer id>                        OfferRecord (to re-pool it if its pairing is void)
     void/<pairing id>                     pairing unpaid at its deadline
+    prs/<pairing id>                      SignedPieceRequest of an accountable request
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ PAIRING = b"pr/"
 PIECE_NONCE = b"pn/"
 OFFER = b"ofr/"
 VOID = b"void/"
+BOUND_REQUEST = b"prs/"
 UNREDEEMED = b"unredeemed/"
 DUE_TRADE = b"t"
 DUE_PAIRING = b"p"

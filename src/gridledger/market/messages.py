@@ -38,12 +38,14 @@ ORDER_ID_TAG = register_tag("gridledger/market/order-id/1")
 TRADE_ID_TAG = register_tag("gridledger/market/trade-id/1")
 PIECE_ID_TAG = register_tag("gridledger/market/piece-id/1")
 EVIDENCE_ID_TAG = register_tag("gridledger/market/evidence-id/1")
+PIECE_REQUEST_TAG = register_tag("gridledger/market/piece-request/1")
 
 KIND_ORDER = "market.order"
 KIND_CANCEL = "market.cancel"
 KIND_ATTEST = "market.attest"
 KIND_PIECE_OFFER = "market.piece-offer"
 KIND_PIECE_REQUEST = "market.piece-request"
+KIND_SIGNED_PIECE_REQUEST = "market.signed-piece-request"
 
 NONCE_SIZE = 16
 LEG_MONEY = "money"
@@ -291,6 +293,32 @@ class PieceRequest:
 
     slot: int
     nonce: bytes
+
+
+@wire_type("market.bound-piece-request/1")
+@dataclass(frozen=True)
+class BoundPieceRequest:
+    """A ``Request_j`` bound to the requester's round pseudonym (an accountable request).
+
+    Seed 003's requests name nobody, so a requester who never pays its pairing is
+    untraceable (its pairing is simply void). Signed under a certified round
+    pseudonym, as a double-auction order is, the request makes the requester owe
+    the pairing's invoice: unpaid at the deadline, the contract writes a
+    :class:`~gridledger.identity.messages.ContractDefault` naming that pseudonym,
+    which t of n trustees can trace. The price: one round's requests are linkable
+    to each other (like one round's orders), not to a household.
+    """
+
+    request: PieceRequest
+    pseudonym: bytes
+    round: int
+
+
+@wire_type("market.signed-piece-request/1")
+@dataclass(frozen=True)
+class SignedPieceRequest:
+    body: BoundPieceRequest
+    signature: bytes  # by the pseudonym key, over encode(body) under PIECE_REQUEST_TAG
 
 
 @wire_type("market.piece-offer-record/1")

@@ -20,26 +20,39 @@ names only one-time keys, a request only a random nonce.
   the oldest surplus ones with the DSO as buyer at ``dso_export_price``.
 * :func:`process_pairing_due` - a pairing unpaid at its deadline is void; its
   offer, if still valid, goes back to the pool in its old place.
+* :func:`process_signed_request` - an accountable request
+  (:class:`~gridledger.market.messages.SignedPieceRequest`): the same pairing, but
+  signed under a certified round pseudonym (checked as an order's is); unpaid at
+  its deadline it also leaves a ``ContractDefault`` naming that pseudonym, the
+  evidence identity's trustees trace (seed 003's anonymous request cannot be).
 """
 
 from __future__ import annotations
 
 from gridledger.crypto.encoding import decode_as, encode
+from gridledger.crypto.errors import InvalidSignature, KeyFormatError
 from gridledger.crypto.hashing import hash_bytes
-from gridledger.crypto.signatures import is_valid_ed25519_public_key
+from gridledger.crypto.signatures import Ed25519PublicKey, is_valid_ed25519_public_key
+from gridledger.identity.messages import ContractDefault, compute_contract_default_key
+from gridledger.identity.verification import get_identity_reader
 from gridledger.ledger.contracts import BlockContext, StateView
 from gridledger.market import keys
-from gridledger.market.errors import PieceRejected
+from gridledger.market.errors import BadSignature, PieceRejected
 from gridledger.market.messages import (
+    LEG_MONEY,
     NONCE_SIZE,
     PIECE_ID_TAG,
+    PIECE_REQUEST_TAG,
     MarketConfig,
     OfferRecord,
     Pairing,
     PieceOffer,
     PieceRequest,
+    SignedPieceRequest,
+    compute_evidence_id,
 )
 from gridledger.market.orders import compute_gate_ms, is_slot_open
+from gridledger.market.pseudonyms import check_pseudonym
 from gridledger.market.settlement import NAMESPACE, get_next_seq
 from gridledger.payments.invoice import Invoice, compute_invoice_key, get_payment
 from gridledger.payments.units import Money
@@ -147,6 +160,46 @@ def process_request(
     return encode(_pair(view, config, ctx, request.slot, offer, request_id))
 
 
+def process_signed_request(
+    view: StateView, config: MarketConfig, signed: SignedPieceRequest, ctx: BlockContext
+) -> bytes:
+    """An accountable request: the pseudonym signed it and may trade in its round, then
+    it pairs as :func:`process_request`; the signed request is kept as the proof that
+    this pseudonym owes the pairing. Receipt: the :class:`Pairing`."""
+    body = signed.body
+    if len(body.pseudonym) != 32:
+        raise PieceRejected("pseudonym must be 32 bytes")
+    try:
+        Ed25519PublicKey(body.pseudonym).verify(PIECE_REQUEST_TAG, encode(body), signed.signature)
+    except (InvalidSignature, KeyFormatError):
+        raise BadSignature("the pseudonym key's signature on the request does not verify") from None
+    check_pseudonym(get_identity_reader(view), body.pseudonym, body.round, ctx.timestamp_ms)
+    raw = process_request(view, config, body.request, ctx)
+    pairing = decode_as(Pairing, raw)
+    view.put(keys.BOUND_REQUEST + pairing.pairing_id, encode(signed))
+    return raw
+
+
+def get_bound_request(view: StateView, pairing_id: bytes) -> SignedPieceRequest | None:
+    raw = view.get(keys.BOUND_REQUEST + pairing_id)
+    return None if raw is None else decode_as(SignedPieceRequest, raw)
+
+
+def _accuse_requester(
+    view: StateView, pairing: Pairing, signed: SignedPieceRequest, ctx: BlockContext
+) -> bytes:
+    """The money leg of an accountable pairing open past its deadline: evidence that
+    identity accepts (``default/<evidence id>``), made from chain state alone."""
+    evidence_id = compute_evidence_id(pairing.pairing_id, LEG_MONEY)
+    default = ContractDefault(
+        evidence_id, signed.body.pseudonym, signed.body.round, pairing.deadline_ms,
+        f"market piece pairing {pairing.pairing_id.hex()} unpaid past its deadline",
+        ctx.height, ctx.timestamp_ms,
+    )  # fmt: skip
+    view.put(compute_contract_default_key(evidence_id), encode(default))
+    return evidence_id
+
+
 def process_pool(view: StateView, config: MarketConfig, ctx: BlockContext, slot: int) -> int:
     """Expire stale offers of ``slot``; let the DSO buy the surplus; return live offers left."""
     live: list[tuple[bytes, OfferRecord]] = []
@@ -169,13 +222,21 @@ def get_pairing(view: StateView, pairing_id: bytes) -> Pairing | None:
 
 
 def process_pairing_due(
-    view: StateView, config: MarketConfig, pairing: Pairing, now_ms: int
+    view: StateView,
+    config: MarketConfig,
+    pairing: Pairing,
+    now_ms: int,
+    ctx: BlockContext | None = None,
 ) -> bool:
-    """At the deadline: paid -> done (True); unpaid -> void, the offer back in its place."""
+    """At the deadline: paid -> done (True); unpaid -> void, the offer back in its place,
+    and (an accountable request, ``ctx`` given) a default against its pseudonym."""
     if get_payment(view, NAMESPACE, pairing.pairing_id) is not None:
         view.put(keys.SETTLED + pairing.pairing_id, b"\x01")
         return True
     view.put(keys.VOID + pairing.pairing_id, b"\x01")
+    bound = get_bound_request(view, pairing.pairing_id) if ctx is not None else None
+    if bound is not None and ctx is not None:
+        _accuse_requester(view, pairing, bound, ctx)
     raw = view.get(keys.OFFER + pairing.offer_id) if pairing.offer_id else None
     if raw is not None:
         record = decode_as(OfferRecord, raw)

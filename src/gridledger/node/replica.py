@@ -64,6 +64,7 @@ from gridledger.node.http import Broadcaster, HttpServer, HttpSettings, create_a
 from gridledger.node.http.auth import SessionTable
 from gridledger.node.keys import read_key
 from gridledger.node.service import NodeService, ServiceError
+from gridledger.node.sim_clock import SimulationClock, check_simulation_clock
 
 log = logging.getLogger("gridledger.replica")
 
@@ -120,6 +121,23 @@ def _open_store(config: NodeConfig, synchronous: str) -> SqliteBlockStore:
         raise ConfigError(f"cannot use data_dir {config.data_dir}: {exc.strerror or exc}") from None
 
 
+class _Waiter:
+    """One API call waiting for receipts: woken once, when the last one it waits for arrives."""
+
+    __slots__ = ("found", "future", "missing")
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self.future = future
+        self.found: dict[str, dict[str, Any]] = {}
+        self.missing = 0
+
+    def deliver(self, text: str, answer: dict[str, Any]) -> None:
+        self.found[text] = answer
+        self.missing -= 1
+        if self.missing <= 0 and not self.future.done():
+            self.future.set_result(None)
+
+
 class Replica:
     """One consortium replica process: node core + transport + clock + SQLite + client API."""
 
@@ -145,6 +163,8 @@ class Replica:
             )
         if len(self.genesis.validators) != config.n:
             raise ConfigError("the genesis validator set and the peer list differ in size")
+        if isinstance(clock, SimulationClock):
+            check_simulation_clock(self.genesis)  # never on a production chain
         self.store = _open_store(config, synchronous)
         self.clock = clock or WallClock()
         self.core = NodeCore(
@@ -192,9 +212,10 @@ class Replica:
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._waiters: dict[bytes, list[asyncio.Future[dict[str, Any]]]] = {}
+        self._waiters: dict[bytes, list[tuple[_Waiter, str]]] = {}  # tx hash -> calls waiting
         self.loop_errors = 0
         self.task_restarts: dict[str, int] = {}
+        self.frames_sent = 0  # frames handed to the transport (a broadcast counts n-1)
 
     # -- views ------------------------------------------------------------------------
 
@@ -340,6 +361,7 @@ class Replica:
     def _carry_out(self, effects: Sequence[NodeEffect]) -> None:
         for effect in effects:
             if isinstance(effect, Transmit):
+                self.frames_sent += 1 if effect.to is not None else self.config.n - 1
                 with contextlib.suppress(TransportError):
                     if effect.to is None:
                         self.transport.broadcast(effect.frame)
@@ -371,12 +393,11 @@ class Replica:
         block = effect.block
         block_hash = block.header.header_hash
         for index, receipt in enumerate(effect.receipts):
-            futures = self._waiters.pop(receipt.tx_hash, None)
-            if futures:
+            entries = self._waiters.pop(receipt.tx_hash, None)
+            if entries:
                 answer = compute_receipt_json(receipt, block.height, index, block_hash)
-                for fut in futures:
-                    if not fut.done():
-                        fut.set_result(answer)
+                for waiter, text in entries:
+                    waiter.deliver(text, answer)
 
     async def _run_status_log(self) -> None:
         period = self.config.consensus.status_log_s
@@ -398,7 +419,7 @@ class Replica:
     # -- client API -------------------------------------------------------------------
 
     def _api_methods(self) -> dict[str, Any]:
-        return {
+        methods = {
             "status": self.api_status,
             "submit": self.api_submit,
             "wait": self.api_wait,
@@ -406,7 +427,11 @@ class Replica:
             "headers": self._api_headers,
             "tx_proof": self._api_tx_proof,
             "state": self._api_state,
+            "scan": self._api_scan,
         }
+        if isinstance(self.clock, SimulationClock):  # only on a simulation chain (checked)
+            methods["sim_clock"] = self._api_sim_clock
+        return methods
 
     async def api_status(self, params: dict[str, Any]) -> dict[str, Any]:
         status = self.core.get_status()
@@ -414,6 +439,7 @@ class Replica:
         status["restored_votes"] = self.restored_votes
         status["loop_errors"] = self.loop_errors
         status["task_restarts"] = dict(self.task_restarts)
+        status["frames_sent"] = self.frames_sent
         if isinstance(self.transport, TcpTransport):
             status["transport"] = {
                 "auth_failures": dict(self.transport.get_auth_failures()),
@@ -487,29 +513,37 @@ class Replica:
         return {"receipts": results}
 
     async def _wait_for(self, hashes: list[str], timeout: float) -> dict[str, dict[str, Any]]:
-        """Receipts of these transactions, from the chain or as their blocks execute."""
+        """Receipts of these transactions, from the chain or as their blocks execute.
+
+        One future per call, not per transaction: a submit of hundreds of
+        transactions to every replica would otherwise cost each replica a future,
+        a callback and a wake-up per transaction.
+        """
         loop = asyncio.get_running_loop()
         found: dict[str, dict[str, Any]] = {}
-        parked: list[tuple[str, bytes, asyncio.Future[dict[str, Any]]]] = []
+        waiter = _Waiter(loop.create_future())
+        parked: list[bytes] = []
         for text in hashes:
             tx_hash = bytes.fromhex(text)
             known = self.core.get_receipt_json(tx_hash)
             if known is not None:
                 found[text] = known
                 continue
-            fut: asyncio.Future[dict[str, Any]] = loop.create_future()
-            self._waiters.setdefault(tx_hash, []).append(fut)
-            parked.append((text, tx_hash, fut))
+            self._waiters.setdefault(tx_hash, []).append((waiter, text))
+            waiter.missing += 1
+            parked.append(tx_hash)
         if parked:
-            done, _ = await asyncio.wait([f for _, _, f in parked], timeout=timeout)
-            for text, tx_hash, fut in parked:
-                if fut in done:
-                    found[text] = fut.result()
-                else:
-                    fut.cancel()
-                futures = self._waiters.get(tx_hash)
-                if futures is not None and all(f.done() for f in futures):
-                    del self._waiters[tx_hash]
+            try:
+                await asyncio.wait({waiter.future}, timeout=timeout)
+            finally:
+                waiter.future.cancel()
+                for tx_hash in parked:
+                    entries = self._waiters.get(tx_hash)
+                    if entries is not None:
+                        entries[:] = [e for e in entries if e[0] is not waiter]
+                        if not entries:
+                            del self._waiters[tx_hash]
+            found.update(waiter.found)
         return found
 
     async def api_wait(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -546,3 +580,26 @@ class Replica:
 
     async def _api_state(self, params: dict[str, Any]) -> dict[str, Any]:
         return self.service.get_state(get_hex_param(params, "key"))
+
+    async def _api_scan(self, params: dict[str, Any]) -> dict[str, Any]:
+        after = params.get("after")
+        limit = get_param(params, "limit", int, 100)
+        try:
+            return self.service.get_scan(
+                get_hex_param(params, "prefix"),
+                None if after is None else get_hex_param(params, "after"),
+                limit,
+            )
+        except ServiceError as exc:
+            raise ApiError(exc.reason) from None
+
+    async def _api_sim_clock(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Move a simulation chain's clock forward (see :mod:`gridledger.node.sim_clock`)."""
+        assert isinstance(self.clock, SimulationClock)
+        offset = get_param(params, "offset_ms", int)
+        try:
+            now = self.clock.advance(offset)
+        except ConfigError as exc:
+            raise ApiError(exc.reason) from None
+        self._wakeup.set()
+        return {"now_ms": now, "offset_ms": self.clock.offset_ms}

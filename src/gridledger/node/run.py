@@ -14,8 +14,10 @@ import signal
 import sys
 from pathlib import Path
 
+from gridledger.consensus.clock import Clock
 from gridledger.errors import GridledgerError
 from gridledger.node.config import load_config
+from gridledger.node.core import NodeLimits
 from gridledger.node.replica import Replica
 
 
@@ -28,9 +30,20 @@ def setup_logging() -> None:
     )
 
 
-async def run_replica(config_path: Path, duration_s: float | None = None) -> None:
-    """Start the replica of ``config_path`` and run until a signal (or ``duration_s``)."""
-    replica = Replica(load_config(config_path))
+async def run_replica(
+    config_path: Path,
+    duration_s: float | None = None,
+    *,
+    clock: Clock | None = None,
+    limits: NodeLimits | None = None,
+) -> None:
+    """Start the replica of ``config_path`` and run until a signal (or ``duration_s``).
+
+    ``clock`` and ``limits`` default to the wall clock and :class:`NodeLimits`; the
+    simulator passes a :class:`~gridledger.node.sim_clock.SimulationClock` (refused
+    unless the genesis declares a simulation chain).
+    """
+    replica = Replica(load_config(config_path), clock=clock, limits=limits)
     # Blocks of thousands of small frozen objects trigger the cyclic collector often;
     # a replica creates few cycles, so collect young objects less eagerly.
     gc.freeze()

@@ -41,6 +41,7 @@ PAYMENTS_NS = "payments"
 MAX_CACHED = 512  # answers kept until the head moves
 T = TypeVar("T")
 MAX_SCAN = 10_000  # entries one read may walk: bounds the work of any request
+MAX_SCAN_PAGE = 1_000  # entries one raw scan request returns
 
 
 class ServiceError(NodeError):
@@ -283,6 +284,42 @@ class NodeService:
             "height": height,
             "value": None if value is None else value.hex(),
             "proof": encode(proof).hex(),
+        }
+
+    def get_scan(self, prefix: bytes, after: bytes | None, limit: int) -> dict[str, Any]:
+        """State entries (full keys) under ``prefix``, ascending, after the key ``after``.
+
+        A page of at most ``limit`` (1..:data:`MAX_SCAN_PAGE`) entries with the height and
+        head it was read at, so that a client can ask f+1 replicas and require equal
+        pages; no proofs (a sparse Merkle tree cannot prove that nothing lies between two
+        keys). One request walks at most :data:`MAX_SCAN` keys; ``resume_after`` (or
+        ``None`` at the end) is where the next page starts.
+        """
+        if not 1 <= limit <= MAX_SCAN_PAGE:
+            raise BadParameter(f"limit must be in 1..{MAX_SCAN_PAGE}", parameter="limit")
+        if after is not None and not after.startswith(prefix):
+            raise BadParameter("'after' must start with 'prefix'", parameter="after")
+        entries: list[list[str]] = []
+        resume: str | None = None
+        last = b""
+        for walked, (key, value) in enumerate(self.core.ledger.state.scan(prefix)):
+            if len(entries) == limit or walked == MAX_SCAN:
+                if not entries:  # no progress possible: the prefix holds too many keys
+                    raise BadParameter(
+                        f"more than {MAX_SCAN} keys under the prefix before 'after'",
+                        parameter="after",
+                    )
+                resume = last.hex()
+                break
+            last = key
+            if after is None or key > after:
+                entries.append([key.hex(), value.hex()])
+        head = self.core.ledger.head
+        return {
+            "height": head.height,
+            "head_hash": head.header_hash.hex(),
+            "entries": entries,
+            "resume_after": resume,
         }
 
     def get_receipt(self, tx_hash: bytes) -> dict[str, Any] | None:

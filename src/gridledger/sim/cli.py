@@ -70,6 +70,21 @@ def day_command(
     data_dir: Annotated[Path | None, typer.Option(help="Directory of the shared data.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (default: the scenario's).")] = None,
     renege: Annotated[bool, typer.Option(help="One buyer reneges and is traced.")] = True,
+    processes: Annotated[
+        bool,
+        typer.Option(
+            "--processes",
+            help="Run the 4 replicas as separate processes over TCP on 127.0.0.1 "
+            "(default: in this process, in simulated time).",
+        ),
+    ] = False,
+    market: Annotated[
+        str,
+        typer.Option(
+            help="double-auction, fixed-piece (seed 003's pieces), or scenario (the file's "
+            "[scenario] market)."
+        ),
+    ] = "double-auction",
 ) -> None:
     """Run a scenario's day on the real stack: 4 PBFT replicas, pseudonyms, e-coins, tracing."""
     from gridledger.sim.day_report import write_day_report
@@ -79,7 +94,14 @@ def day_command(
     loaded = (
         load_scenario(scenario, data_dir) if scenario else load_default_scenario(data_dir=data_dir)
     )
-    result = run_trading_day(loaded, seed=seed, renege=renege, progress=typer.echo)
+    result = run_trading_day(
+        loaded,
+        seed=seed,
+        renege=renege,
+        progress=typer.echo,
+        replicas="processes" if processes else "in-process",
+        market=_choose_market(market, loaded.market),
+    )
     page = write_day_report(result, out)
     k = result.kpis
     typer.echo(
@@ -87,6 +109,69 @@ def day_command(
         f"self-sufficiency {k['self_sufficiency']:.0%}, traced {result.traced or 'nobody'}"
     )
     typer.echo(f"report: {page}")
+
+
+def _choose_market(option: str, scenario_market: str) -> str:
+    """``--market``: a market's name, or ``scenario`` for the file's own."""
+    from gridledger.sim.trading_day import MARKETS
+
+    chosen = scenario_market if option == "scenario" else option
+    if chosen not in MARKETS:
+        raise ScenarioError("day", "--market", f"must be one of {', '.join(MARKETS)} or scenario")
+    return chosen
+
+
+def _parse_hours(value: str | None) -> range | None:
+    """``"9-17"`` -> ``range(9, 17)`` (hours 9 to 16); ``None``: the whole day."""
+    if value is None:
+        return None
+    first, _, end = value.partition("-")
+    if not (first.isdigit() and end.isdigit() and 0 <= int(first) < int(end) <= 24):
+        raise ScenarioError(
+            "compare-markets", "--hours", f"expected START-END in 0..24, got {value!r}"
+        )
+    return range(int(first), int(end))
+
+
+@app.command("compare-markets")
+def compare_markets_command(
+    scenario: Annotated[
+        Path | None, typer.Argument(help="Scenario TOML (default: the packaged one).")
+    ] = None,
+    households: Annotated[int, typer.Option(help="Households (the scenario's first N).")] = 10,
+    hours: Annotated[
+        str | None, typer.Option(help="Trading hours START-END, e.g. 9-17 (default: all day).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: the scenario's).")] = None,
+    renege: Annotated[
+        bool, typer.Option(help="One trader reneges and is traced in each day.")
+    ] = True,
+    out: Annotated[
+        Path | None, typer.Option(help="Also write both days' reports and comparison.md here.")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Directory of the shared data.")] = None,
+) -> None:
+    """The same real-stack day on the double auction and on seed 003's fixed-piece market."""
+    from gridledger.sim.day_compare import compare_markets, format_comparison
+    from gridledger.sim.day_report import write_day_report
+    from gridledger.sim.scenario import load_default_scenario, load_scenario
+
+    if not 1 <= households <= 180:
+        raise ScenarioError("compare-markets", "--households", "must be in 1..180")
+    span = _parse_hours(hours)
+    loaded = (
+        load_scenario(scenario, data_dir) if scenario else load_default_scenario(data_dir=data_dir)
+    )
+    both = compare_markets(
+        loaded, seed=seed, households=households, hours=span, renege=renege, progress=typer.echo
+    )
+    table = format_comparison(both)
+    typer.echo(table)
+    if out is not None:
+        write_day_report(both.double_auction, out / "double-auction")
+        write_day_report(both.fixed_piece, out / "fixed-piece")
+        (out / "comparison.md").write_text(table + "\n")
+        typer.echo(f"reports: {out}")
 
 
 def reproduce_figures(out: Path, data_dir: Path | None = None, seed: int = 1) -> list[Path]:

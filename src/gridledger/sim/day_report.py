@@ -112,6 +112,16 @@ def write_day_report(result: DayResult, out: Path) -> Path:
         if result.reneger
         else "<p>Every trade was paid and delivered; nobody was traced.</p>"
     )
+    market = "double auction"
+    if result.market == "fixed-piece":
+        market = (
+            f"fixed-piece market (seed 003: pieces of {k.get('piece_wh', 0):.0f} Wh paired in "
+            "arrival order, the DSO selling grid pieces when no household offered)"
+        )
+        if result.reneger:
+            traced = traced.replace("One buyer", "One requester").replace(
+                "did not pay one trade", "did not pay one pairing (its seller did not deliver)"
+            )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>gridledger: a trading day</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}}
@@ -119,8 +129,8 @@ table{{border-collapse:collapse;font-size:.85em}}td,th{{border:1px solid #ccc;pa
 text-align:right}}th{{background:#eee}}</style></head><body>
 <h1>A trading day in the microgrid</h1>
 <p>{len(result.households)} households traded their surplus and deficit hour by hour in a
-double auction, under pseudonyms, on a consortium of 4 aggregators (PBFT), and paid every trade
-with anonymous e-coins. Locally traded: <b>{k["local_volume_wh"] / 1000:.1f} kWh</b>.
+{html.escape(market)}, under pseudonyms, on a consortium of 4 aggregators (PBFT), and paid
+every trade with anonymous e-coins. Locally traded: <b>{k["local_volume_wh"] / 1000:.1f} kWh</b>.
 Self-sufficiency of the microgrid: <b>{100 * k["self_sufficiency"]:.1f} %</b>;
 self-consumption of its PV: <b>{100 * k["self_consumption"]:.1f} %</b>. Together the
 households paid <b>{k["savings_mc"] / 1e5:.2f} €</b> less than if each had bought from and

@@ -9,7 +9,8 @@ is one :class:`ScenarioError` whose message names the file and the dotted key.
 Layout (every table and key optional unless marked; defaults in brackets)::
 
     [scenario]  name ["scenario"], seed [7], start ["2007-06-01"], days [1],
-                slot_minutes [10], market ["fixed-piece" | "double-auction"]
+                slot_minutes [10], market ["fixed-piece" | "double-auction"],
+                pseudonym_round_hours [24: one round a day; must divide 24]
     [data]      dir [see find_data_dir], consumption [the UCI zip], pv [Houston TMY],
                 missing ["fill" | "skip"], day_spread_days [30], max_shift_minutes [90]
     [households.<type>]   count (required), pv_peak_w [0], pv ["tmy" | "paper"],
@@ -150,6 +151,7 @@ class Scenario:
     consortium: ConsortiumSpec
     channel: ChannelSpec
     digest: str
+    pseudonym_round_hours: int = 24  # the real-stack day: a new pseudonym round this often
 
     @property
     def household_count(self) -> int:
@@ -316,6 +318,9 @@ def parse_scenario(
     if 1440 % slot_minutes:
         raise ScenarioError(source, "scenario.slot_minutes", "must divide a day (1440 minutes)")
     market = head.choice("market", "fixed-piece", MARKETS)
+    round_hours = head.int_in("pseudonym_round_hours", 24, 1, 24)
+    if 24 % round_hours:
+        raise ScenarioError(source, "scenario.pseudonym_round_hours", "must divide 24")
     head.done()
     data = _parse_data(root.sub("data"), base, data_dir, check_files)
     households = _parse_households(root.sub("households"))
@@ -373,6 +378,7 @@ def parse_scenario(
         consortium=consortium,
         channel=channel,
         digest=hashlib.sha256(text.encode()).hexdigest()[:16],
+        pseudonym_round_hours=round_hours,
     )
 
 

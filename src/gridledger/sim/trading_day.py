@@ -22,19 +22,24 @@ the real ledger, the identity, payments and market contracts, simulated time):
    and the mint posts its bill: withdrawn − deposited + grid energy at tariff.
 
 Energy not traded locally is bought from or sold to the grid at the DSO's
-tariffs. The run is deterministic for a seed, except RSA key generation
-(OpenSSL's), which changes signatures but no figure.
+tariffs. ``market="fixed-piece"`` trades the hours in seed 003's fixed-piece
+market instead (:mod:`gridledger.sim.trading_day_fixed`); the scenario's
+``pseudonym_round_hours`` opens a new pseudonym round every N hours
+(:meth:`TradingDay.start_round_if_due`, :func:`sweep_round`). The run is
+deterministic for a seed, except RSA key generation (OpenSSL's), which changes
+signatures but no figure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from gridledger.crypto.encoding import decode_as, encode
 from gridledger.crypto.encryption import EncryptionPrivateKey
@@ -44,7 +49,7 @@ from gridledger.errors import GridledgerError
 from gridledger.identity.admission import RoleKey, issue_member
 from gridledger.identity.ca import Role, compute_certificate_hash
 from gridledger.identity.client import register_household
-from gridledger.identity.contracts import KIND_BATCH
+from gridledger.identity.contracts import KIND_BATCH, get_blacklist, get_revocations
 from gridledger.identity.genesis import compute_evidence_sources_state
 from gridledger.identity.pseudonym_issuer import (
     compute_pseudonym_request,
@@ -183,6 +188,66 @@ class DayResult:
     kpis: dict[str, float]
     wall_s: float
     steps: dict[str, float]
+    market: str = "double-auction"  # or "fixed-piece" (sim/trading_day_fixed.py)
+
+
+MARKETS = ("double-auction", "fixed-piece")
+
+
+class Accusation(Protocol):
+    """What tracing needs of a default on chain: its evidence id and whom it accuses."""
+
+    @property
+    def evidence_id(self) -> bytes: ...
+
+    @property
+    def accused(self) -> bytes: ...
+
+
+Replicas = Literal["in-process", "processes"]
+REPLICA_MODES: tuple[Replicas, ...] = ("in-process", "processes")
+
+
+class ChainBackend(Protocol):
+    """What the day needs of its consortium: in process (:class:`SimChain`, simulated
+    time) or as replica processes over TCP (:class:`~gridledger.sim.process_chain.ProcessChain`)."""
+
+    transactions: int
+
+    def at(self, abs_ms: int) -> None:
+        """Let the replicas' clocks reach ``abs_ms`` (never backwards)."""
+        ...
+
+    @property
+    def now_ms(self) -> int:
+        """What the replicas' clocks read now."""
+        ...
+
+    def submit(
+        self, txs: Sequence[Transaction], *, must_commit: bool = True
+    ) -> list[dict[str, Any]]:
+        """Send ``txs`` to every replica; their receipts once f+1 replicas agree."""
+        ...
+
+    def view(self, namespace: str) -> StateView:
+        """A read-only view of committed state."""
+        ...
+
+    def get_blocks(self) -> int:
+        """The chain's height."""
+        ...
+
+    def get_consensus_messages(self) -> int:
+        """Messages the replicas sent each other."""
+        ...
+
+    def is_on_one_head(self) -> bool:
+        """Whether every replica is on the same head."""
+        ...
+
+    def close(self) -> None:
+        """Release the replicas (stop processes)."""
+        ...
 
 
 class SimChain:
@@ -240,6 +305,18 @@ class SimChain:
         best = max(self.sim.get_honest(), key=lambda r: r.core.ledger.height)
         return StateView(Overlay(best.core.ledger.state), namespace)
 
+    def get_blocks(self) -> int:
+        return self.sim.replicas[0].core.ledger.height
+
+    def get_consensus_messages(self) -> int:
+        return self.sim.stats.messages
+
+    def is_on_one_head(self) -> bool:
+        return len({r.core.ledger.head.header_hash for r in self.sim.replicas}) == 1
+
+    def close(self) -> None:
+        """Nothing to release: the replicas live in this process."""
+
 
 @dataclass
 class TradingDay:
@@ -252,6 +329,8 @@ class TradingDay:
     renege: bool = True
     k: int = 32
     steps: dict[str, float] = field(default_factory=dict)
+    replicas: Replicas = "in-process"
+    progress: Callable[[str], None] = lambda _msg: None
 
     def __post_init__(self) -> None:
         self.rng = DeterministicRng(f"trading-day/{self.seed}")
@@ -262,6 +341,9 @@ class TradingDay:
         self.export_price = max(1, prices.grid_export // 1000)
         self.local_price = min(max(prices.local // 1000, self.export_price), self.import_price)
         self.reneged: Trade | None = None
+        self.round = ROUND  # the pseudonym round orders are placed in
+        self.pseudonym_owner: dict[bytes, Home] = {}  # every round's pseudonyms
+        self.swept = 0  # a traced household's later-round pseudonyms revoked by a sweep
         self.trading_hours: range = range(0)
         self.refused_orders = 0
         self.seen_trades: set[bytes] = set()
@@ -291,6 +373,8 @@ class TradingDay:
             dso_redeem_key=dso_redeem.public_key.raw,
             dso_enc_key=dso_enc.public_key.raw,
         )
+        self.dso_redeem, self.dso_enc = dso_redeem, dso_enc  # the DSO's payee keys (pieces)
+        self.market_config = self.compute_market_config(self.market_config)
         operator = Ed25519PrivateKey.generate(self.rng.fork("mint-operator"))
         valid_from, valid_until = self.epoch_ms, self.epoch_ms + 30 * DAY_MS
         coin_keys: list[tuple[DenominationKey, RsaPrivateKey]] = []
@@ -307,20 +391,57 @@ class TradingDay:
         state.update(compute_evidence_sources_state(EVIDENCE_SOURCES))
         state.update(compute_payments_genesis(payments))
         state.update(compute_market_genesis(self.market_config))
-        self.sim = SimNetwork(
-            4,
-            seed=self.seed,
-            tick_ms=500,
-            epoch_ms=self.epoch_ms,
-            genesis_state=state,
-            # a round's pseudonym batch is one transaction (one batch per round on chain):
-            # 100 households make ~130 KB, so transactions may be larger than the default
-            limits=NodeLimits(gossip_ms=30_000, max_tx_bytes=MAX_TX_BYTES),
-            config_overrides={"retransmit_interval_ms": 10_000, "batch_timeout_ms": 20},
-        )
-        self.chain = SimChain(self.sim)
+        self.chain: ChainBackend
+        if self.replicas == "processes":
+            from gridledger.sim.process_chain import ProcessChain
+
+            chain = ProcessChain(
+                self.workdir / "replicas", replica_keys, state, self.epoch_ms,
+                max_tx_bytes=MAX_TX_BYTES, progress=self.progress,
+            )  # fmt: skip
+            self.chain = chain
+            chain.start()
+        else:
+            self.sim = SimNetwork(
+                4,
+                seed=self.seed,
+                tick_ms=500,
+                # one fixed delay keeps each link first-in first-out, as TCP does: the
+                # transactions of one submission reach every replica in the order sent,
+                # so the day's trades do not depend on the runtime (ProcessChain)
+                delay_ms=(5, 5),
+                epoch_ms=self.epoch_ms,
+                genesis_state=state,
+                # a round's pseudonym batch is one transaction (one batch per round on chain):
+                # 100 households make ~130 KB, so transactions may be larger than the default
+                limits=NodeLimits(gossip_ms=30_000, max_tx_bytes=MAX_TX_BYTES),
+                config_overrides={"retransmit_interval_ms": 10_000, "batch_timeout_ms": 20},
+            )
+            self.chain = SimChain(self.sim)
         self.mint: Mint = create_mint(SIM_CHAIN, operator, self.material.roots, coin_keys)
         self.steps["set-up"] = time.perf_counter() - start
+
+    def close(self) -> None:
+        """Release the chain (stop the replica processes, if any)."""
+        chain: ChainBackend | None = getattr(self, "chain", None)
+        if chain is not None:
+            chain.close()
+
+    def compute_market_config(self, config: MarketConfig) -> MarketConfig:
+        """The genesis market parameters; a day on another market adjusts them here."""
+        return config
+
+    def compute_result(self, result: DayResult) -> DayResult:
+        """The day's figures; a day on another market adds its own here (and rounds
+        shorter than the day theirs: how many, and pseudonyms swept after the trace)."""
+        if self.round == ROUND:
+            return result
+        kpis = {
+            **result.kpis,
+            "pseudonym_rounds": float(self.round),
+            "swept_pseudonyms": float(self.swept),
+        }
+        return dataclasses.replace(result, kpis=kpis)
 
     def admit(self) -> list[Home]:
         start = time.perf_counter()
@@ -341,33 +462,59 @@ class TradingDay:
         self.steps["admission"] = time.perf_counter() - start
         return homes
 
-    def register(self) -> int:
-        """Every household gets a pseudonym for the day's round; the MM publishes the batch."""
+    def register(self, round_: int = ROUND) -> int:
+        """Every household gets a pseudonym for ``round_``; the MM publishes the batch.
+
+        The RM reads the chain's blacklist and revocations: a traced household gets no
+        pseudonym in a later round (``credential`` None: it cannot order any more).
+        """
         start = time.perf_counter()
         now_s = self.chain.now_ms // 1000
         material = self.material
         rm = material.create_rm(k=self.k)
-        process_open_round(rm, ROUND)
+        identity = self.chain.view("identity")
+        rm.blacklist, rm.revoked = get_blacklist(identity.get), get_revocations(identity.get)
+        process_open_round(rm, round_)
+        tag = "" if round_ == ROUND else f"/round-{round_}"  # round 1 draws as it always did
         for home in self.homes:
-            home.credential = register_household(
-                rm, home.member.key, home.member.certificate, material.roots, material.tc_key,
-                ROUND, now_s, self.rng.fork(f"user-{home.name}"), self.rng.fork(f"rm-{home.name}"),
-                rm_blind_certificate=material.rm_pseudonym.certificate,
-            )  # fmt: skip
+            try:
+                home.credential = register_household(
+                    rm, home.member.key, home.member.certificate, material.roots,
+                    material.tc_key, round_, now_s, self.rng.fork(f"user-{home.name}{tag}"),
+                    self.rng.fork(f"rm-{home.name}{tag}"),
+                    rm_blind_certificate=material.rm_pseudonym.certificate,
+                )  # fmt: skip
+            except GridledgerError:  # blacklisted or revoked on chain: refused
+                home.credential = None
         mm = material.create_mm(now_s)
-        process_open_batch(mm, ROUND)
+        process_open_batch(mm, round_)
         for home in self.homes:
-            assert home.credential is not None
-            on_pseudonym_request(
-                mm, compute_pseudonym_request(home.credential, material.mm.certificate)
-            )
+            if home.credential is not None:
+                self.pseudonym_owner[home.pseudonym] = home
+                on_pseudonym_request(
+                    mm, compute_pseudonym_request(home.credential, material.mm.certificate)
+                )
         batch = process_close_batch(
-            mm, now_s - 60, (self.day_start_ms + 2 * DAY_MS) // 1000, self.rng.fork("mm-shuffle")
-        )
+            mm, now_s - 60, (self.day_start_ms + 2 * DAY_MS) // 1000,
+            self.rng.fork(f"mm-shuffle{tag}"),
+        )  # fmt: skip
         tx = Transaction.create(SIM_CHAIN, KIND_BATCH, batch, self._one_time_key(), 0)
         self.chain.submit([tx])
-        self.steps["registration"] = time.perf_counter() - start
+        self.round = round_
+        self.steps["registration"] = self.steps.get("registration", 0.0) + (
+            time.perf_counter() - start
+        )
         return len(batch.certificates)
+
+    def start_round_if_due(self, hour: int) -> bool:
+        """A new pseudonym round every ``pseudonym_round_hours`` (scenario key; 24: one
+        round, the day's): registration runs just before the hour's orders."""
+        every = self.scenario.pseudonym_round_hours
+        if every >= 24 or hour == self.trading_hours.start or hour % every:
+            return False
+        self.chain.at(self.day_start_ms + hour * HOUR_MS - ORDER_LEAD_MS - 60_000)
+        self.register(self.round + 1)
+        return True
 
     def load_wallets(self) -> None:
         """Each household withdraws, identified, coins worth its day's deficit at the tariff."""
@@ -406,14 +553,16 @@ class TradingDay:
         orders: list[Transaction] = []
         secrets: dict[bytes, OrderSecrets] = {}  # by order id: the sellers' one-time keys
         for home in self.homes:
-            assert home.credential is not None
             want = home.net_wh[hour]
             if want == 0:
                 continue
             spread = self.rng.randbelow(max(1, (self.import_price - self.export_price) // 2) + 1)
             price = self.local_price + spread if want < 0 else self.local_price - spread
             price = min(max(price, self.export_price), self.import_price)
-            order, secret = create_order(home.pseudonym, ROUND, slot, want, price, self.rng)
+            if home.credential is None:  # traced: the RM refused it a pseudonym this round
+                self.refused_orders += 1
+                continue
+            order, secret = create_order(home.pseudonym, self.round, slot, want, price, self.rng)
             signed = sign_order(order, home.credential.pseudonym)
             secrets[compute_order_id(signed)] = secret
             orders.append(build_order_tx(SIM_CHAIN, signed, self._one_time_key()))
@@ -422,7 +571,7 @@ class TradingDay:
             receipts = self.chain.submit(orders, must_commit=False)
             self.refused_orders += sum(1 for r in receipts if r["status"] != "committed")
         trades = self._new_trades(slot)
-        by_pseudonym = {h.pseudonym: h for h in self.homes}
+        by_pseudonym = self.pseudonym_owner
         records = []
         to_pay: list[tuple[Trade, Home, Home, OrderSecrets]] = []
         for trade in trades:
@@ -546,7 +695,7 @@ class TradingDay:
 
     # -- end of day ---------------------------------------------------------------------
 
-    def find_default(self) -> DefaultRecord | None:
+    def find_default(self) -> Accusation | None:
         """The money-leg default of the reneged trade, recorded by every replica."""
         if self.reneged is None:
             return None
@@ -620,7 +769,7 @@ def _hourly_net(h: Household, per_hour: int) -> tuple[tuple[int, ...], int, int]
     return tuple(net), consumption // 1000, production // 1000
 
 
-def trace_default(day: TradingDay, record: DefaultRecord) -> tuple[str | None, int]:
+def trace_default(day: TradingDay, record: Accusation) -> tuple[str | None, int]:
     """From the market's default to a trace record on chain, as the parties would do it.
 
     1. anyone points the identity contract at the default (``identity.contract-evidence``);
@@ -681,7 +830,42 @@ def trace_default(day: TradingDay, record: DefaultRecord) -> tuple[str | None, i
     (receipt,) = day.chain.submit([trace])
     result = decode_as(TraceResult, bytes.fromhex(receipt["data"]))
     named = by_identity.get(result.identity)
+    for later in range(read.accused.certificate.round + 1, day.round + 1):
+        sweep_round(day, eid, later)  # rounds it registered for before it was traced
     return (named.name if named is not None else None), len(trustees)
+
+
+def sweep_round(day: TradingDay, evidence_id: bytes, round_: int) -> tuple[bytes, ...]:
+    """t trustees sweep ``round_`` for the traced identity's pseudonym (plaintext-equality
+    tests on every handle, :mod:`gridledger.identity.sweep`); the contract revokes the
+    match. Returns the revoked pseudonym keys."""
+    from gridledger.identity.contracts import KIND_SWEEP, Reader
+    from gridledger.identity.messages import PseudonymSweep, SweepResult
+    from gridledger.identity.sweep import on_sweep_blind, on_sweep_decrypt
+
+    reader = Reader(day.chain.view("identity").get)
+    trace, certificates = reader.trace(evidence_id), reader.round_certificates(round_)
+    now_s = day.chain.now_ms // 1000
+    material = day.material
+    trustees = material.trustees[: material.tc_key.t]
+    rng = day.rng.fork(f"sweep-{round_}")
+    blindings = tuple(
+        on_sweep_blind(t, trace, round_, certificates, now_s, rng.fork(f"blind-{t.index}"))
+        for t in trustees
+    )
+    shares = []
+    for t in trustees:
+        fork = rng.fork(f"share-{t.index}")
+        roots = material.roots
+        shares.append(
+            on_sweep_decrypt(t, trace, round_, certificates, blindings, roots, now_s, fork)
+        )
+    sweep = PseudonymSweep(evidence_id, round_, blindings, tuple(shares))
+    tx = Transaction.create(SIM_CHAIN, KIND_SWEEP, sweep, day._one_time_key(), 0)
+    (receipt,) = day.chain.submit([tx])
+    revoked = decode_as(SweepResult, bytes.fromhex(receipt["data"])).revoked
+    day.swept += len(revoked)
+    return revoked
 
 
 def run_trading_day(
@@ -694,18 +878,33 @@ def run_trading_day(
     workdir: Path | None = None,
     hours: range | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
+    replicas: Replicas = "in-process",
+    market: str = "double-auction",
 ) -> DayResult:
-    """Run the whole day (module docstring); every step's figures in a :class:`DayResult`."""
+    """Run the whole day (module docstring); every step's figures in a :class:`DayResult`.
+
+    ``replicas="processes"`` runs the 4 replicas as separate processes over loopback TCP
+    (:mod:`gridledger.sim.process_chain`); they are stopped whatever happens.
+    """
+    if replicas not in REPLICA_MODES:
+        raise TradingDayError(f"replicas must be one of {', '.join(REPLICA_MODES)}")
+    day_class = _get_day_class(market)
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="gridledger-day-") as tmp:
-        day = TradingDay(
+    with (
+        tempfile.TemporaryDirectory(prefix="gridledger-day-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+        day = day_class(
             scenario,
             scenario.seed if seed is None else seed,
             workdir or Path(tmp),
             households=households,
             renege=renege,
             k=k,
+            replicas=replicas,
+            progress=progress,
         )
+        stack.callback(day.close)
         progress("set-up: identity material, mint keys, market, 4 replicas")
         day.setup()
         homes = day.admit()
@@ -728,9 +927,11 @@ def run_trading_day(
                 began = time.perf_counter()
                 traced, used = trace_default(day, record)
                 trace_s = time.perf_counter() - began
-                reneger = next(h.name for h in homes if h.pseudonym == record.accused)
+                reneger = day.pseudonym_owner[record.accused].name
 
         for hour in span:
+            if day.start_round_if_due(hour):
+                progress(f"hour {hour:02d}: pseudonym round {day.round}")
             progress(f"hour {hour:02d}: orders, matching, payments")
             trades.extend(day.trade_hour(hour))
             if hour > span.start:
@@ -750,8 +951,21 @@ def run_trading_day(
             raise TradingDayError("the reneged trade left no default on chain")
         if trace_s:
             day.steps["tracing"] = trace_s
-        result = _collect(day, trades, reneger, traced, used, time.perf_counter() - t0)
+        result = day.compute_result(
+            _collect(day, trades, reneger, traced, used, time.perf_counter() - t0)
+        )
     return result
+
+
+def _get_day_class(market: str) -> type[TradingDay]:
+    """The day of ``market``: the double auction here, seed 003's pieces in their module."""
+    if market == "fixed-piece":
+        from gridledger.sim.trading_day_fixed import PieceDay
+
+        return PieceDay
+    if market != "double-auction":
+        raise TradingDayError(f"market must be one of {', '.join(MARKETS)}, not {market!r}")
+    return TradingDay
 
 
 def _collect(
@@ -763,7 +977,6 @@ def _collect(
     wall_s: float,
 ) -> DayResult:
     homes = day.homes
-    sim = day.sim
     rows: list[dict[str, Any]] = []
     for h in homes:
         bill = h.bill
@@ -829,7 +1042,6 @@ def _collect(
         "earned_locally_mc": sum(h.earned_mc for h in homes),
         "unpaid_mc": unpaid,
     }
-    heads = {r.core.ledger.head.header_hash for r in sim.replicas}
     return DayResult(
         households=tuple(rows),
         trades=tuple(trades),
@@ -838,10 +1050,10 @@ def _collect(
         traced=traced,
         trustees_used=used,
         refused_orders=day.refused_orders,
-        blocks=sim.replicas[0].core.ledger.height,
+        blocks=day.chain.get_blocks(),
         transactions=day.chain.transactions,
-        consensus_messages=sim.stats.messages,
-        heights_agree=len(heads) == 1,
+        consensus_messages=day.chain.get_consensus_messages(),
+        heights_agree=day.chain.is_on_one_head(),
         conservation=conservation,
         kpis=kpis,
         wall_s=wall_s,
