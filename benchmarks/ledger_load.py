@@ -10,8 +10,8 @@ The client follows the documented rule: every batch goes to **every** replica
 (``submit`` with ``wait``), and a transaction counts as committed once f+1
 replicas returned the same receipt (hash, status, height, index, block hash).
 Its latency runs from the moment its batch was sent to that agreement. A
-transaction that a replica answered ``busy`` and that has no f+1 receipts is
-resent to every replica after the ``retry_after_ms`` the replica asked for (at
+transaction that a replica answered ``busy`` is sent again to that replica
+(the others already hold it) after the ``retry_after_ms`` it asked for (at
 most ``MAX_RETRIES`` times), its latency still counted from the first send.
 
 Per round it also reports the replicas' CPU time per committed transaction
@@ -158,49 +158,63 @@ class LoadClient:
     ) -> list[tuple[float, float]]:
         """(sent at, committed at) of the transactions of ``batch`` that f+1 replicas agreed on.
 
-        "Sent at" is the send of the attempt that was accepted (the first one
-        unless a replica answered busy): the time the transaction spent in the
-        consortium. Latency from the first send is ``committed at - t0``.
+        The batch goes to every live replica; a transaction a replica answered
+        ``busy`` goes again to that replica (and only to it: the others hold it
+        already) after the ``retry_after_ms`` it asked for. Receipts count across
+        attempts. "Sent at" is the transaction's last send (the attempt that was
+        accepted): the time it spent in the consortium. Latency from the first
+        send is ``committed at - t0``.
         """
         loop = asyncio.get_running_loop()
         latencies: list[tuple[float, float]] = []
-        todo = list(batch)
+        votes: list[dict[tuple[Any, ...], int]] = [{} for _ in batch]
+        done = [False] * len(batch)
+        sent_at = [loop.time()] * len(batch)
+        targets: dict[int, list[int]] = {r: list(range(len(batch))) for r in self.live}
+
+        async def submit(replica: int, indexes: list[int], remaining: float) -> Any:
+            params = {"txs": [batch[i][0].hex() for i in indexes], "wait": True}
+            params["timeout"] = remaining
+            try:
+                result = await self.client.call(replica, "submit", params, remaining + 2)
+            except ClientError:
+                return replica, indexes, None
+            return replica, indexes, result
+
         for _attempt in range(MAX_RETRIES + 1):
             remaining = deadline - loop.time()
-            if not todo or remaining <= 1:
+            if not targets or remaining <= 1:
                 break
-            attempt_t = loop.time()
-            votes: list[dict[tuple[Any, ...], int]] = [{} for _ in todo]
-            done = [False] * len(todo)
-            busy_after: list[int] = [0] * len(todo)
-            params = {"txs": [tx.hex() for tx, _ in todo], "wait": True, "timeout": remaining}
+            now = loop.time()
+            for indexes in targets.values():
+                for i in indexes:
+                    sent_at[i] = now
             calls = [
-                asyncio.create_task(self.client.call(r, "submit", params, remaining + 2))
-                for r in self.live
+                asyncio.create_task(submit(r, indexes, remaining)) for r, indexes in targets.items()
             ]
+            busy: dict[int, list[int]] = {}
+            wait_ms = 0
             try:
                 for next_done in asyncio.as_completed(calls, timeout=remaining + 3):
-                    try:
-                        result = await next_done
-                    except ClientError:
+                    replica, indexes, result = await next_done
+                    if result is None:
                         continue
                     now = loop.time()
-                    for i, receipt in enumerate(result["receipts"]):
+                    for i, receipt in zip(indexes, result["receipts"], strict=False):
                         if done[i]:
                             continue
                         key = _receipt_key(receipt)
                         if key is None:
                             if receipt.get("status") == "busy":
                                 self.busy += 1
-                                busy_after[i] = max(
-                                    busy_after[i], int(receipt.get("retry_after_ms", 200))
-                                )
+                                busy.setdefault(replica, []).append(i)
+                                wait_ms = max(wait_ms, int(receipt.get("retry_after_ms", 200)))
                             continue
                         count = votes[i].get(key, 0) + 1
                         votes[i][key] = count
                         if count >= self.need:
                             done[i] = True
-                            latencies.append((attempt_t, now))
+                            latencies.append((sent_at[i], now))
                     if all(done):
                         break
             except TimeoutError:
@@ -208,12 +222,15 @@ class LoadClient:
             finally:
                 for call in calls:
                     call.cancel()
-            again = [(tx, busy_after[i]) for i, tx in enumerate(todo) if not done[i]]
-            if not again or not any(b for _, b in again):
-                break  # nothing left, or nothing refused as busy: no point resending
-            self.retries += len(again)
-            await asyncio.sleep(max(b for _, b in again) / 1000)
-            todo = [tx for tx, _ in again]
+            targets = {
+                r: left
+                for r, indexes in busy.items()
+                if (left := [i for i in indexes if not done[i]])
+            }
+            if not targets:
+                break  # nothing refused as busy is left: no point resending
+            self.retries += len({i for indexes in targets.values() for i in indexes})
+            await asyncio.sleep(wait_ms / 1000)
         return latencies
 
 
@@ -400,7 +417,8 @@ def render(
         f"{load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f}.",
         "Four replica processes (n = 4, f = 1) and the load generator share this machine over",
         f"127.0.0.1; {seconds:.0f} s per round, a batch every {TICK_S * 1000:.0f} ms sent to every",
-        "live replica; success = f+1 matching committed receipts; busy answers retried after",
+        "live replica; success = f+1 matching committed receipts; a transaction a replica",
+        "answered busy is resent to that replica after",
         f"retry_after_ms (at most {MAX_RETRIES} times). SQLite synchronous=FULL (fsync per",
         "commit).",
         f"Consensus settings (ConsensusParams()): {settings}.",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gridledger.aggregation import verify
 from gridledger.aggregation.curve import (
     ORDER,
     P1,
@@ -227,3 +229,21 @@ def test_a_thief_of_the_secret_value_alone_cannot_sign() -> None:
         cc_forged, s_scalar=encode_scalar(w + beta_of(world, cc_forged) * keys.h)
     )
     assert not is_valid_prepared(prepare(world, cc_forged))
+
+
+def test_a_batch_of_forgeries_costs_a_bounded_amount_of_checking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Forgeries cost a sender nothing: bisection stops at its budget and the rest are
+    checked one by one, so every forgery is named within a bounded amount of work."""
+    batch = [dataclasses.replace(p, s_scalar=p.s_scalar + Scalar(1)) for p in _pool()]
+    checked: list[int] = []
+    real = verify.is_valid_batch
+
+    def counting(sub: Sequence[PreparedReport]) -> bool:
+        checked.append(len(sub))
+        return real(sub)
+
+    monkeypatch.setattr(verify, "is_valid_batch", counting)
+    assert find_invalid(batch) == list(range(len(batch)))
+    assert sum(checked) <= verify.BISECTION_BUDGET * len(batch)

@@ -128,6 +128,8 @@ def test_refusals_carry_their_reason(world: World) -> None:
     assert "zero quantity" in refused(
         chain, signed_with(chain, a.key, quantity=0, redeem_key=b"", enc_key=b"")
     )
+    # a sell order whose encryption key nobody can seal to would leave its buyer unable to pay
+    assert "low order" in refused(chain, signed_with(chain, a.key, enc_key=bytes(32)))
     assert "outside the bounds" in refused(chain, signed_with(chain, a.key, price=401))
     assert "outside the bounds" in refused(chain, signed_with(chain, a.key, price=49))
     closed_slot = NOW_MS // SLOT_MS  # the current slot: its gate closed before it began

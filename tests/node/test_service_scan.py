@@ -54,3 +54,11 @@ def test_a_cursor_outside_the_prefix_is_refused(service: NodeService) -> None:
     # an attacker's cursor cannot walk the scan out of the prefix it asked for
     with pytest.raises(BadParameter, match="after"):
         service.get_scan(b"book/", b"cook/1", 10)
+
+
+def test_paging_through_a_large_prefix_reaches_its_end() -> None:
+    """Each page seeks to its cursor: page 13 of 1,000 costs what page 1 does."""
+    many = {b"meter/%06d" % i: b"r" for i in range(12_500)}
+    sim = SimNetwork(4, seed=6, genesis_state={**many, b"other": b"x"})
+    pages = _all_pages(NodeService(sim.replicas[0].core), b"meter/", MAX_SCAN_PAGE)
+    assert len(pages) == 12_500 and pages == sorted(many.items())

@@ -726,12 +726,14 @@ def _is_holding_batch(state: ReplicaState, oldest_age_ms: int) -> bool:
     (PBFT frames and votes, a signed block vote, fsyncs, a certificate). Holding
     the next batch until one in flight executes lets blocks grow with the load
     instead (group commit): at low load nothing is in flight and nothing waits.
-    A batch is held at most ``HOLD_FACTOR`` batch timeouts, so a slow instance
-    cannot stall the requests behind it, and the backups' request timers (whole
-    seconds) never see the wait.
+    A batch is held at most ``HOLD_FACTOR`` batch timeouts (and never more than a
+    quarter of the view-change timeout), so a slow instance cannot stall the
+    requests behind it, and the backups' request timers never see the wait.
     """
-    limit = state.config.max_inflight_batches
-    if limit == 0 or oldest_age_ms >= HOLD_FACTOR * state.config.batch_timeout_ms:
+    cfg = state.config
+    limit = cfg.max_inflight_batches
+    longest = min(HOLD_FACTOR * cfg.batch_timeout_ms, cfg.view_change_timeout_ms // 4)
+    if limit == 0 or oldest_age_ms >= longest:
         return False
     return state.next_seq - 1 - state.last_executed >= limit
 

@@ -263,7 +263,7 @@ def decode(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Value:
 
 
 _Coercer = Callable[[Value, str], Any]
-_COERCERS: dict[Any, _Coercer] = {}
+_COERCERS: dict[Any, _Coercer] = {}  # annotation (unions: ordered arguments) -> checker
 
 
 def _coerce(tp: Any, v: Value, where: str) -> Any:
@@ -275,11 +275,15 @@ def _get_coercer(tp: Any) -> _Coercer:
     """The checker of annotation ``tp``, built once: the annotation is read at build
     time, so decoding a message runs one closure per field instead of re-reading
     ``typing`` metadata for every value (this runs for every frame and transaction)."""
+    origin = typing.get_origin(tp)
+    # ``A | B == B | A``, but alternatives are tried in the order written: key unions
+    # by their ordered arguments so that two such annotations never share a checker
+    key = (origin, typing.get_args(tp)) if origin is Union or origin is types.UnionType else tp
     try:
-        return _COERCERS[tp]
+        return _COERCERS[key]
     except KeyError:
         coercer = _build_coercer(tp)
-        _COERCERS[tp] = coercer
+        _COERCERS[key] = coercer
         return coercer
     except TypeError:  # an unhashable annotation: build it each time
         return _build_coercer(tp)

@@ -67,6 +67,27 @@ class EncryptionPrivateKey:
         return self._raw
 
 
+# Any fixed scalar serves: X25519 clears the cofactor, so the shared secret is all
+# zeros exactly when the peer's point has small order (RFC 7748 §6.1).
+_PROBE_KEY = x25519.X25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
+
+
+def is_valid_encryption_public_key(raw: bytes) -> bool:
+    """Whether ``raw`` is a 32-byte X25519 key that one can :func:`seal` to.
+
+    A contract that stores a key for others to pay or write to later checks this
+    first: a low-order key would make every later :func:`seal` fail, and whoever
+    then could not pay would be blamed for it.
+    """
+    if len(raw) != 32:
+        return False
+    try:
+        _PROBE_KEY.exchange(x25519.X25519PublicKey.from_public_bytes(raw))
+    except ValueError:
+        return False
+    return True
+
+
 def seal(receiver: EncryptionPublicKey, plaintext: bytes, context: bytes) -> bytes:
     """Encrypt ``plaintext`` to ``receiver``, bound to ``context`` (authenticated, not secret).
 

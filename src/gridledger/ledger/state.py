@@ -15,6 +15,7 @@ the previous values so that a speculative block can be undone.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
@@ -82,6 +83,19 @@ class WorldState:
         keys = list(self._keys.irange(prefix, end, inclusive=(True, False)))
         for key in keys:
             yield key, self._values[key]
+
+    def scan_page(
+        self, prefix: bytes, after: bytes | None, limit: int
+    ) -> list[tuple[bytes, bytes]]:
+        """At most ``limit`` entries under ``prefix`` with keys strictly after ``after``.
+
+        Seeks to ``after`` (O(log n)) and reads only what it returns, so a client
+        paging through a large prefix costs each page the same.
+        """
+        end = compute_prefix_end(prefix)
+        start, from_start = (prefix, True) if after is None else (after, False)
+        keys = itertools.islice(self._keys.irange(start, end, inclusive=(from_start, False)), limit)
+        return [(key, self._values[key]) for key in keys]
 
     @property
     def root(self) -> bytes:

@@ -225,7 +225,8 @@ def process_deadlines(view: StateView, config: MarketConfig, ctx: BlockContext) 
                 raw = view.get(keys.PAIRING + ident)
                 assert raw is not None
                 pairing = decode_as(Pairing, raw)
-                process_pairing_due(view, config, pairing, ctx.timestamp_ms, ctx)
+                final = kind == keys.DUE_PIECE_RECHECK
+                process_pairing_due(view, config, pairing, ctx.timestamp_ms, ctx, final=final)
             view.delete(key)
             done += 1
         view.delete(marker)

@@ -70,6 +70,7 @@ UNREDEEMED = b"unredeemed/"
 DUE_TRADE = b"t"
 DUE_PAIRING = b"p"
 DUE_RECHECK = b"r"
+DUE_PIECE_RECHECK = b"q"  # an accountable pairing whose payment was posted, judged again
 
 
 def u64(value: int) -> bytes:

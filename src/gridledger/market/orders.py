@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 
 from gridledger.crypto.encoding import decode_as, encode
+from gridledger.crypto.encryption import is_valid_encryption_public_key
 from gridledger.crypto.errors import InvalidSignature, KeyFormatError
 from gridledger.crypto.signatures import Ed25519PublicKey, is_valid_ed25519_public_key
 from gridledger.identity.verification import get_identity_reader
@@ -96,6 +97,8 @@ def check_order_form(config: MarketConfig, signed: SignedOrder) -> None:
             raise OrderRejected("a sell order names 32-byte one-time redeem and encryption keys")
         if not is_valid_ed25519_public_key(order.redeem_key):
             raise OrderRejected("the one-time redeem key is not an Ed25519 public key")
+        if not is_valid_encryption_public_key(order.enc_key):
+            raise OrderRejected("the encryption key is of low order: no buyer could pay it")
     elif order.redeem_key or order.enc_key:
         raise OrderRejected("a buy order names no settlement keys")
     size = abs(order.quantity)

@@ -30,6 +30,7 @@ names only one-time keys, a request only a random nonce.
 from __future__ import annotations
 
 from gridledger.crypto.encoding import decode_as, encode
+from gridledger.crypto.encryption import is_valid_encryption_public_key
 from gridledger.crypto.errors import InvalidSignature, KeyFormatError
 from gridledger.crypto.hashing import hash_bytes
 from gridledger.crypto.signatures import Ed25519PublicKey, is_valid_ed25519_public_key
@@ -54,6 +55,7 @@ from gridledger.market.messages import (
 from gridledger.market.orders import compute_gate_ms, is_slot_open
 from gridledger.market.pseudonyms import check_pseudonym
 from gridledger.market.settlement import NAMESPACE, get_next_seq
+from gridledger.payments.contract import LEG_PAYMENT_POSTED, LEG_UNPAID, get_leg_status
 from gridledger.payments.invoice import Invoice, compute_invoice_key, get_payment
 from gridledger.payments.units import Money
 
@@ -74,6 +76,8 @@ def process_offer(view: StateView, config: MarketConfig, offer: PieceOffer, now_
         raise PieceRejected("offer needs a 16-byte nonce and a 32-byte encryption key")
     if not is_valid_ed25519_public_key(offer.redeem_key):
         raise PieceRejected("offer's redeem key is not an Ed25519 public key")
+    if not is_valid_encryption_public_key(offer.enc_key):
+        raise PieceRejected("offer's encryption key is of low order: nobody could pay it")
     _check_slot(view, config, offer.slot, now_ms)
     if view.get(keys.USED_KEY + offer.redeem_key) is not None:
         raise PieceRejected("one-time key used before")
@@ -149,13 +153,24 @@ def process_request(
 
     Receipt: the :class:`Pairing`.
     """
+    request_id = hash_bytes(PIECE_ID_TAG, b"request" + encode(request))
+    return _pair_request(view, config, request, ctx, request.nonce, request_id)
+
+
+def _pair_request(
+    view: StateView,
+    config: MarketConfig,
+    request: PieceRequest,
+    ctx: BlockContext,
+    nonce_id: bytes,
+    request_id: bytes,
+) -> bytes:
     if len(request.nonce) != NONCE_SIZE:
         raise PieceRejected("request needs a 16-byte nonce")
     _check_slot(view, config, request.slot, ctx.timestamp_ms)
-    if view.get(keys.PIECE_NONCE + request.nonce) is not None:
+    if view.get(keys.PIECE_NONCE + nonce_id) is not None:
         raise PieceRejected("request nonce used before (a replay)")
-    view.put(keys.PIECE_NONCE + request.nonce, b"\x01")
-    request_id = hash_bytes(PIECE_ID_TAG, b"request" + encode(request))
+    view.put(keys.PIECE_NONCE + nonce_id, b"\x01")
     offer = _take_oldest_offer(view, request.slot, ctx.timestamp_ms)
     return encode(_pair(view, config, ctx, request.slot, offer, request_id))
 
@@ -174,7 +189,11 @@ def process_signed_request(
     except (InvalidSignature, KeyFormatError):
         raise BadSignature("the pseudonym key's signature on the request does not verify") from None
     check_pseudonym(get_identity_reader(view), body.pseudonym, body.round, ctx.timestamp_ms)
-    raw = process_request(view, config, body.request, ctx)
+    # Its own nonce and id space: whoever lifts the inner request and sends it
+    # anonymously first gets an anonymous pairing, and neither burns this one's nonce
+    # nor collides with its pairing.
+    signed_id = hash_bytes(PIECE_ID_TAG, b"signed-request" + encode(body))
+    raw = _pair_request(view, config, body.request, ctx, signed_id, signed_id)
     pairing = decode_as(Pairing, raw)
     view.put(keys.BOUND_REQUEST + pairing.pairing_id, encode(signed))
     return raw
@@ -227,16 +246,33 @@ def process_pairing_due(
     pairing: Pairing,
     now_ms: int,
     ctx: BlockContext | None = None,
+    *,
+    final: bool = False,
 ) -> bool:
-    """At the deadline: paid -> done (True); unpaid -> void, the offer back in its place,
-    and (an accountable request, ``ctx`` given) a default against its pseudonym."""
+    """At the deadline: paid -> done (True); unpaid -> void, the offer back in its place.
+
+    An accountable request (``ctx`` given) is judged as a trade's money leg is, from
+    what the payments layer proves (:func:`get_leg_status`), never from the seller's
+    silence: ``unpaid`` -> a default against its pseudonym; a payment posted but not
+    redeemed -> judged again ``settle_ms`` later (``final``), when the seller could
+    have redeemed or shown it bad: shown bad -> a default, otherwise
+    ``unredeemed/<pairing id>`` and nobody is accused.
+    """
     if get_payment(view, NAMESPACE, pairing.pairing_id) is not None:
         view.put(keys.SETTLED + pairing.pairing_id, b"\x01")
         return True
-    view.put(keys.VOID + pairing.pairing_id, b"\x01")
     bound = get_bound_request(view, pairing.pairing_id) if ctx is not None else None
     if bound is not None and ctx is not None:
-        _accuse_requester(view, pairing, bound, ctx)
+        leg = get_leg_status(view, NAMESPACE, pairing.pairing_id, now_ms)
+        if leg == LEG_PAYMENT_POSTED and not final:
+            recheck = pairing.deadline_ms + config.settle_ms
+            keys.process_due(view.put, recheck, keys.DUE_PIECE_RECHECK, pairing.pairing_id)
+            return False
+        if leg == LEG_UNPAID:
+            _accuse_requester(view, pairing, bound, ctx)
+        elif leg == LEG_PAYMENT_POSTED:
+            view.put(keys.UNREDEEMED + pairing.pairing_id, b"\x01")
+    view.put(keys.VOID + pairing.pairing_id, b"\x01")
     raw = view.get(keys.OFFER + pairing.offer_id) if pairing.offer_id else None
     if raw is not None:
         record = decode_as(OfferRecord, raw)

@@ -292,28 +292,16 @@ class NodeService:
         A page of at most ``limit`` (1..:data:`MAX_SCAN_PAGE`) entries with the height and
         head it was read at, so that a client can ask f+1 replicas and require equal
         pages; no proofs (a sparse Merkle tree cannot prove that nothing lies between two
-        keys). One request walks at most :data:`MAX_SCAN` keys; ``resume_after`` (or
-        ``None`` at the end) is where the next page starts.
+        keys). A page seeks to ``after`` and reads ``limit`` + 1 keys, whatever the size
+        of the prefix; ``resume_after`` (or ``None`` at the end) is where the next starts.
         """
         if not 1 <= limit <= MAX_SCAN_PAGE:
             raise BadParameter(f"limit must be in 1..{MAX_SCAN_PAGE}", parameter="limit")
         if after is not None and not after.startswith(prefix):
             raise BadParameter("'after' must start with 'prefix'", parameter="after")
-        entries: list[list[str]] = []
-        resume: str | None = None
-        last = b""
-        for walked, (key, value) in enumerate(self.core.ledger.state.scan(prefix)):
-            if len(entries) == limit or walked == MAX_SCAN:
-                if not entries:  # no progress possible: the prefix holds too many keys
-                    raise BadParameter(
-                        f"more than {MAX_SCAN} keys under the prefix before 'after'",
-                        parameter="after",
-                    )
-                resume = last.hex()
-                break
-            last = key
-            if after is None or key > after:
-                entries.append([key.hex(), value.hex()])
+        found = self.core.ledger.state.scan_page(prefix, after, limit + 1)
+        resume = found[limit - 1][0].hex() if len(found) > limit else None
+        entries = [[key.hex(), value.hex()] for key, value in found[:limit]]
         head = self.core.ledger.head
         return {
             "height": head.height,

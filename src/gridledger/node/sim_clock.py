@@ -31,6 +31,8 @@ from gridledger.errors import ConfigError
 from gridledger.ledger.block import GenesisConfig
 
 SIMULATION_GENESIS_KEY = b"node/genesis/simulation-clock"
+MAX_JUMP_MS = 400 * 86_400_000  # one jump: a simulated year and some
+MAX_TIME_MS = 1 << 62  # far inside the 64-bit block timestamps
 SIMULATION_GENESIS_VALUE = b"simulation chain: block times follow a driver-set clock"
 
 
@@ -70,6 +72,9 @@ class SimulationClock:
             raise ConfigError(
                 f"the simulation clock never goes back (offset {offset_ms} < {self.offset_ms})"
             )
+        if offset_ms - self.offset_ms > MAX_JUMP_MS or self._wall() + offset_ms >= MAX_TIME_MS:
+            # a jump past the 64-bit timestamps blocks carry would stop every primary for good
+            raise ConfigError(f"a simulation clock jump is at most {MAX_JUMP_MS} ms")
         self.offset_ms = offset_ms
         return self.now_ms()
 

@@ -1,9 +1,12 @@
-"""The accountable piece request the fixed-piece day relies on (``market.signed-piece-request``),
-on a one-replica ledger: it pairs like seed 003's request, an unpaid pairing leaves a default
-naming exactly its pseudonym, a paid one or an anonymous one leaves none, and forged,
-foreign-round, revoked or replayed requests are refused with a reason."""
+"""The accountable piece request (``market.signed-piece-request``, ``market/pieces.py``) on a
+one-replica ledger: it pairs like seed 003's request, an unpaid pairing leaves a default
+naming exactly its pseudonym, a paid one, an anonymous one or one whose payment the seller
+never redeemed leaves none, and forged, foreign-round, revoked or replayed requests and
+offers nobody could pay are refused with a reason."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
@@ -19,6 +22,9 @@ from gridledger.market.messages import (
 )
 from gridledger.market.pieces import get_bound_request
 from gridledger.market.settlement import get_contract_default
+from gridledger.payments.invoice import get_invoice
+from gridledger.payments.wallet import build_pay_tx
+from tests.ledger.helpers import CHAIN
 from tests.market.helpers import (
     DENOMINATIONS,
     ROUND,
@@ -28,6 +34,7 @@ from tests.market.helpers import (
     make_chain,
     make_world,
 )
+from tests.market.test_settlement import withdraw
 
 KIND = "market.signed-piece-request"
 
@@ -114,3 +121,55 @@ def test_forged_foreign_revoked_and_replayed_requests_are_refused(world: World) 
     assert not again.ok and "replay" in again.reason
     (junk,) = chain.commit(chain.tx(KIND, b"\x00not a request"))
     assert not junk.ok and "malformed" in junk.reason
+
+
+def test_a_seller_who_never_redeems_cannot_get_a_paying_requester_accused(world: World) -> None:
+    """The seller's silence is not evidence: a posted payment is judged again at
+    deadline + settle_ms, and if the seller never redeemed nor showed it bad, nobody
+    is accused (the pairing is void and marked unredeemed)."""
+    chain = make_chain(world, real_payments=True)
+    mint = world.create_mint()
+    offer, _secrets = client.create_piece_offer(chain.slot, chain.rng)  # the framing seller
+    chain.commit_ok(chain.tx("market.piece-offer", offer))
+    who = world.pseudonyms[0]
+    pairing = pair(chain, signed_request(chain, who))
+    invoice = get_invoice(chain.view(), "market", pairing.pairing_id)
+    assert invoice is not None
+    message, _ = client.create_trade_payment(
+        invoice, withdraw(chain, mint, invoice.amount), chain.rng
+    )
+    chain.commit_ok(build_pay_tx(CHAIN, message, Ed25519PrivateKey.generate(chain.rng), 0))
+    evidence = compute_evidence_id(pairing.pairing_id, LEG_MONEY)
+    past_deadline(chain, pairing)  # the seller never redeems
+    assert get_contract_default(chain.view(), evidence) is None
+    assert chain.get(keys.VOID + pairing.pairing_id) is None  # judged again later
+    chain.commit_ok(at_ms=pairing.deadline_ms + chain.config.settle_ms + 1)
+    assert get_contract_default(chain.view(), evidence) is None
+    assert chain.get(keys.UNREDEEMED + pairing.pairing_id) is not None
+    assert chain.get(keys.VOID + pairing.pairing_id) is not None
+
+
+def test_an_offer_nobody_could_pay_is_refused(world: World) -> None:
+    """A low-order encryption key would make the paired requester's payment impossible
+    (and get it accused): the offer is refused at once, with a reason."""
+    chain = make_chain(world)
+    offer, _ = client.create_piece_offer(chain.slot, chain.rng)
+    for bad in (bytes(32), b"\x01" + bytes(31)):
+        (receipt,) = chain.commit(chain.tx("market.piece-offer", replace(offer, enc_key=bad)))
+        assert not receipt.ok and "low order" in receipt.reason
+
+
+def test_a_lifted_inner_request_neither_burns_nor_collides_with_the_signed_one(
+    world: World,
+) -> None:
+    """Whoever sees a signed request can send its inner anonymous request first: that
+    pairs anonymously (nobody owes it), and the signed one still pairs, once."""
+    chain = make_chain(world)
+    who = world.pseudonyms[4]
+    signed = signed_request(chain, who)
+    (lifted,) = chain.commit_ok(chain.tx("market.piece-request", signed.body.request))
+    pairing = pair(chain, signed)
+    assert decode_as(Pairing, lifted.data).pairing_id != pairing.pairing_id
+    assert get_bound_request(chain.view(), pairing.pairing_id) == signed
+    (again,) = chain.commit(chain.tx(KIND, signed))
+    assert not again.ok and "replay" in again.reason
