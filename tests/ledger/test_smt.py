@@ -89,3 +89,76 @@ def test_world_state_undo_restores_root() -> None:
     state.apply_writes(undo)
     assert state.root == before
     assert list(state.items()) == [(b"a", b"1"), (b"b", b"2")]
+
+
+def _reference_root(entries: dict[bytes, bytes]) -> bytes:
+    """The module docstring's definition, computed directly (no cache, no positions)."""
+    from gridledger.ledger.smt import compute_leaf_hash, compute_node_hash, compute_value_hash
+
+    leaves = sorted(
+        (compute_key_hash(k), compute_leaf_hash(compute_key_hash(k), compute_value_hash(v)))
+        for k, v in entries.items()
+    )
+
+    def subtree(depth: int, items: list[tuple[bytes, bytes]]) -> bytes:
+        if not items:
+            return EMPTY
+        if len(items) == 1:
+            return items[0][1]
+        bit = [(kh[depth >> 3] >> (7 - (depth & 7))) & 1 for kh, _ in items]
+        left = [it for it, b in zip(items, bit, strict=True) if b == 0]
+        right = [it for it, b in zip(items, bit, strict=True) if b == 1]
+        return compute_node_hash(subtree(depth + 1, left), subtree(depth + 1, right))
+
+    return subtree(0, leaves)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(st.integers(0, 300), st.one_of(st.none(), st.binary(max_size=3))),
+            min_size=1,
+            max_size=12,
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_incremental_roots_match_the_definition_through_inserts_and_deletes(
+    batches: list[list[tuple[int, bytes | None]]],
+) -> None:
+    """Small batches on a tree of a few hundred entries take the incremental path: entries
+    come, change and go (their neighbours' positions move), and after every batch the root
+    is the definition's and every proof checks against it."""
+    tree = SparseMerkleTree()
+    live = {b"base-%d" % i: b"v" for i in range(120)}
+    tree.update(live.items())
+    assert tree.root() == _reference_root(live)
+    for batch in batches:
+        for n, value in batch:
+            key = b"k%d" % n
+            tree.set(key, value)
+            if value is None:
+                live.pop(key, None)
+            else:
+                live[key] = value
+        root = tree.root()
+        assert root == _reference_root(live)
+        for n, _ in batch[:3]:
+            key = b"k%d" % n
+            verify_state_proof(root, key, live.get(key), tree.prove(key))
+
+
+def test_a_tree_emptied_and_refilled_by_small_steps() -> None:
+    tree = SparseMerkleTree()
+    live = {b"x%d" % i: b"%d" % i for i in range(40)}
+    tree.update(live.items())
+    tree.root()
+    for i in range(40):  # one at a time: always the incremental path
+        tree.set(b"x%d" % i, None)
+        del live[b"x%d" % i]
+        assert tree.root() == _reference_root(live)
+    assert tree.root() == EMPTY
+    tree.set(b"again", b"1")
+    assert tree.root() == _reference_root({b"again": b"1"})
