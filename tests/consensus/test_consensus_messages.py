@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import cbor2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gridledger.consensus.errors import BadEnvelope
 from gridledger.consensus.messages import (
     ENVELOPE_TAG,
+    REQUEST_TAG,
     Authenticator,
     Checkpoint,
     CheckpointCertificate,
@@ -21,13 +24,14 @@ from gridledger.consensus.messages import (
     Status,
     ViewChange,
     compute_batch_digest,
+    compute_request_digest,
     decode_envelope,
     decode_message,
 )
 from gridledger.consensus.pbft import on_frame, on_message
 from gridledger.crypto.encoding import encode
 from gridledger.crypto.errors import EncodingError, KeyFormatError
-from gridledger.crypto.hashing import hash_bytes
+from gridledger.crypto.hashing import hash_bytes, hash_value
 from gridledger.ledger.certificate import CommitCertificate
 
 from .helpers import make_auth, make_cluster
@@ -143,3 +147,17 @@ def test_new_liveness_messages_roundtrip(msg: object) -> None:
     env = auth.seal(msg)  # type: ignore[arg-type]
     assert decode_message(env.body) == msg
     assert auth.open(decode_envelope(encode(env))) == msg
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(max_size=40),
+    st.integers(min_value=-(2**64), max_value=2**64 - 1),
+    st.binary(max_size=300),
+)
+def test_a_request_digest_is_the_hash_of_its_canonical_encoding(
+    client: bytes, request_id: int, payload: bytes
+) -> None:
+    """The digest's direct encoding is byte for byte the generic ``encode``."""
+    req = ClientRequest(client, request_id, payload)
+    assert compute_request_digest(req) == hash_value(REQUEST_TAG, req)

@@ -208,3 +208,18 @@ def test_a_taken_port_is_retried_then_one_clear_line(
         chain.close()
         squatter.close()
     assert len(list(tmp_path.glob("c/consortium-*"))) == 3
+
+
+def test_the_fixed_piece_day_with_processes_gives_the_in_process_day() -> None:
+    """Seed 003's market over TCP: the same pairings, bills and tracing as in process."""
+    scenario = load_default_scenario()
+    in_process = run_trading_day(scenario, households=4, hours=HOURS, k=8, market="fixed-piece")
+    processes = run_trading_day(
+        scenario, households=4, hours=HOURS, k=8, market="fixed-piece", replicas="processes"
+    )
+    assert processes.market == in_process.market == "fixed-piece"
+    assert processes.trades and processes.trades == in_process.trades
+    assert processes.households == in_process.households
+    assert (processes.reneger, processes.traced) == (in_process.reneger, in_process.traced)
+    assert processes.transactions == in_process.transactions
+    assert processes.heights_agree
