@@ -546,6 +546,8 @@ class TradingDay:
 
     # -- trading ------------------------------------------------------------------------
 
+    hour_steps = "orders, matching, payments"  # what trade_hour does, for progress lines
+
     def trade_hour(self, hour: int) -> list[TradeRecord]:
         """Orders for ``hour``, matching on chain, then payment and redemption of each trade."""
         slot = (self.day_start_ms + hour * HOUR_MS) // HOUR_MS
@@ -932,7 +934,7 @@ def run_trading_day(
         for hour in span:
             if day.start_round_if_due(hour):
                 progress(f"hour {hour:02d}: pseudonym round {day.round}")
-            progress(f"hour {hour:02d}: orders, matching, payments")
+            progress(f"hour {hour:02d}: {day.hour_steps}")
             trades.extend(day.trade_hour(hour))
             if hour > span.start:
                 day.attest(hour - 1)  # the previous slot is over: its deliveries are measured

@@ -174,6 +174,8 @@ class PieceDay(TradingDay):
 
     # -- an hour ------------------------------------------------------------------------
 
+    hour_steps = "offers, requests, pairing, payments"
+
     def trade_hour(self, hour: int) -> list[TradeRecord]:
         """Offers, then requests, for ``hour``; then every new pairing is paid."""
         slot = (self.day_start_ms + hour * HOUR_MS) // HOUR_MS
