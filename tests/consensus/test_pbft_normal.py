@@ -5,7 +5,6 @@ from __future__ import annotations
 from gridledger.consensus.client import ReplyCollector
 from gridledger.consensus.effects import Broadcast, Effect, Execute
 from gridledger.consensus.messages import (
-    REQUEST_TAG,
     ClientRequest,
     PrePrepare,
     Reply,
@@ -15,7 +14,6 @@ from gridledger.consensus.messages import (
 )
 from gridledger.consensus.pbft import HOLD_FACTOR, get_committed_seqs, on_client_request, on_tick
 from gridledger.crypto.encoding import encode
-from gridledger.crypto.hashing import hash_value
 from gridledger.ledger.certificate import verify_certificate
 from gridledger.node.simnet import SimNetwork
 
@@ -232,11 +230,3 @@ def test_a_held_batch_waits_at_most_hold_factor_timeouts() -> None:
     # ... but not longer than HOLD_FACTOR batch timeouts
     late = proposed(on_tick(primary, 1_030 + HOLD_FACTOR * 20))
     assert (2, (second,)) in late
-
-
-def test_a_request_digest_is_computed_once_and_matches_its_encoding() -> None:
-    req = ClientRequest(b"client", 7, b"payload")
-    assert compute_request_digest(req) == hash_value(REQUEST_TAG, req)
-    assert compute_request_digest(req) is compute_request_digest(req)
-    # the memo is not part of the wire form
-    assert encode(req) == encode(ClientRequest(b"client", 7, b"payload"))

@@ -57,7 +57,14 @@ from gridledger.payments.config import PaymentsConfig
 from gridledger.payments.config import compute_genesis_state as payments_genesis
 from gridledger.payments.contract import PaymentsContract
 from gridledger.payments.invoice import PaymentRecord, compute_payment_key
-from gridledger.payments.mint import Mint, create_denomination_key, create_mint
+from gridledger.payments.mint import Mint, create_denomination_key, create_mint, process_withdrawal
+from gridledger.payments.wallet import (
+    HeldCoin,
+    build_withdraw_request,
+    choose_denomination_keys,
+    finalize_coins,
+    prepare_coins,
+)
 from tests.ledger.helpers import CHAIN, VALIDATORS, key
 
 NOW = 1_750_000_000  # seconds (certificates)
@@ -318,3 +325,14 @@ def make_chain(
     )
     ledger = Ledger(store or MemoryBlockStore(), registry, genesis)
     return Chain(world, config, ledger, now_ms=now_ms, slot=now_ms // SLOT_MS + 3)
+
+
+def withdraw(chain: Chain, mint: Mint, amount: int) -> tuple[HeldCoin, ...]:
+    """The test household withdraws, identified, coins worth ``amount``."""
+    hh_key, hh_cert = chain.world.household
+    denoms = choose_denomination_keys((d for d, _ in chain.world.coin_keys), amount, chain.now_ms)
+    pending = prepare_coins(denoms, chain.rng)
+    request = build_withdraw_request(CHAIN, hh_cert, hh_key, 0, pending, chain.now_ms, chain.rng)
+    response, tx = process_withdrawal(mint, request, chain.now_ms)
+    chain.commit_ok(tx)
+    return finalize_coins(pending, response.blind_signatures)

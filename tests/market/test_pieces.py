@@ -22,8 +22,7 @@ from gridledger.payments.mint import get_verifiers, process_dso_withdrawal
 from gridledger.payments.wallet import build_pay_tx, choose_denomination_keys
 from tests.ledger.helpers import CHAIN, certify
 
-from .helpers import SLOT, Chain, World, make_chain
-from .test_settlement import withdraw
+from .helpers import SLOT, Chain, World, make_chain, withdraw
 
 
 def offer(chain: Chain, slot: int = SLOT) -> tuple[Transaction, client.OrderSecrets]:

@@ -33,8 +33,8 @@ from tests.market.helpers import (
     World,
     make_chain,
     make_world,
+    withdraw,
 )
-from tests.market.test_settlement import withdraw
 
 KIND = "market.signed-piece-request"
 

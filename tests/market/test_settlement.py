@@ -93,19 +93,14 @@ from gridledger.payments.config import compute_genesis_state as payments_genesis
 from gridledger.payments.contract import PaymentsContract
 from gridledger.payments.invoice import Invoice, get_invoice
 from gridledger.payments.messages import PaymentMessage
-from gridledger.payments.mint import Mint, get_verifiers, process_withdrawal
+from gridledger.payments.mint import Mint, get_verifiers
 from gridledger.payments.wallet import (
-    HeldCoin,
     build_pay_tx,
     build_reveal_tx,
-    build_withdraw_request,
-    choose_denomination_keys,
-    finalize_coins,
-    prepare_coins,
 )
 from tests.ledger.helpers import CHAIN, VALIDATORS
 
-from .helpers import DAY, NOW, NOW_MS, ROUND, SLOT_MS, Chain, Pseudonym, World, make_chain
+from .helpers import DAY, NOW, NOW_MS, ROUND, SLOT_MS, Chain, Pseudonym, World, make_chain, withdraw
 
 
 def trade_between(
@@ -118,16 +113,6 @@ def trade_between(
     trade = chain.decode(Trade, keys.TRADE + trade_id)
     assert isinstance(trade, Trade)
     return trade, secrets
-
-
-def withdraw(chain: Chain, mint: Mint, amount: int) -> tuple[HeldCoin, ...]:
-    hh_key, hh_cert = chain.world.household
-    denoms = choose_denomination_keys((d for d, _ in chain.world.coin_keys), amount, chain.now_ms)
-    pending = prepare_coins(denoms, chain.rng)
-    request = build_withdraw_request(CHAIN, hh_cert, hh_key, 0, pending, chain.now_ms, chain.rng)
-    response, tx = process_withdrawal(mint, request, chain.now_ms)
-    chain.commit_ok(tx)
-    return finalize_coins(pending, response.blind_signatures)
 
 
 def pay_and_redeem(chain: Chain, mint: Mint, trade: Trade, secrets: client.OrderSecrets) -> None:

@@ -24,8 +24,6 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-import cbor2
-
 from gridledger.consensus.errors import BadEnvelope
 from gridledger.crypto.encoding import TYPE_KEY, decode, decode_as, encode, from_value, wire_type
 from gridledger.crypto.errors import EncodingError, InvalidSignature, KeyFormatError
@@ -44,10 +42,7 @@ PRE_PREPARE_OVERHEAD_BYTES = 512  # a signed PRE-PREPARE envelope around its bat
 PREPARE_BYTES = 256  # a signed PREPARE envelope
 
 
-_REQUEST_WIRE_NAME = "consensus.client-request/1"
-
-
-@wire_type(_REQUEST_WIRE_NAME)
+@wire_type("consensus.client-request/1")
 @dataclass(frozen=True)
 class ClientRequest:
     """A client's request; ``payload`` is an encoded signed ledger transaction (opaque here)."""
@@ -60,25 +55,7 @@ class ClientRequest:
     def digest(self) -> bytes:
         """:func:`compute_request_digest`, computed once per object: a request is
         looked up by digest at intake, in its batch's digest, at execution and in
-        the reply path, and its encoding holds the whole transaction.
-
-        Fields of the exact data-model types (always, for requests made or decoded
-        here) go straight to the canonical CBOR encoder as the map ``encode`` builds.
-        """
-        client, request_id, payload = self.client, self.request_id, self.payload
-        if (
-            type(client) is bytes
-            and type(payload) is bytes
-            and type(request_id) is int
-            and -(2**64) <= request_id < 2**64
-        ):
-            body = {
-                TYPE_KEY: _REQUEST_WIRE_NAME,
-                "client": client,
-                "request_id": request_id,
-                "payload": payload,
-            }
-            return hash_bytes(REQUEST_TAG, cbor2.dumps(body, canonical=True))
+        the reply path, and its encoding holds the whole transaction."""
         return hash_value(REQUEST_TAG, self)
 
 

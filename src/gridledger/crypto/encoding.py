@@ -266,11 +266,6 @@ _Coercer = Callable[[Value, str], Any]
 _COERCERS: dict[Any, _Coercer] = {}  # annotation (unions: ordered arguments) -> checker
 
 
-def _coerce(tp: Any, v: Value, where: str) -> Any:
-    """Check ``v`` against the annotation ``tp`` and rebuild nested dataclasses."""
-    return _get_coercer(tp)(v, where)
-
-
 def _get_coercer(tp: Any) -> _Coercer:
     """The checker of annotation ``tp``, built once: the annotation is read at build
     time, so decoding a message runs one closure per field instead of re-reading

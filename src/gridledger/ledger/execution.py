@@ -26,9 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
-import cbor2
-
-from gridledger.crypto.encoding import encode, wire_name, wire_type
+from gridledger.crypto.encoding import encode, wire_type
 from gridledger.errors import GridledgerError
 from gridledger.ledger.contracts import BlockContext, ContractRegistry, StateView
 from gridledger.ledger.merkle import merkle_root
@@ -49,29 +47,8 @@ class Receipt:
 
     @cached_property
     def encoded(self) -> bytes:
-        """``encode(self)``, computed once: the receipts root and the store both need it.
-
-        Fields of the exact data-model types (always, for receipts made here) go
-        straight to the canonical CBOR encoder as the same map ``encode`` builds.
-        """
-        if (
-            type(self.tx_hash) is bytes
-            and type(self.ok) is bool
-            and type(self.reason) is str
-            and type(self.data) is bytes
-        ):
-            value = {
-                "_t": _RECEIPT_NAME,
-                "tx_hash": self.tx_hash,
-                "ok": self.ok,
-                "reason": self.reason,
-                "data": self.data,
-            }
-            return cbor2.dumps(value, canonical=True)
+        """``encode(self)``, computed once: the receipts root and the store both need it."""
         return encode(self)
-
-
-_RECEIPT_NAME = wire_name(Receipt)
 
 
 @dataclass(frozen=True)
