@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from gridledger.crypto.signatures import Ed25519PrivateKey
 from gridledger.ledger.contracts_builtin import KV_SET_KIND, KvSet
 from gridledger.ledger.tx import Transaction
-from gridledger.node.config import ConsensusParams
+from gridledger.node.client import ConsortiumClient
+from gridledger.node.config import ConsensusParams, load_config
 from gridledger.node.consortium import ConsortiumLayout, init_consortium
+from gridledger.node.core import NodeLimits
+from gridledger.node.replica import Replica
 
 FAST = ConsensusParams(
     max_batch=200,
@@ -74,3 +78,23 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def running_consortium(
+    layout: ConsortiumLayout, limits: NodeLimits | None = None
+) -> AsyncIterator[tuple[list[Replica], ConsortiumClient]]:
+    """The layout's replicas started in this process (SQLite NORMAL) and a client;
+    both closed and stopped on the way out, whatever the test did."""
+    replicas = [
+        Replica(load_config(p), synchronous="NORMAL", limits=limits) for p in layout.configs
+    ]
+    for r in replicas:
+        await r.start()
+    client = ConsortiumClient(layout.get_api_addresses())
+    try:
+        yield replicas, client
+    finally:
+        await client.close()
+        for r in replicas:
+            await r.stop()

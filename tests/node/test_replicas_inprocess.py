@@ -23,21 +23,17 @@ from gridledger.consensus.pbft_engine import PbftEngine
 from gridledger.crypto.encoding import TYPE_KEY, decode, encode, from_value, wire_name
 from gridledger.node.client import ConsortiumClient
 from gridledger.node.config import load_config
-from gridledger.node.core import ENGINE_CHANNEL
+from gridledger.node.core import ENGINE_CHANNEL, NodeLimits
 from gridledger.node.replica import VOTES_META, Replica
 
-from .helpers import make_consortium, make_kv_txs, wait_until
+from .helpers import make_consortium, make_kv_txs, running_consortium, wait_until
 
 
 def test_four_replicas_commit_the_same_blocks(tmp_path: Path) -> None:
     layout = make_consortium(tmp_path / "c")
 
     async def scenario() -> None:
-        replicas = [Replica(load_config(p), synchronous="NORMAL") for p in layout.configs]
-        for r in replicas:
-            await r.start()
-        client = ConsortiumClient(layout.get_api_addresses())
-        try:
+        async with running_consortium(layout) as (replicas, client):
             txs = make_kv_txs(300)
             receipts = await client.submit([encode(tx) for tx in txs[:100]], timeout=15)
             first = receipts[0]
@@ -75,10 +71,6 @@ def test_four_replicas_commit_the_same_blocks(tmp_path: Path) -> None:
                 hashes = [t.tx_hash.hex() for t in txs[200:260]]
                 waited = await client.call(replica, "wait", {"hashes": hashes, "timeout": 0.5}, 5)
                 assert [r["status"] for r in waited["receipts"]] == ["committed"] * 60
-        finally:
-            await client.close()
-            for r in replicas:
-                await r.stop()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
 
@@ -148,11 +140,7 @@ def test_concurrent_waits_on_overlapping_transactions_all_get_receipts(tmp_path:
     layout = make_consortium(tmp_path / "c")
 
     async def scenario() -> None:
-        replicas = [Replica(load_config(p), synchronous="NORMAL") for p in layout.configs]
-        for r in replicas:
-            await r.start()
-        client = ConsortiumClient(layout.get_api_addresses())
-        try:
+        async with running_consortium(layout) as (_, client):
             txs = make_kv_txs(30)
             hashes = [t.tx_hash.hex() for t in txs]
             waits = [
@@ -180,9 +168,29 @@ def test_concurrent_waits_on_overlapping_transactions_all_get_receipts(tmp_path:
             # a late wait after the timed-out one is answered from the chain at once
             again = await client.call(0, "wait", {"hashes": hashes, "timeout": 0.1}, 5)
             assert [r["status"] for r in again["receipts"]] == ["committed"] * 30
-        finally:
-            await client.close()
-            for r in replicas:
-                await r.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_the_client_sends_again_what_a_replica_refused_as_busy(tmp_path: Path) -> None:
+    """Replicas that hold at most 10 transactions refuse the rest of a batch of 40 as
+    ``busy``; the client comes back after ``retry_after_ms`` until every one committed,
+    both on the every-replica path and on the primary-only path."""
+    layout = make_consortium(tmp_path / "c")
+    limits = NodeLimits(
+        max_inflight_txs=10, min_inflight_txs=10, busy_retry_ms=50, max_busy_retry_ms=100
+    )
+
+    async def scenario() -> None:
+        async with running_consortium(layout, limits) as (replicas, client):
+            txs = make_kv_txs(80)
+            first = await client.submit([encode(t) for t in txs[:40]], timeout=20)
+            assert [r["status"] for r in first] == ["committed"] * 40
+            rest = txs[40:]
+            second = await client.submit_via_primary(
+                [encode(t) for t in rest], [t.tx_hash for t in rest], 0, timeout=20
+            )
+            assert [r["status"] for r in second] == ["committed"] * 40
+            assert sum(r.core.busy_answers for r in replicas) > 0  # the bound did bite
 
     asyncio.run(asyncio.wait_for(scenario(), 60))

@@ -14,11 +14,15 @@ import contextlib
 import itertools
 import json
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gridledger.errors import NodeError
 from gridledger.node.api import MAX_LINE
 from gridledger.node.config import Address
+
+MAX_BUSY_RETRIES = 5  # resends of a transaction a replica refused as busy
+_DECIDED = ("committed", "rejected")
 
 
 class ClientError(NodeError):
@@ -171,32 +175,79 @@ class ConsortiumClient:
         The PBFT client's normal case: the f+1 matching receipts come from the primary
         and f backups. If they do not agree in time, fall back to :meth:`submit` (all
         replicas get the batch, so the backups' timers can replace a faulty primary).
+        Transactions answered ``busy`` are sent again (:meth:`_retry_busy`).
         """
-        hex_hashes = [h.hex() for h in tx_hashes]
-        others = [r for r in self.conns if r != primary][: self.f]
-        calls = [
-            self.call(
+
+        async def once(batch: list[int], left: float) -> list[dict[str, Any]]:
+            answer = await self.call(
                 primary,
                 "submit",
-                {"txs": [tx.hex() for tx in txs], "wait": True, "timeout": timeout},
-                timeout + 5.0,
-            ),
-            *(
-                self.call(r, "wait", {"hashes": hex_hashes, "timeout": timeout}, timeout + 5.0)
-                for r in others
-            ),
-        ]
-        results = await asyncio.gather(*calls, return_exceptions=True)
-        answers = [r["receipts"] for r in results if isinstance(r, dict)]
-        if len(answers) == self.f + 1 and all(a == answers[0] for a in answers):
-            first: list[dict[str, Any]] = answers[0]
-            if all(r.get("status") in ("committed", "rejected") for r in first):
-                return first
-        return await self.submit(txs, timeout=timeout)
+                {"txs": [txs[i].hex() for i in batch], "wait": True, "timeout": left},
+                left + 5.0,
+            )
+            receipts: list[dict[str, Any]] = answer["receipts"]
+            # the backups vouch for what the primary says was decided (not for refusals)
+            decided = [k for k, r in enumerate(receipts) if r.get("status") in _DECIDED]
+            hashes = [tx_hashes[batch[k]].hex() for k in decided]
+            others = [r for r in self.conns if r != primary][: self.f]
+            if hashes:
+                results = await asyncio.gather(
+                    *(
+                        self.call(r, "wait", {"hashes": hashes, "timeout": left}, left + 5.0)
+                        for r in others
+                    ),
+                    return_exceptions=True,
+                )
+                mine = [receipts[k] for k in decided]
+                agreeing = [r for r in results if isinstance(r, dict) and r["receipts"] == mine]
+                if len(agreeing) < self.f:
+                    return await self._submit_once([txs[i] for i in batch], left)
+            return receipts
+
+        return await self._retry_busy(len(txs), timeout, once)
 
     async def submit(self, txs: list[bytes], *, timeout: float = 20.0) -> list[dict[str, Any]]:
-        """Submit transactions to every replica; receipts once f+1 replicas agree on them."""
+        """Submit transactions to every replica; receipts once f+1 replicas agree on them.
+
+        Transactions answered ``busy`` are sent again (:meth:`_retry_busy`).
+        """
+
+        async def once(batch: list[int], left: float) -> list[dict[str, Any]]:
+            return await self._submit_once([txs[i] for i in batch], left)
+
+        return await self._retry_busy(len(txs), timeout, once)
+
+    async def _submit_once(self, txs: list[bytes], timeout: float) -> list[dict[str, Any]]:
         params = {"txs": [tx.hex() for tx in txs], "wait": True, "timeout": timeout}
         result = await self.call_agreed("submit", params, timeout + 5.0)
         receipts: list[dict[str, Any]] = result["receipts"]
         return receipts
+
+    async def _retry_busy(
+        self,
+        count: int,
+        timeout: float,
+        once: Callable[[list[int], float], Awaitable[list[dict[str, Any]]]],
+    ) -> list[dict[str, Any]]:
+        """Run ``once`` on every transaction, then again on those answered ``busy``.
+
+        A replica at its admission bound keeps nothing of a refused transaction and
+        says when to come back (``retry_after_ms``); this client does, at most
+        :data:`MAX_BUSY_RETRIES` times and within ``timeout``. What is still ``busy``
+        after that is returned as such.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        answers: list[dict[str, Any]] = [{} for _ in range(count)]
+        todo = list(range(count))
+        for _attempt in range(MAX_BUSY_RETRIES + 1):
+            receipts = await once(todo, max(0.1, deadline - loop.time()))
+            for i, receipt in zip(todo, receipts, strict=True):
+                answers[i] = receipt
+            busy = [i for i in todo if answers[i].get("status") == "busy"]
+            wait_s = max((answers[i].get("retry_after_ms", 200) for i in busy), default=0) / 1000
+            if not busy or loop.time() + wait_s >= deadline:
+                break
+            await asyncio.sleep(wait_s)
+            todo = busy
+        return answers

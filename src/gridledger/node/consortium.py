@@ -31,6 +31,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -193,26 +194,9 @@ def init_consortium(
         ports = [(base_port + i, base_port + 100 + i) for i in range(n)]
         if http_ports is None:
             http_ports = [base_port + 200 + i for i in range(n)]
-    peers = {
-        i: PeerConfig(Address(host, ports[i][0]), Address(host, ports[i][1])) for i in range(n)
-    }
-    configs = []
-    for i in range(n):
-        cfg = NodeConfig(
-            replica_id=i,
-            chain_id=chain_id,
-            listen=peers[i].replica,
-            api=peers[i].api,
-            peers=peers,
-            data_dir=root / f"node-{i}",
-            key_file=root / "keys" / f"replica-{i}.pem",
-            genesis_file=root / GENESIS_FILE,
-            consensus=consensus or ConsensusParams(),
-            http=None if http_ports is None else Address(host, http_ports[i]),
-        )
-        path = root / f"node-{i}.json"
-        write_config(path, cfg)
-        configs.append(path)
+    configs = write_node_configs(
+        root, chain_id, host, ports, consensus or ConsensusParams(), http_ports
+    )
     manifest = {
         "chain_id": chain_id,
         "n": n,
@@ -228,7 +212,41 @@ def init_consortium(
         },
     }
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    return ConsortiumLayout(root, chain_id, tuple(configs))
+    return ConsortiumLayout(root, chain_id, configs)
+
+
+def write_node_configs(
+    root: Path,
+    chain_id: str,
+    host: str,
+    ports: Sequence[tuple[int, int]],
+    consensus: ConsensusParams,
+    http_ports: Sequence[int] | None = None,
+) -> tuple[Path, ...]:
+    """``node-<i>.json`` for each replica of a layout under ``root`` (keys in ``keys/``,
+    the genesis in :data:`GENESIS_FILE`): replica and API ports per replica, every peer."""
+    peers = {
+        i: PeerConfig(Address(host, replica), Address(host, api))
+        for i, (replica, api) in enumerate(ports)
+    }
+    configs = []
+    for i in peers:
+        cfg = NodeConfig(
+            replica_id=i,
+            chain_id=chain_id,
+            listen=peers[i].replica,
+            api=peers[i].api,
+            peers=peers,
+            data_dir=root / f"node-{i}",
+            key_file=root / "keys" / f"replica-{i}.pem",
+            genesis_file=root / GENESIS_FILE,
+            consensus=consensus,
+            http=None if http_ports is None else Address(host, http_ports[i]),
+        )
+        path = root / f"node-{i}.json"
+        write_config(path, cfg)
+        configs.append(path)
+    return tuple(configs)
 
 
 def compute_engine_genesis(root: Path, engine: str, n: int) -> dict[bytes, bytes]:

@@ -48,12 +48,13 @@ from gridledger.ledger.contracts import StateView
 from gridledger.ledger.state import Overlay
 from gridledger.ledger.tx import Transaction
 from gridledger.node.client import ClientError, ConsortiumClient
-from gridledger.node.config import Address, ConsensusParams, NodeConfig, PeerConfig, write_config
+from gridledger.node.config import ConsensusParams
 from gridledger.node.consortium import (
     GENESIS_FILE,
     MANIFEST,
     ConsortiumLayout,
     ConsortiumProcesses,
+    write_node_configs,
 )
 from gridledger.node.keys import write_key
 from gridledger.node.sim_clock import compute_simulation_genesis_state, get_wall_ms
@@ -113,31 +114,14 @@ def write_sim_consortium(
     genesis = GenesisConfig.create(SIM_CHAIN, validators, epoch_ms, state)
     (root / GENESIS_FILE).write_bytes(encode(genesis))
     n = len(keys)
-    ports = get_free_ports(2 * n)
-    peers = {
-        i: PeerConfig(Address(HOST, ports[2 * i]), Address(HOST, ports[2 * i + 1]))
-        for i in range(n)
-    }
-    configs = []
     for i, key in enumerate(keys):
         write_key(root / "keys" / f"replica-{i}.pem", key)
-        config = NodeConfig(
-            replica_id=i,
-            chain_id=SIM_CHAIN,
-            listen=peers[i].replica,
-            api=peers[i].api,
-            peers=peers,
-            data_dir=root / f"node-{i}",
-            key_file=root / "keys" / f"replica-{i}.pem",
-            genesis_file=root / GENESIS_FILE,
-            consensus=params,
-        )
-        path = root / f"node-{i}.json"
-        write_config(path, config)
-        configs.append(path)
+    free = get_free_ports(2 * n)
+    ports = [(free[2 * i], free[2 * i + 1]) for i in range(n)]
+    configs = write_node_configs(root, SIM_CHAIN, HOST, ports, params)
     manifest = {"chain_id": SIM_CHAIN, "n": n, "configs": [p.name for p in configs]}
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    return ConsortiumLayout(root, SIM_CHAIN, tuple(configs))
+    return ConsortiumLayout(root, SIM_CHAIN, configs)
 
 
 class SimReplicaProcesses(ConsortiumProcesses):

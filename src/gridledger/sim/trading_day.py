@@ -662,20 +662,36 @@ class TradingDay:
         return coins
 
     def _reissue(self, owner: Ed25519PrivateKey, *amounts: int) -> tuple[HeldCoin, ...]:
-        keys: list[DenominationKey] = []
-        for amount in amounts:
-            if amount > 0:
-                keys.extend(
-                    choose_denomination_keys(
-                        (d for d, _ in self.coin_keys), amount, self.chain.now_ms
+        (coins,) = self._reissue_many([(owner, amounts)])
+        return coins
+
+    def _reissue_many(
+        self, owners: Sequence[tuple[Ed25519PrivateKey, Sequence[int]]]
+    ) -> list[tuple[HeldCoin, ...]]:
+        """Fresh coins for open credits (one one-time key each, coins for each amount),
+        reissued anonymously in one submission."""
+        view = self.chain.view("payments")
+        txs, pending, responses = [], [], []
+        for owner, amounts in owners:
+            keys: list[DenominationKey] = []
+            for amount in amounts:
+                if amount > 0:
+                    keys.extend(
+                        choose_denomination_keys(
+                            (d for d, _ in self.coin_keys), amount, self.chain.now_ms
+                        )
                     )
-                )
-        pending = prepare_coins(keys, self.rng)
-        request = build_reissue_request(SIM_CHAIN, owner, pending)
-        credit = get_credit(self.chain.view("payments"), owner.public_key.raw)
-        tx, response = process_reissue(self.mint, request, credit, self.chain.now_ms)
-        self.chain.submit([tx])
-        return finalize_coins(pending, response.blind_signatures)
+            coins = prepare_coins(keys, self.rng)
+            request = build_reissue_request(SIM_CHAIN, owner, coins)
+            credit = get_credit(view, owner.public_key.raw)
+            tx, response = process_reissue(self.mint, request, credit, self.chain.now_ms)
+            txs.append(tx)
+            pending.append(coins)
+            responses.append(response)
+        self.chain.submit(txs)
+        return [
+            finalize_coins(p, r.blind_signatures) for p, r in zip(pending, responses, strict=True)
+        ]
 
     def attest(self, hour: int) -> None:
         """The substation attests the deliveries of ``hour`` once the slot is over."""
@@ -1061,6 +1077,24 @@ def _collect(
         wall_s=wall_s,
         steps=dict(day.steps),
     )
+
+
+def check_ledger_and_bills(result: DayResult) -> list[str]:
+    """What every day must show, whatever its market: one head, local payments equal
+    local earnings, each bill = withdrawn − deposited + grid, the reneger and only it
+    traced. The names of those that do not hold."""
+    c = result.conservation
+    failed = []
+    if not result.heights_agree:
+        failed.append("all replicas on one head")
+    if c["paid_locally_mc"] != c["earned_locally_mc"]:
+        failed.append("paid locally = earned locally")
+    for h in result.households:
+        if h["bill_mc"] != h["withdrawn_mc"] - h["deposited_mc"] + h["grid_charge_mc"]:
+            failed.append(f"{h['household']}'s bill = withdrawn − deposited + grid")
+    if result.reneger is not None and result.traced != result.reneger:
+        failed.append("the reneging trader, and only it, traced")
+    return failed
 
 
 def result_to_json(result: DayResult) -> dict[str, Any]:
