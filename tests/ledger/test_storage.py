@@ -125,6 +125,26 @@ def test_meta(store: BlockStore) -> None:
     assert store.get_meta("view") is None
 
 
+def test_update_meta_puts_and_deletes_together(store: BlockStore) -> None:
+    store.put_meta("a", b"1")
+    store.put_meta("b", b"2")
+    store.update_meta([("c", b"3"), ("a", b"4")], ["b", "never-set"])
+    assert [store.get_meta(k) for k in ("a", "b", "c")] == [b"4", None, b"3"]
+
+
+def test_update_meta_is_all_or_nothing(tmp_path: Path) -> None:
+    store = SqliteBlockStore(tmp_path / "meta.sqlite")
+    try:
+        store.put_meta("keep", b"1")
+        with pytest.raises(StorageError):
+            # The second put cannot be stored: nothing of the update may remain.
+            store.update_meta([("new", b"2"), ("bad", object())], ["keep"])  # type: ignore[list-item]
+        assert store.get_meta("keep") == b"1"
+        assert store.get_meta("new") is None
+    finally:
+        store.close()
+
+
 class _ExplodingWrites(Mapping[bytes, bytes | None]):
     """A write set that fails half-way through being written."""
 

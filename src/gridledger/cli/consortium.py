@@ -302,7 +302,7 @@ def run_command(
 ) -> None:
     """Run one replica in the foreground until Ctrl-C or SIGTERM."""
     from gridledger.node.core import NodeLimits
-    from gridledger.node.run import run_replica, setup_logging
+    from gridledger.node.run import run_event_loop, run_replica, setup_logging
     from gridledger.node.sim_clock import SimulationClock
 
     if max_tx_bytes is not None and not 1_024 <= max_tx_bytes <= 4 * 1024 * 1024:
@@ -312,7 +312,7 @@ def run_command(
     )
     limits = None if max_tx_bytes is None else NodeLimits(max_tx_bytes=max_tx_bytes)
     setup_logging()
-    asyncio.run(run_replica(config, duration, clock=clock, limits=limits))
+    run_event_loop(run_replica(config, duration, clock=clock, limits=limits))
 
 
 # -- explorer -------------------------------------------------------------------------------

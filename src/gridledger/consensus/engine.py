@@ -12,7 +12,8 @@ Effects an engine may return:
 
 * :class:`PersistState` — write ``blob`` under ``key`` durably *before* any later
   effect of the same list (a replica's own votes: never two different votes
-  after a crash);
+  after a crash); :class:`PersistStates` writes several keys and removes others
+  in one atomic write;
 * :class:`SendFrame` / :class:`BroadcastFrame` — opaque engine frames to peers;
 * :class:`ExecuteBlock` — apply the ordered batch at ``height`` (strictly in
   order, once); the node answers with ``on_executed(height, header_hash)``;
@@ -51,6 +52,16 @@ class PersistState:
 
     key: str
     blob: bytes
+
+
+@dataclass(frozen=True)
+class PersistStates:
+    """Make ``puts`` durable and remove ``deletes``, all in one atomic write, before
+    carrying out any later effect of the list (for state kept under several keys,
+    such as PBFT's vote log and its prepared proofs, each written once)."""
+
+    puts: tuple[tuple[str, bytes], ...]
+    deletes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,7 @@ class AppendToLog:
 
 EngineEffect = (
     PersistState
+    | PersistStates
     | SendFrame
     | BroadcastFrame
     | ExecuteBlock

@@ -2,8 +2,8 @@
 :class:`~gridledger.consensus.engine.ConsensusEngine`.
 
 The adapter translates PBFT's effects into engine-neutral ones and nothing
-more: ``PersistVotes`` becomes one :class:`PersistState` of the live vote log
-(under ``pbft/votes``), ``Certified`` becomes :class:`Finalized` with the commit
+more: ``PersistVotes`` becomes one :class:`PersistStates` of the live vote log
+(:func:`compute_vote_log_write`), ``Certified`` becomes :class:`Finalized` with the commit
 certificate (the proof of :func:`~gridledger.ledger.finality.build_bft_rule`),
 ``NeedStateTransfer`` becomes :class:`NeedSync`, and client replies are dropped
 (the node answers clients with receipts from its ledger).
@@ -15,10 +15,12 @@ vote log it persisted, so it never votes twice differently for one slot.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from gridledger.consensus import pbft
 from gridledger.consensus.effects import (
+    PHASE_PREPARED,
     Broadcast,
     Certified,
     Effect,
@@ -37,7 +39,7 @@ from gridledger.consensus.engine import (
     Finalized,
     LeaderChanged,
     NeedSync,
-    PersistState,
+    PersistStates,
     SendFrame,
     register_engine,
 )
@@ -50,6 +52,7 @@ from gridledger.ledger.block import GenesisConfig
 from gridledger.ledger.finality import PBFT_ENGINE
 
 VOTES_KEY = "pbft/votes"
+PROOF_KEY_PREFIX = "pbft/proof/"
 
 
 def compute_pbft_config(genesis: GenesisConfig, params: ConsensusParams) -> pbft.PbftConfig:
@@ -78,7 +81,7 @@ class PbftEngine:
 
     def __init__(self, context: EngineContext, config: pbft.PbftConfig | None = None) -> None:
         self.config = config or compute_pbft_config(context.genesis, context.params)
-        self._votes = _read_votes(context.read_persisted(VOTES_KEY))
+        self._votes = read_vote_log(context.read_persisted)
         self.restored_votes = len(self._votes)
         self.state = _resume(self.config, context, self._votes)
 
@@ -135,8 +138,9 @@ class PbftEngine:
         out: list[EngineEffect] = []
         for effect in effects:
             if isinstance(effect, PersistVotes):
-                self._votes = pbft.compute_live_votes(self._votes, effect)
-                out.append(PersistState(VOTES_KEY, pbft.encode_vote_log(self._votes)))
+                live = pbft.compute_live_votes(self._votes, effect)
+                out.append(compute_vote_log_write(self._votes, live))
+                self._votes = live
             elif isinstance(effect, Send):
                 out.append(SendFrame(effect.to, encode(effect.envelope)))
             elif isinstance(effect, Broadcast):
@@ -155,14 +159,61 @@ class PbftEngine:
         return out
 
 
-def _read_votes(raw: bytes | None) -> tuple[VoteRecord, ...]:
-    """The persisted vote log; a blob that does not decode is a corrupt disk: refuse to start."""
+def get_proof_key(vote: VoteRecord) -> str:
+    """The key of the prepared proof of ``vote`` (phase ``prepared``) on disk."""
+    return f"{PROOF_KEY_PREFIX}{vote.seq}/{vote.view}"
+
+
+def compute_vote_log_write(
+    old: tuple[VoteRecord, ...], new: tuple[VoteRecord, ...]
+) -> PersistStates:
+    """The one atomic write that takes the disk from the live votes ``old`` to ``new``.
+
+    A prepared proof holds a whole signed batch (hundreds of kilobytes under load)
+    and never changes once made, while the small votes change several times per
+    slot. Rewriting every live proof with every vote cost each replica about 1 MB
+    written per vote under load; so each proof is written once, under
+    :func:`get_proof_key`, and removed in the write that drops it from the live
+    set. The vote log under :data:`VOTES_KEY` keeps every row, a proof's row with
+    an empty digest (:func:`read_vote_log` puts the proof back). Both go in one
+    write, so the disk never holds a log row without its proof.
+    """
+    old_proofs = {get_proof_key(v): v.digest for v in old if v.phase == PHASE_PREPARED}
+    new_proofs = {get_proof_key(v): v.digest for v in new if v.phase == PHASE_PREPARED}
+    puts = [(key, proof) for key, proof in new_proofs.items() if old_proofs.get(key) != proof]
+    rows = (
+        VoteRecord(v.view, v.seq, v.phase, b"") if v.phase == PHASE_PREPARED else v for v in new
+    )
+    puts.append((VOTES_KEY, pbft.encode_vote_log(rows)))
+    deletes = tuple(key for key in old_proofs if key not in new_proofs)
+    return PersistStates(tuple(puts), deletes)
+
+
+def read_vote_log(read: Callable[[str], bytes | None]) -> tuple[VoteRecord, ...]:
+    """The live votes on disk, prepared proofs included (what :func:`compute_vote_log_write`
+    wrote). A log that does not decode, or a proof it names that is missing, is a
+    corrupt disk: refuse to start rather than forget a vote.
+
+    A ``prepared`` row that carries its proof inline (the log as written before
+    proofs had their own keys) is taken as it is.
+    """
+    raw = read(VOTES_KEY)
     if raw is None:
         return ()
     try:
-        return pbft.decode_vote_log(raw)
+        rows = pbft.decode_vote_log(raw)
     except EncodingError as exc:
         raise ConfigError(f"the vote log {VOTES_KEY!r} is corrupt: {exc.reason}") from None
+    votes: list[VoteRecord] = []
+    for row in rows:
+        if row.phase == PHASE_PREPARED and not row.digest:
+            key = get_proof_key(row)
+            proof = read(key)
+            if proof is None:
+                raise ConfigError(f"the vote log names the prepared proof {key!r}, not on disk")
+            row = VoteRecord(row.view, row.seq, row.phase, proof)
+        votes.append(row)
+    return tuple(votes)
 
 
 def _resume(

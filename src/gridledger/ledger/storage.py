@@ -86,6 +86,10 @@ class BlockStore(Protocol):
         """Remove a consensus-log entry (no error if absent)."""
         ...
 
+    def update_meta(self, puts: Sequence[tuple[str, bytes]], deletes: Sequence[str] = ()) -> None:
+        """Durably set ``puts`` and remove ``deletes``, all or nothing, in one write."""
+        ...
+
     def close(self) -> None:
         """Release files and connections; the store is unusable afterwards."""
         ...
@@ -166,6 +170,12 @@ class MemoryBlockStore:
 
     def delete_meta(self, key: str) -> None:
         self._meta.pop(key, None)
+
+    def update_meta(self, puts: Sequence[tuple[str, bytes]], deletes: Sequence[str] = ()) -> None:
+        for key in deletes:
+            self._meta.pop(key, None)
+        for key, value in puts:
+            self._meta[key] = value
 
     def close(self) -> None:
         pass

@@ -221,6 +221,14 @@ class SqliteBlockStore:
         with self._lock:
             self._in_transaction(lambda db: db.execute("DELETE FROM meta WHERE key = ?", (key,)))
 
+    def update_meta(self, puts: Sequence[tuple[str, bytes]], deletes: Sequence[str] = ()) -> None:
+        def body(db: sqlite3.Connection) -> None:
+            db.executemany("DELETE FROM meta WHERE key = ?", [(key,) for key in deletes])
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", puts)
+
+        with self._lock:
+            self._in_transaction(body)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

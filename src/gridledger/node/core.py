@@ -45,6 +45,7 @@ from gridledger.consensus.engine import (
     LogConsumer,
     NeedSync,
     PersistState,
+    PersistStates,
     SendFrame,
     create_engine,
 )
@@ -535,7 +536,7 @@ class NodeCore:
         while i < len(queue):
             effect = queue[i]
             i += 1
-            if isinstance(effect, PersistState):
+            if isinstance(effect, PersistState | PersistStates):
                 self._persist(effect)
             elif isinstance(effect, SendFrame):
                 out.append(Transmit(effect.to, bytes([ENGINE_CHANNEL]) + effect.frame))
@@ -560,13 +561,17 @@ class NodeCore:
                 )
         return out
 
-    def _persist(self, effect: PersistState) -> None:
+    def _persist(self, effect: PersistState | PersistStates) -> None:
         """Durable before any later effect of the list; a failed write stops the replica."""
         try:
-            self.store.put_meta(effect.key, effect.blob)
+            if isinstance(effect, PersistState):
+                self.store.put_meta(effect.key, effect.blob)
+            else:
+                self.store.update_meta(effect.puts, effect.deletes)
         except Exception as exc:
             self.failed = True
-            raise NodeCoreError(f"cannot persist {effect.key!r}: {exc}") from exc
+            what = effect.key if isinstance(effect, PersistState) else effect.puts[-1][0]
+            raise NodeCoreError(f"cannot persist {what!r}: {exc}") from exc
 
     def _execute(self, effect: ExecuteBlock, out: list[NodeEffect]) -> bytes:
         """Execute an ordered batch into block ``effect.height``; returns its header hash."""

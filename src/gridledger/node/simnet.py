@@ -55,8 +55,8 @@ from gridledger.consensus.messages import (
     decode_message,
 )
 from gridledger.consensus.params import ConsensusParams
-from gridledger.consensus.pbft import PbftConfig, ReplicaState, decode_vote_log
-from gridledger.consensus.pbft_engine import VOTES_KEY, PbftEngine
+from gridledger.consensus.pbft import PbftConfig, ReplicaState
+from gridledger.consensus.pbft_engine import VOTES_KEY, PbftEngine, read_vote_log
 from gridledger.consensus.simhub import NetworkModel, Partition, SimHub, compute_targets
 from gridledger.consensus.viewchange import compute_null_pre_prepare
 from gridledger.crypto.encoding import decode_as, encode
@@ -220,8 +220,7 @@ class SimReplica:
     @property
     def votes(self) -> tuple[VoteRecord, ...]:
         """The vote log on this replica's disk."""
-        raw = self.store.get_meta(VOTES_KEY)
-        return decode_vote_log(raw) if raw is not None else ()
+        return read_vote_log(self.store.get_meta)
 
 
 @dataclass
