@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import cbor2
@@ -71,6 +72,44 @@ def test_encoding_is_deterministic_regardless_of_insertion_order(value: object) 
         assert encode(reordered) == encode(value)
 
 
+def _shuffled(value: object, rnd: random.Random) -> object:
+    """``value`` with every map's items in a random order (lists keep theirs)."""
+    if isinstance(value, dict):
+        items = [(k, _shuffled(v, rnd)) for k, v in value.items()]
+        rnd.shuffle(items)
+        return dict(items)
+    if isinstance(value, list):
+        return [_shuffled(v, rnd) for v in value]
+    return value
+
+
+@given(values, st.randoms(use_true_random=False))
+@settings(max_examples=300)
+def test_encode_writes_what_cbor2_canonical_mode_writes(value: object, rnd: random.Random) -> None:
+    """Maps leave to_value sorted, so cbor2's plain mode gives the canonical bytes."""
+    assert encode(_shuffled(value, rnd)) == cbor2.dumps(value, canonical=True)
+
+
+def test_wire_types_encode_as_cbor2_canonical_mode() -> None:
+    inner = Inner(-5, "é" * 3)
+    outer = Outer("n", b"\x00", (inner, Inner(2**64 - 1, "")), None, True)
+    for obj in (inner, outer):
+        assert encode(obj) == cbor2.dumps(to_value(obj), canonical=True)
+        assert list(to_value(obj)) == sorted(to_value(obj), key=lambda k: (len(k.encode()), k))
+
+
+@given(values, st.randoms(use_true_random=False))
+@settings(max_examples=300)
+def test_decode_accepts_a_map_order_only_if_canonical(value: object, rnd: random.Random) -> None:
+    """decode checks key order itself: it accepts exactly cbor2's canonical bytes."""
+    data = cbor2.dumps(_shuffled(value, rnd))  # plain mode keeps the shuffled order
+    if data == cbor2.dumps(value, canonical=True):
+        assert decode(data) == value
+    else:
+        with pytest.raises(EncodingError):
+            decode(data)
+
+
 @given(st.binary(max_size=64))
 @settings(max_examples=500)
 def test_any_bytes_decode_canonically_or_raise_typed_error(data: bytes) -> None:
@@ -79,6 +118,7 @@ def test_any_bytes_decode_canonically_or_raise_typed_error(data: bytes) -> None:
     except EncodingError:
         return
     assert encode(value) == data
+    assert cbor2.dumps(value, canonical=True) == data
 
 
 @pytest.mark.parametrize(
@@ -176,3 +216,13 @@ def test_duplicate_wire_name_is_a_programming_error() -> None:
         @dataclass(frozen=True)
         class Clash:
             n: int
+
+
+def test_a_field_named_like_the_type_tag_is_refused() -> None:
+    @wire_type("test.tagged-field/1")
+    @dataclass(frozen=True)
+    class Tagged:
+        _t: str
+
+    with pytest.raises(EncodingError, match="field named"):
+        encode(Tagged("x"))

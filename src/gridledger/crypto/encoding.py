@@ -7,11 +7,16 @@ undefined and non-text map keys are refused: money and energy are integers, and
 a narrow model leaves no two encodings of one value.
 
 With text keys only, RFC 8949's bytewise key order coincides with the older
-length-first order that ``cbor2``'s ``canonical`` mode applies, so encoding is
-delegated to ``cbor2`` (C accelerated) and decoding is checked by re-encoding:
-any input that does not re-encode to exactly the same bytes (non-shortest
-integers or lengths, indefinite lengths, unsorted or duplicate keys, trailing
-bytes) is rejected with :class:`EncodingError`.
+length-first order (shorter UTF-8 first, then bytewise). :func:`to_value` builds
+every map with its keys already in that order, so ``cbor2`` (C accelerated)
+writes the canonical bytes in its plain mode, which always picks the shortest
+forms of integers and lengths: its ``canonical`` mode would only sort the keys
+again, at twice the cost. Decoding is checked by re-encoding the value in the
+order it was read and checking each map's key order: any input that does not
+re-encode to exactly the same bytes (non-shortest integers or lengths,
+indefinite lengths, trailing bytes), or whose keys are unsorted or duplicated,
+is rejected with :class:`EncodingError`. Property tests hold both sides to
+``cbor2``'s ``canonical`` mode.
 
 Frozen dataclasses registered with :func:`wire_type` encode as maps carrying
 their type name under ``"_t"``; :func:`decode_as` rebuilds them and checks the
@@ -82,13 +87,23 @@ def wire_name(cls: type[Any]) -> str:
         raise EncodingError(f"{cls.__name__} is not a registered wire type") from None
 
 
+def _get_key_order(key: str) -> tuple[int, bytes]:
+    """Where ``key`` goes in a canonical map: shorter UTF-8 first, then bytewise."""
+    raw = key.encode("utf-8", "surrogatepass")
+    return len(raw), raw
+
+
 _FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
 
 
 def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    """The map keys of a wire type in canonical order, :data:`TYPE_KEY` among them."""
     names = _FIELD_NAMES.get(cls)
     if names is None:
-        names = tuple(f.name for f in dataclasses.fields(cls))
+        fields = [f.name for f in dataclasses.fields(cls)]
+        if TYPE_KEY in fields:
+            raise EncodingError(f"{cls.__name__} has a field named {TYPE_KEY!r}")
+        names = tuple(sorted((TYPE_KEY, *fields), key=_get_key_order))
         _FIELD_NAMES[cls] = names
     return names
 
@@ -110,9 +125,12 @@ def to_value(obj: Any, _depth: int = 0) -> Value:
         return obj
     name = _NAMES.get(t)
     if name is not None:
-        fields: dict[str, Value] = {TYPE_KEY: name}
+        fields: dict[str, Value] = {}
         for field_name in _field_names(t):
-            fields[field_name] = to_value(getattr(obj, field_name), _depth + 1)
+            if field_name is TYPE_KEY:
+                fields[TYPE_KEY] = name
+            else:
+                fields[field_name] = to_value(getattr(obj, field_name), _depth + 1)
         return fields
     if isinstance(obj, (bool, bytes, str)):
         return obj
@@ -130,7 +148,7 @@ def to_value(obj: Any, _depth: int = 0) -> Value:
             out[k] = to_value(v, _depth + 1)
         if TYPE_KEY in out and type(out[TYPE_KEY]) is not str:
             raise EncodingError(f"the type tag {TYPE_KEY!r} must be text")
-        return out
+        return dict(sorted(out.items(), key=lambda item: _get_key_order(item[0])))
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         raise EncodingError(f"{type(obj).__name__} is not a registered wire type")
     raise EncodingError(f"cannot encode values of type {type(obj).__name__}")
@@ -139,7 +157,7 @@ def to_value(obj: Any, _depth: int = 0) -> Value:
 def encode(obj: Any) -> bytes:
     """The canonical bytes of ``obj`` (a data-model value or a registered dataclass)."""
     try:
-        return cbor2.dumps(to_value(obj), canonical=True)
+        return cbor2.dumps(to_value(obj))  # maps come out of to_value in canonical order
     except EncodingError:
         raise
     except Exception as exc:  # cbor2 raises its own types on exotic input
@@ -182,9 +200,14 @@ def _check_model(v: Any, depth: int = 0) -> None:
 
 
 def _check_map(v: dict[Any, Any], depth: int) -> None:
+    previous: tuple[int, bytes] = (-1, b"")
     for k, x in v.items():
         if type(k) is not str and not isinstance(k, str):
             raise EncodingError("map keys must be text strings")
+        order = _get_key_order(k)
+        if order <= previous:  # equal keys are refused by cbor2 already
+            raise EncodingError("map keys are not in canonical order")
+        previous = order
         tx = type(x)
         if tx is not bytes and tx is not str:
             _check_model(x, depth + 1)
@@ -256,8 +279,8 @@ def decode(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Value:
         )
     except Exception as exc:  # truncated, malformed, tags, unknown simple values, ...
         raise EncodingError(f"malformed CBOR: {type(exc).__name__}") from None
-    _check_model(value)
-    if cbor2.dumps(value, canonical=True) != data:
+    _check_model(value)  # key order included
+    if cbor2.dumps(value) != data:
         raise EncodingError("not the canonical encoding of its value")
     return value
 
