@@ -68,7 +68,7 @@ STAGES: list[tuple[str, str, Any, str]] = [
     ("engine: peer frames (PBFT)", "", pbft_engine.PbftEngine, "on_frame"),
     ("engine: block vote (on_executed)", "", pbft_engine.PbftEngine, "on_executed"),
     ("engine: tick (timers, batching)", "", pbft_engine.PbftEngine, "on_tick"),
-    ("store: vote log (put_meta, fsync)", "", storage_sqlite.SqliteBlockStore, "put_meta"),
+    ("store: vote log (update_meta, fsync)", "", storage_sqlite.SqliteBlockStore, "update_meta"),
     ("execute: Ledger.commit", "", chain_mod.Ledger, "commit"),
     (
         "signature check (libsodium)",

@@ -156,3 +156,25 @@ def test_a_request_digest_is_computed_once_and_is_not_on_the_wire() -> None:
         ClientRequest(b"client", 8, b"payload")
     )
     assert encode(req) == encode(ClientRequest(b"client", 7, b"payload"))  # the memo is not encoded
+
+
+def test_request_digests_frame_their_fields() -> None:
+    """Moving bytes between the fields never gives the same digest (a collision would
+    let one request pass for another in a batch digest)."""
+    requests = [
+        ClientRequest(b"ab", 1, b"c"),
+        ClientRequest(b"a", 1, b"bc"),
+        ClientRequest(b"abc", 1, b""),
+        ClientRequest(b"", 1, b"abc"),
+        ClientRequest(b"ab", 256, b"c"),
+        ClientRequest(b"ab", -1, b"c"),
+        ClientRequest(b"ab", 2**64 - 1, b"c"),
+        ClientRequest(b"ab", -(2**64), b"c"),
+        ClientRequest(b"ab\x00", 1, b"c"),
+    ]
+    assert len({compute_request_digest(r) for r in requests}) == len(requests)
+
+
+def test_a_request_id_outside_the_wire_range_gets_a_typed_error() -> None:
+    with pytest.raises(EncodingError):
+        compute_request_digest(ClientRequest(b"c", 2**80, b"p"))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from gridledger.consensus.client import ReplyCollector
-from gridledger.consensus.effects import Broadcast, Effect, Execute
+from gridledger.consensus.effects import Broadcast, Effect, Execute, ReplyToClient
 from gridledger.consensus.messages import (
     ClientRequest,
     PrePrepare,
@@ -12,12 +14,18 @@ from gridledger.consensus.messages import (
     compute_request_digest,
     decode_message,
 )
-from gridledger.consensus.pbft import HOLD_FACTOR, get_committed_seqs, on_client_request, on_tick
+from gridledger.consensus.pbft import (
+    HOLD_FACTOR,
+    get_committed_seqs,
+    new_replica_state,
+    on_client_request,
+    on_tick,
+)
 from gridledger.crypto.encoding import encode
 from gridledger.ledger.certificate import verify_certificate
 from gridledger.node.simnet import SimNetwork
 
-from .helpers import assert_all_done, get_sent, make_auth, make_cluster
+from .helpers import assert_all_done, get_sent, make_auth, make_cluster, pump
 
 
 def test_four_replicas_commit_the_same_blocks() -> None:
@@ -230,3 +238,26 @@ def test_a_held_batch_waits_at_most_hold_factor_timeouts() -> None:
     # ... but not longer than HOLD_FACTOR batch timeouts
     late = proposed(on_tick(primary, 1_030 + HOLD_FACTOR * 20))
     assert (2, (second,)) in late
+
+
+def test_replies_can_be_turned_off_without_changing_what_executes() -> None:
+    """A node that answers with ledger receipts runs PBFT with client_replies=False."""
+    executed: dict[bool, list[tuple[int, int]]] = {}
+    for replies in (True, False):
+        config, _, states = make_cluster(batch_max=2)
+        states = [
+            new_replica_state(
+                dataclasses.replace(config, client_replies=replies), s.replica_id, s.key
+            )
+            for s in states
+        ]
+        effects: list[tuple[int, Effect]] = []
+        for i in range(4):
+            req = ClientRequest(b"client", i, b"tx %d" % i)
+            for rid, state in enumerate(states):
+                effects += pump(states, rid, on_client_request(state, req, 0), 0)
+        executed[replies] = sorted((rid, e.seq) for rid, e in effects if isinstance(e, Execute))
+        answered = [e for _, e in effects if isinstance(e, ReplyToClient)]
+        assert bool(answered) is replies
+        assert all(not s.last_replies for s in states) is not replies
+    assert executed[True] == executed[False] and executed[True]

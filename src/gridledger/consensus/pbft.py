@@ -214,6 +214,10 @@ class PbftConfig:
     # Batches the primary keeps proposed and not yet executed before it holds the
     # next one back (0: no limit, only the watermark window). See _maybe_propose.
     max_inflight_batches: int = 0
+    # Reply to each request of an executed batch (Castro-Liskov's REPLY). A node that
+    # answers its clients with receipts from its ledger turns them off: building a
+    # reply per request and keeping it for resends was pure cost there.
+    client_replies: bool = True
 
     def __post_init__(self) -> None:
         if not self.validators:
@@ -1159,12 +1163,13 @@ def on_executed(state: ReplicaState, seq: int, state_digest: bytes) -> list[Effe
     state.checkpoints.setdefault(seq, {})[(state.replica_id, state_digest)] = cp
     state.verified_votes.add((seq, state.replica_id, state_digest))
     view, batch = state.executed_batches.pop(seq, (state.view, ()))
-    result = compute_reply_result(seq, state_digest)
-    for r in batch:
-        reply = Reply(view, compute_request_digest(r), state.replica_id, result)
-        effect = ReplyToClient(r.client, reply)
-        state.last_replies[reply.request_digest] = effect
-        out.append(effect)
+    if cfg.client_replies:
+        result = compute_reply_result(seq, state_digest)
+        for r in batch:
+            reply = Reply(view, compute_request_digest(r), state.replica_id, result)
+            effect = ReplyToClient(r.client, reply)
+            state.last_replies[reply.request_digest] = effect
+            out.append(effect)
     if seq in state.certified:
         _on_certified(state, seq, out)
     else:

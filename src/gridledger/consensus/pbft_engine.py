@@ -73,6 +73,7 @@ def compute_pbft_config(genesis: GenesisConfig, params: ConsensusParams) -> pbft
         state_transfer_delay_ms=max(100, params.view_change_timeout_ms // 4),
         max_pending_requests=params.max_pending_requests,
         max_inflight_batches=params.max_inflight_batches,
+        client_replies=False,  # the node answers clients with receipts from its ledger
     )
 
 

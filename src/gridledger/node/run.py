@@ -24,7 +24,6 @@ from gridledger.node.config import load_config
 from gridledger.node.core import NodeLimits
 from gridledger.node.replica import Replica
 
-
 T = TypeVar("T")
 
 

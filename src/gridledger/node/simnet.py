@@ -138,7 +138,7 @@ def make_keys(n: int, seed: int) -> list[Ed25519PrivateKey]:
 def make_config(keys: Sequence[Ed25519PrivateKey], **overrides: int) -> PbftConfig:
     """A :class:`PbftConfig` for the given keys, with simulator-friendly timeouts."""
     validators = tuple(Validator(i, k.public_key.raw) for i, k in enumerate(keys))
-    params: dict[str, int] = {
+    params: dict[str, Any] = {  # all ints; Any because PbftConfig also has a bool field
         "batch_max": 16,
         "checkpoint_interval": 4,
         "watermark_window": 16,
