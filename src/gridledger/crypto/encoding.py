@@ -87,10 +87,19 @@ def wire_name(cls: type[Any]) -> str:
         raise EncodingError(f"{cls.__name__} is not a registered wire type") from None
 
 
+_KEY_ORDERS: dict[str, tuple[int, bytes]] = {}
+_MAX_KEY_ORDERS = 4096  # field names, mostly; keys chosen by a peer must not grow it unbounded
+
+
 def _get_key_order(key: str) -> tuple[int, bytes]:
     """Where ``key`` goes in a canonical map: shorter UTF-8 first, then bytewise."""
-    raw = key.encode("utf-8", "surrogatepass")
-    return len(raw), raw
+    order = _KEY_ORDERS.get(key)
+    if order is None:
+        raw = key.encode("utf-8", "surrogatepass")
+        order = (len(raw), raw)
+        if len(_KEY_ORDERS) < _MAX_KEY_ORDERS and len(raw) <= 64:
+            _KEY_ORDERS[key] = order
+    return order
 
 
 _FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
@@ -500,6 +509,7 @@ class _Plan:
     fields: tuple[str, ...]
     coercers: tuple[_Coercer, ...]
     wheres: tuple[str, ...]
+    keys: frozenset[str]  # the fields and TYPE_KEY: the keys of its map, exactly
 
 
 _PLANS: dict[type[Any], _Plan] = {}
@@ -519,6 +529,7 @@ def _get_plan(cls: type[Any]) -> _Plan:
             fields,
             tuple(_get_coercer(hints[f]) for f in fields),
             tuple(f"{name}.{f}" for f in fields),
+            frozenset((*fields, TYPE_KEY)),
         )
         _PLANS[cls] = plan
     return plan
@@ -538,8 +549,8 @@ def from_value(cls: type[T], value: Value) -> T:
     if tag != name:
         raise EncodingError(f"expected a {name}, got {_brief(tag)}")
     fields = plan.fields
-    if len(value) != len(fields) + 1 or not all(f in value for f in fields):
-        expected = set(fields) | {TYPE_KEY}
+    if value.keys() != plan.keys:
+        expected = set(plan.keys)
         extra = [k[:32] for k in itertools.islice((k for k in value if k not in expected), 8)]
         missing = sorted(k for k in expected if k not in value)
         raise EncodingError(f"{name}: unexpected fields {extra}, missing {missing}")
