@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gridledger.errors import GridledgerError, NodeError
+from gridledger.node.json_lines import decode_line, encode_line
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class ApiServer:
     async def _serve_line(self, line: bytes, writer: asyncio.StreamWriter) -> None:
         request_id: Any = None
         try:
-            request = json.loads(line)
+            request = decode_line(line)
             if not isinstance(request, dict):
                 raise ApiError("request must be a JSON object")
             request_id = request.get("id")
@@ -137,7 +137,7 @@ class ApiServer:
             answer = {"id": request_id, "error": f"internal error: {type(exc).__name__}"}
         if writer.is_closing():
             return
-        writer.write(json.dumps(answer, separators=(",", ":")).encode() + b"\n")
+        writer.write(encode_line(answer))
         with contextlib.suppress(ConnectionError, OSError):
             await writer.drain()
 

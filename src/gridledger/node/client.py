@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from gridledger.errors import NodeError
 from gridledger.node.api import MAX_LINE
 from gridledger.node.config import Address
+from gridledger.node.json_lines import decode_line, encode_line, encode_sorted
 
 MAX_BUSY_RETRIES = 5  # resends of a transaction a replica refused as busy
 _DECIDED = ("committed", "rejected")
@@ -61,8 +61,13 @@ class ApiConnection:
                 line = await self._reader.readline()
                 if not line:
                     break
-                answer = json.loads(line)
-                fut = self._pending.pop(answer.get("id"), None)
+                answer = decode_line(line)
+                if not isinstance(answer, dict):
+                    break  # not an answer of this protocol: the replica is faulty
+                request_id = answer.get("id")
+                if not isinstance(request_id, int):
+                    continue  # an answer to no request of ours (or a malformed one)
+                fut = self._pending.pop(request_id, None)
                 if fut is not None and not fut.done():
                     fut.set_result(answer)
         except (ConnectionError, OSError, ValueError):
@@ -85,9 +90,9 @@ class ApiConnection:
         request_id = next(self._ids)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = fut
-        line = json.dumps({"id": request_id, "method": method, "params": params})
+        line = encode_line({"id": request_id, "method": method, "params": params})
         try:
-            writer.write(line.encode() + b"\n")
+            writer.write(line)
             await writer.drain()
             answer = await asyncio.wait_for(fut, timeout)
         except TimeoutError:
@@ -146,7 +151,7 @@ class ConsortiumClient:
         """Send to all replicas; return the first result that f+1 of them gave."""
         need = self.f + 1
         tasks = [asyncio.create_task(c.call(method, params, timeout)) for c in self.conns.values()]
-        votes: Counter[str] = Counter()
+        votes: Counter[bytes] = Counter()
         errors: list[str] = []
         try:
             for next_done in asyncio.as_completed(tasks, timeout=timeout + 1.0):
@@ -155,7 +160,7 @@ class ConsortiumClient:
                 except ClientError as exc:
                     errors.append(exc.reason)
                     continue
-                key = json.dumps(result, sort_keys=True)
+                key = encode_sorted(result)
                 votes[key] += 1
                 if votes[key] >= need:
                     return result

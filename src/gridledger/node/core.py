@@ -373,9 +373,12 @@ class NodeCore:
         out: list[NodeEffect] = []
         max_tx = self.max_tx_bytes
         capacity = self.admission_limit
+        retry_after_ms: int | None = None  # computed once per call, when first needed
         for payload in payloads:
             if len(self._inflight) >= capacity and len(payload) <= max_tx:
-                results.append(self._answer_at_capacity(payload))
+                if retry_after_ms is None:
+                    retry_after_ms = self.get_retry_after_ms()
+                results.append(self._answer_at_capacity(payload, retry_after_ms))
                 continue
             if len(payload) > max_tx:
                 results.append(
@@ -420,7 +423,7 @@ class NodeCore:
             out.extend(self.on_request(ClientRequest(tx.sender, tx.nonce, payload), now_ms))
         return results, out
 
-    def _answer_at_capacity(self, payload: bytes) -> dict[str, Any]:
+    def _answer_at_capacity(self, payload: bytes, retry_after_ms: int) -> dict[str, Any]:
         """At the admission bound: answer from memory, without decoding or reading the store.
 
         Overloaded replicas hear many resent transactions; refusing one must
@@ -442,7 +445,7 @@ class NodeCore:
             "tx_hash": tx_hash.hex(),
             "status": "busy",
             "reason": "replica at capacity",
-            "retry_after_ms": self.get_retry_after_ms(),
+            "retry_after_ms": retry_after_ms,
         }
 
     def on_request(self, request: ClientRequest, now_ms: int) -> list[NodeEffect]:
