@@ -45,7 +45,7 @@ def test_each_prepared_proof_is_written_once_and_removed_with_its_slot() -> None
     write = compute_vote_log_write((), first)
     _apply(disk, write)
     assert dict(write.puts)[get_proof_key(p3)] == p3.digest
-    assert read_vote_log(disk.get) == first
+    assert read_vote_log(disk.get).votes == first
     # The log row of the proof is small: the proof lives under its own key only.
     assert p3.digest not in disk[VOTES_KEY]
     assert len(disk[VOTES_KEY]) < 200
@@ -58,7 +58,7 @@ def test_each_prepared_proof_is_written_once_and_removed_with_its_slot() -> None
     assert get_proof_key(p3) not in keys
     assert keys == [get_proof_key(p4), VOTES_KEY]
     _apply(disk, write)
-    assert read_vote_log(disk.get) == second
+    assert read_vote_log(disk.get).votes == second
 
     # Slot 3 becomes stable: its proof leaves the disk in the same write.
     third = compute_live_votes(second, PersistVotes((), low_watermark=3, view=0))
@@ -66,7 +66,7 @@ def test_each_prepared_proof_is_written_once_and_removed_with_its_slot() -> None
     assert write.deletes == (get_proof_key(p3),)
     _apply(disk, write)
     assert get_proof_key(p3) not in disk
-    assert read_vote_log(disk.get) == third
+    assert read_vote_log(disk.get).votes == third
 
 
 def test_a_proof_of_a_higher_view_replaces_the_lower_one() -> None:
@@ -94,14 +94,27 @@ def test_a_corrupt_log_refuses_to_start() -> None:
         read_vote_log({VOTES_KEY: b"\xa1\x00"}.get)
 
 
-def test_a_log_with_proofs_inline_still_reads() -> None:
-    """The log as written before proofs had their own keys: one blob, proofs inside."""
-    votes = (
-        VoteRecord(0, 0, PHASE_VIEW_CHANGE, b""),
-        VoteRecord(0, 1, PHASE_PREPARED, _proof(0, 1)),
+def test_a_log_with_proofs_inline_reads_and_is_moved_to_keys_by_the_next_write() -> None:
+    """The log as written before proofs had their own keys: one blob, proofs inside.
+
+    The first write after the upgrade must store those proofs under their keys,
+    or it would leave rows naming proofs that are on no disk (a replica that
+    cannot restart)."""
+    inline = VoteRecord(0, 1, PHASE_PREPARED, _proof(0, 1))
+    votes = (VoteRecord(0, 0, PHASE_VIEW_CHANGE, b""), VoteRecord(0, 1, PHASE_COMMIT, D), inline)
+    disk = {VOTES_KEY: encode_vote_log(votes)}
+    stored = read_vote_log(disk.get)
+    assert stored.votes == votes
+    assert inline not in stored.keyed and len(stored.keyed) == 2
+    # one more vote, written as the engine writes it: from what the disk holds
+    live = compute_live_votes(
+        stored.votes, PersistVotes((VoteRecord(0, 2, PHASE_PREPARE, D),), low_watermark=0, view=0)
     )
-    assert read_vote_log({VOTES_KEY: encode_vote_log(votes)}.get) == votes
-    assert read_vote_log({}.get) == ()
+    write = compute_vote_log_write(stored.keyed, live)
+    assert get_proof_key(inline) in dict(write.puts)
+    _apply(disk, write)
+    assert read_vote_log(disk.get).votes == live
+    assert read_vote_log({}.get).votes == ()
 
 
 _votes = st.builds(
@@ -136,7 +149,7 @@ def test_the_disk_always_reads_back_the_live_votes_and_holds_no_stale_proof(
         new = compute_live_votes(live, PersistVotes(tuple(votes), low_watermark=low, view=view))
         _apply(disk, compute_vote_log_write(live, new))
         live = new
-        assert read_vote_log(disk.get) == live
+        assert read_vote_log(disk.get).votes == live
         proofs = {get_proof_key(v) for v in live if v.phase == PHASE_PREPARED}
         assert {k for k in disk if k != VOTES_KEY} == proofs
         assert all(

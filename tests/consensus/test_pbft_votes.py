@@ -9,6 +9,7 @@ from gridledger.consensus.effects import (
     PHASE_NEW_VIEW,
     PHASE_PRE_PREPARE,
     PHASE_PREPARE,
+    PHASE_PREPARED,
     PHASE_VIEW_CHANGE,
     Broadcast,
     Effect,
@@ -17,6 +18,7 @@ from gridledger.consensus.effects import (
     VoteRecord,
 )
 from gridledger.consensus.messages import (
+    Checkpoint,
     ClientRequest,
     Commit,
     Message,
@@ -37,6 +39,7 @@ from gridledger.consensus.pbft import (
     on_message,
     on_tick,
 )
+from gridledger.consensus.pbft_engine import VOTES_KEY, get_proof_key
 from gridledger.crypto.errors import EncodingError
 from gridledger.node.simnet import Behaviour, SimNetwork
 
@@ -247,6 +250,30 @@ def test_simulated_disk_keeps_votes_across_a_restart(lose_votes: bool) -> None:
         assert all(v.view == 1 for v in r2.votes)
     assert sim.run_until_done(30_000)
     assert_all_done(sim)
+
+
+def test_a_replica_upgraded_on_a_log_with_proofs_inline_restarts_again() -> None:
+    """Replica 2's disk as the code before proofs had their own keys wrote it; it starts
+    on the new code, votes, crashes and must start again with what it prepared."""
+    sim = SimNetwork(4, seed=62)
+    sim.message_filter = lambda s, t, msg: not isinstance(msg, Checkpoint)  # nothing stable
+    sim.submit(4, at_ms=0)
+    sim.run_until(1000)
+    r2 = sim.replicas[2]
+    votes = r2.votes
+    proofs = [v for v in votes if v.phase == PHASE_PREPARED]
+    assert proofs, "the scenario needs a live prepared proof"
+    sim.crash(2, 1000)
+    sim.run_until(1001)
+    r2.store.update_meta([(VOTES_KEY, encode_vote_log(votes))], [get_proof_key(v) for v in proofs])
+    sim.restart(2, 1100)
+    sim.submit(2, at_ms=1200)  # votes after the upgrade: a write in the new layout
+    sim.run_until(2000)
+    sim.crash(2, 2000)
+    sim.restart(2, 2100)
+    sim.run_until(2200)  # raised ConfigError ("not on disk") before the fix
+    assert sim.replicas[2].alive
+    assert set(proofs) <= set(sim.replicas[2].votes)
 
 
 def _run_equivocation_against_a_restart(lose_votes: bool) -> tuple[SimNetwork, list[str]]:

@@ -16,6 +16,7 @@ vote log it persisted, so it never votes twice differently for one slot.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from gridledger.consensus import pbft
@@ -82,7 +83,11 @@ class PbftEngine:
 
     def __init__(self, context: EngineContext, config: pbft.PbftConfig | None = None) -> None:
         self.config = config or compute_pbft_config(context.genesis, context.params)
-        self._votes = read_vote_log(context.read_persisted)
+        stored = read_vote_log(context.read_persisted)
+        self._votes = stored.votes
+        # What the disk holds in the current layout: the first write after a start
+        # moves proofs found inline (a log of the old layout) under their own keys.
+        self._votes_on_disk = stored.keyed
         self.restored_votes = len(self._votes)
         self.state = _resume(self.config, context, self._votes)
 
@@ -140,8 +145,8 @@ class PbftEngine:
         for effect in effects:
             if isinstance(effect, PersistVotes):
                 live = pbft.compute_live_votes(self._votes, effect)
-                out.append(compute_vote_log_write(self._votes, live))
-                self._votes = live
+                out.append(compute_vote_log_write(self._votes_on_disk, live))
+                self._votes = self._votes_on_disk = live
             elif isinstance(effect, Send):
                 out.append(SendFrame(effect.to, encode(effect.envelope)))
             elif isinstance(effect, Broadcast):
@@ -190,31 +195,51 @@ def compute_vote_log_write(
     return PersistStates(tuple(puts), deletes)
 
 
-def read_vote_log(read: Callable[[str], bytes | None]) -> tuple[VoteRecord, ...]:
-    """The live votes on disk, prepared proofs included (what :func:`compute_vote_log_write`
-    wrote). A log that does not decode, or a proof it names that is missing, is a
-    corrupt disk: refuse to start rather than forget a vote.
+@dataclass(frozen=True)
+class StoredVotes:
+    """The vote log read from disk.
+
+    ``votes`` are the live votes, prepared proofs included. ``keyed`` are the
+    same minus the proofs the log carried inline (the layout written before
+    proofs had their own keys): what :func:`compute_vote_log_write` must take
+    as the disk's state, so that its first write stores those proofs under
+    their keys before it empties their rows.
+    """
+
+    votes: tuple[VoteRecord, ...]
+    keyed: tuple[VoteRecord, ...]
+
+
+def read_vote_log(read: Callable[[str], bytes | None]) -> StoredVotes:
+    """The live votes on disk (what :func:`compute_vote_log_write` wrote). A log that
+    does not decode, or a proof it names that is missing, is a corrupt disk: refuse
+    to start rather than forget a vote.
 
     A ``prepared`` row that carries its proof inline (the log as written before
-    proofs had their own keys) is taken as it is.
+    proofs had their own keys) is taken as it is, and left out of ``keyed``.
     """
     raw = read(VOTES_KEY)
     if raw is None:
-        return ()
+        return StoredVotes((), ())
     try:
         rows = pbft.decode_vote_log(raw)
     except EncodingError as exc:
         raise ConfigError(f"the vote log {VOTES_KEY!r} is corrupt: {exc.reason}") from None
     votes: list[VoteRecord] = []
+    keyed: list[VoteRecord] = []
     for row in rows:
-        if row.phase == PHASE_PREPARED and not row.digest:
+        if row.phase == PHASE_PREPARED:
+            if row.digest:  # inline: not under its own key yet
+                votes.append(row)
+                continue
             key = get_proof_key(row)
             proof = read(key)
             if proof is None:
                 raise ConfigError(f"the vote log names the prepared proof {key!r}, not on disk")
             row = VoteRecord(row.view, row.seq, row.phase, proof)
         votes.append(row)
-    return tuple(votes)
+        keyed.append(row)
+    return StoredVotes(tuple(votes), tuple(keyed))
 
 
 def _resume(

@@ -87,18 +87,20 @@ def wire_name(cls: type[Any]) -> str:
         raise EncodingError(f"{cls.__name__} is not a registered wire type") from None
 
 
-_KEY_ORDERS: dict[str, tuple[int, bytes]] = {}
-_MAX_KEY_ORDERS = 4096  # field names, mostly; keys chosen by a peer must not grow it unbounded
+_KEY_ORDERS: dict[str, tuple[int, bytes]] = {}  # of wire types' field names only
 
 
 def _get_key_order(key: str) -> tuple[int, bytes]:
-    """Where ``key`` goes in a canonical map: shorter UTF-8 first, then bytewise."""
+    """Where ``key`` goes in a canonical map: shorter UTF-8 first, then bytewise.
+
+    Field names of wire types are looked up (filled by :func:`_field_names`);
+    keys chosen by a peer are computed and never kept, so no input can fill
+    the table.
+    """
     order = _KEY_ORDERS.get(key)
     if order is None:
         raw = key.encode("utf-8", "surrogatepass")
         order = (len(raw), raw)
-        if len(_KEY_ORDERS) < _MAX_KEY_ORDERS and len(raw) <= 64:
-            _KEY_ORDERS[key] = order
     return order
 
 
@@ -113,6 +115,8 @@ def _field_names(cls: type[Any]) -> tuple[str, ...]:
         if TYPE_KEY in fields:
             raise EncodingError(f"{cls.__name__} has a field named {TYPE_KEY!r}")
         names = tuple(sorted((TYPE_KEY, *fields), key=_get_key_order))
+        for name in names:
+            _KEY_ORDERS[name] = _get_key_order(name)
         _FIELD_NAMES[cls] = names
     return names
 
@@ -524,6 +528,7 @@ def _get_plan(cls: type[Any]) -> _Plan:
             hints = typing.get_type_hints(cls)
             _HINTS[cls] = hints
         fields = tuple(f.name for f in dataclasses.fields(cls))
+        _field_names(cls)  # caches the key orders of its fields for decode's order check
         plan = _Plan(
             name,
             fields,

@@ -137,7 +137,11 @@ class ApiServer:
             answer = {"id": request_id, "error": f"internal error: {type(exc).__name__}"}
         if writer.is_closing():
             return
-        writer.write(encode_line(answer))
+        try:
+            line = encode_line(answer)
+        except (TypeError, ValueError):  # e.g. an id nested too deeply to echo
+            line = encode_line({"id": None, "error": "bad request: the answer cannot be encoded"})
+        writer.write(line)
         with contextlib.suppress(ConnectionError, OSError):
             await writer.drain()
 

@@ -160,7 +160,11 @@ class ConsortiumClient:
                 except ClientError as exc:
                     errors.append(exc.reason)
                     continue
-                key = encode_sorted(result)
+                try:
+                    key = encode_sorted(result)
+                except (TypeError, ValueError) as exc:  # what a faulty replica answered
+                    errors.append(f"unusable answer: {exc}")
+                    continue
                 votes[key] += 1
                 if votes[key] >= need:
                     return result

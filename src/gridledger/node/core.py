@@ -573,8 +573,11 @@ class NodeCore:
                 self.store.update_meta(effect.puts, effect.deletes)
         except Exception as exc:
             self.failed = True
-            what = effect.key if isinstance(effect, PersistState) else effect.puts[-1][0]
-            raise NodeCoreError(f"cannot persist {what!r}: {exc}") from exc
+            if isinstance(effect, PersistState):
+                what = effect.key
+            else:
+                what = ", ".join(k for k, _ in effect.puts) or ", ".join(effect.deletes)
+            raise NodeCoreError(f"cannot persist {what[:200]!r}: {exc}") from exc
 
     def _execute(self, effect: ExecuteBlock, out: list[NodeEffect]) -> bytes:
         """Execute an ordered batch into block ``effect.height``; returns its header hash."""

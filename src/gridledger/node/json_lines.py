@@ -25,11 +25,20 @@ import orjson
 
 
 def encode_line(value: Any) -> bytes:
-    """``value`` as compact JSON followed by a newline."""
+    """``value`` as compact JSON followed by a newline.
+
+    ``TypeError`` or ``ValueError`` if it cannot be encoded (a type JSON does not
+    have, nesting beyond what the standard library's recursion allows: orjson
+    reads 1,024 levels but writes 254, so a value read from a peer may not
+    encode again).
+    """
     try:
         return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
     except TypeError:
-        return json.dumps(value, separators=(",", ":")).encode() + b"\n"
+        try:
+            return json.dumps(value, separators=(",", ":")).encode() + b"\n"
+        except RecursionError:
+            raise ValueError("value nested too deeply to encode") from None
 
 
 def decode_line(line: bytes) -> Any:
@@ -38,8 +47,14 @@ def decode_line(line: bytes) -> Any:
 
 
 def encode_sorted(value: Any) -> bytes:
-    """``value`` as JSON with sorted keys: equal values, equal bytes (to compare answers)."""
+    """``value`` as JSON with sorted keys: equal values, equal bytes (to compare answers).
+
+    Fails like :func:`encode_line`.
+    """
     try:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except TypeError:
-        return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+        try:
+            return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+        except RecursionError:
+            raise ValueError("value nested too deeply to encode") from None

@@ -29,6 +29,7 @@ from typing import Any
 
 from gridledger.consensus.client import ReplyCollector
 from gridledger.consensus.effects import (
+    PHASE_PREPARED,
     Effect,
     Execute,
     NeedStateTransfer,
@@ -56,7 +57,7 @@ from gridledger.consensus.messages import (
 )
 from gridledger.consensus.params import ConsensusParams
 from gridledger.consensus.pbft import PbftConfig, ReplicaState
-from gridledger.consensus.pbft_engine import VOTES_KEY, PbftEngine, read_vote_log
+from gridledger.consensus.pbft_engine import VOTES_KEY, PbftEngine, get_proof_key, read_vote_log
 from gridledger.consensus.simhub import NetworkModel, Partition, SimHub, compute_targets
 from gridledger.consensus.viewchange import compute_null_pre_prepare
 from gridledger.crypto.encoding import decode_as, encode
@@ -220,7 +221,7 @@ class SimReplica:
     @property
     def votes(self) -> tuple[VoteRecord, ...]:
         """The vote log on this replica's disk."""
-        return read_vote_log(self.store.get_meta)
+        return read_vote_log(self.store.get_meta).votes
 
 
 @dataclass
@@ -407,7 +408,9 @@ class SimNetwork:
 
     def _do_restart(self, r: SimReplica, *, lose_votes: bool = False) -> None:
         if lose_votes:
-            r.store.delete_meta(VOTES_KEY)
+            stored = read_vote_log(r.store.get_meta).votes
+            proofs = [get_proof_key(v) for v in stored if v.phase == PHASE_PREPARED]
+            r.store.update_meta((), [VOTES_KEY, *proofs])
         r.core = self._new_core(r.replica_id, r.key, r.store)
         r.alive = True
         r.restarts += 1
