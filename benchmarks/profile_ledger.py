@@ -11,7 +11,11 @@ wrapping the function that does it; the table gives CPU microseconds per
 transaction per replica. A second table times what the asyncio shell adds per
 transaction: the JSON-lines ``submit`` request and its receipts answer.
 
-Usage: ``python benchmarks/profile_ledger.py [--txs 6000] [--batch 300]``.
+Then the sparse Merkle tree alone at larger states (``--smt-sizes``): the state
+of the load benchmark's later rounds, which this in-process run does not reach.
+
+Usage: ``python benchmarks/profile_ledger.py [--txs 6000] [--batch 300]
+[--smt-sizes 10000,100000,200000]`` (``--smt-sizes ""`` skips that table).
 Bounded: a fixed number of transactions, delivery loops capped.
 """
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -51,6 +56,7 @@ from gridledger.ledger.plugins import build_registry
 from gridledger.ledger.tx import Transaction
 from gridledger.node import core as core_mod
 from gridledger.node.core import NodeCore, NodeEffect, Transmit, compute_receipt_json
+from gridledger.node.json_lines import decode_line, encode_line
 
 N = 4
 CHAIN = "profile-chain"
@@ -205,7 +211,7 @@ def profile_api(payloads: list[bytes], cores: list[NodeCore], batch: int) -> dic
     rounds = 20
     t0 = time.process_time()
     for _ in range(rounds):
-        request = json.loads(line)
+        request = decode_line(line)
         [bytes.fromhex(t) for t in request["params"]["txs"]]
     parse = (time.process_time() - t0) / rounds / len(chunk)
     stored = []
@@ -219,20 +225,45 @@ def profile_api(payloads: list[bytes], cores: list[NodeCore], batch: int) -> dic
     build = (time.process_time() - t0) / max(len(receipts), 1)
     t0 = time.process_time()
     for start in range(0, len(receipts), batch):
-        json.dumps({"id": 1, "result": {"receipts": receipts[start : start + batch]}})
+        encode_line({"id": 1, "result": {"receipts": receipts[start : start + batch]}})
     dump = (time.process_time() - t0) / max(len(receipts), 1)
     return {
-        "parse the submit line (json + hex)": parse,
+        "parse the submit line (orjson + hex)": parse,
         "receipt to its JSON form (compute_receipt_json)": build,
-        "answer line (json.dumps)": dump,
+        "answer line (orjson)": dump,
     }
+
+
+def measure_smt(size: int, blocks: int = 10, per_block: int = 300) -> tuple[float, float]:
+    """µs per transaction of ``SparseMerkleTree.set`` and ``root`` on a tree of ``size``
+    entries, blocks of ``per_block`` transactions each adding two entries (a key and a
+    ``(sender, nonce)`` record, as ``test.kv-set`` does): median over ``blocks``."""
+    tree = smt_mod.SparseMerkleTree()
+    for i in range(size):
+        tree.set(b"preload/%d" % i, b"v%d" % i)
+    tree.root()
+    sets: list[float] = []
+    roots: list[float] = []
+    for b in range(blocks):
+        t0 = time.process_time()
+        for i in range(per_block):
+            tree.set(b"test/%d-%d" % (b, i), b"x" * 16)
+            tree.set(b"sys/nonce/%d-%d" % (b, i), b"h" * 32)
+        t1 = time.process_time()
+        tree.root()
+        t2 = time.process_time()
+        sets.append((t1 - t0) / per_block * 1e6)
+        roots.append((t2 - t1) / per_block * 1e6)
+    return statistics.median(sets), statistics.median(roots)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--txs", type=int, default=6000)
     parser.add_argument("--batch", type=int, default=300)
+    parser.add_argument("--smt-sizes", default="10000,100000,200000")
     args = parser.parse_args()
+    smt_sizes = [int(x) for x in args.smt_sizes.split(",") if x.strip()]
     payloads = presign(args.txs)
     load = psutil.getloadavg()
     acc: dict[str, float] = {}
@@ -295,6 +326,20 @@ def main() -> int:
             ]
         )
     )
+    if smt_sizes:
+        smt_rows = []
+        for size in smt_sizes:
+            set_us, root_us = measure_smt(size)
+            smt_rows.append(
+                [f"{size:,}", f"{set_us:.1f}", f"{root_us:.1f}", f"{set_us + root_us:.1f}"]
+            )
+        print()
+        print(
+            "The sparse Merkle tree alone at larger states (blocks of 300 transactions, each "
+            "adding two entries; CPU µs per transaction, median of 10 blocks):"
+        )
+        print()
+        print(markdown_table(["entries", "set", "root", "total"], smt_rows))
     return 0
 
 
