@@ -77,29 +77,37 @@ def test_every_block_gets_a_certificate_that_verifies() -> None:
         assert len(cert.signatures) >= sim.config.quorum
 
 
-def test_primary_batches_and_pipelines() -> None:
-    sim = SimNetwork(4, seed=14, delay_ms=(20, 40), config_overrides={"batch_max": 4})
-    outstanding: set[int] = set()
-    peak = 0
+class _PrimaryInFlight:
+    """Watches the primary (replica 0): the most pre-prepares in flight at once, and
+    the largest batch it proposed."""
 
-    def watch(replica: int, effect: Effect) -> None:
-        nonlocal peak
+    def __init__(self, sim: SimNetwork) -> None:
+        self.outstanding: set[int] = set()
+        self.peak = 0
+        self.largest_batch = 0
+        sim.on_effect = self.watch
+
+    def watch(self, replica: int, effect: Effect) -> None:
         if replica != 0:
             return
         if isinstance(effect, Broadcast):
             msg = decode_message(effect.envelope.body)
             if isinstance(msg, PrePrepare):
-                assert len(msg.batch) <= 4
-                outstanding.add(msg.seq)
-                peak = max(peak, len(outstanding))
+                self.largest_batch = max(self.largest_batch, len(msg.batch))
+                self.outstanding.add(msg.seq)
+                self.peak = max(self.peak, len(self.outstanding))
         elif isinstance(effect, Execute):
-            outstanding.discard(effect.seq)
+            self.outstanding.discard(effect.seq)
 
-    sim.on_effect = watch
+
+def test_primary_batches_and_pipelines() -> None:
+    sim = SimNetwork(4, seed=14, delay_ms=(20, 40), config_overrides={"batch_max": 4})
+    primary = _PrimaryInFlight(sim)
     sim.submit(40)
     assert sim.run_until_done(10_000)
     assert sim.replicas[0].app.head == 10  # 40 requests in batches of 4
-    assert peak >= 5  # several seqs in flight at once
+    assert primary.largest_batch == 4
+    assert primary.peak >= 5  # several seqs in flight at once
 
 
 def test_checkpoint_gc_keeps_the_log_bounded() -> None:
@@ -189,27 +197,12 @@ def _count_blocks_and_peak(limit: int) -> tuple[int, int]:
         delay_ms=(20, 40),
         config_overrides={"batch_max": 100, "batch_timeout_ms": 20, "max_inflight_batches": limit},
     )
-    outstanding: set[int] = set()
-    peak = 0
-
-    def watch(replica: int, effect: Effect) -> None:
-        nonlocal peak
-        if replica != 0:
-            return
-        if isinstance(effect, Broadcast):
-            msg = decode_message(effect.envelope.body)
-            if isinstance(msg, PrePrepare):
-                outstanding.add(msg.seq)
-                peak = max(peak, len(outstanding))
-        elif isinstance(effect, Execute):
-            outstanding.discard(effect.seq)
-
-    sim.on_effect = watch
+    primary = _PrimaryInFlight(sim)
     for i in range(30):
         sim.submit(2, at_ms=i * 6)
     assert sim.run_until_done(10_000)
     assert_all_done(sim)
-    return sim.replicas[0].app.head, peak
+    return sim.replicas[0].app.head, primary.peak
 
 
 def test_primary_holds_a_partial_batch_while_enough_are_in_flight() -> None:

@@ -22,6 +22,8 @@ from gridledger.identity.registration import (
     PseudonymCredential,
     RegistrationManager,
     RmConfig,
+    SignedHello,
+    UserRegistration,
     create_registration_manager,
     on_blind_signature,
     on_challenge,
@@ -143,12 +145,13 @@ def world(rsa_keys: list[RsaPrivateKey]) -> World:
     return World(ca, rm, rm_blind, mm, mint_blind, revoker, users, tc_key, shares, trustees)
 
 
-def register(
-    world: World, rm: RegistrationManager, user: Member, round_: int, rng: Rng, now: int = NOW
-) -> PseudonymCredential:
-    st, hello = start_registration(
-        user.key,
-        user.cert,
+def start(
+    world: World, member: Member, rng: Rng, round_: int = 1, now: int = NOW
+) -> tuple[UserRegistration, SignedHello]:
+    """Step 1 for ``member`` towards the world's RM, pinning the genesis RM blind key."""
+    return start_registration(
+        member.key,
+        member.cert,
         world.roots,
         world.tc_key,
         world.rm.cert,
@@ -157,6 +160,12 @@ def register(
         rng,
         rm_blind_certificate=world.rm_blind.cert,
     )
+
+
+def register(
+    world: World, rm: RegistrationManager, user: Member, round_: int, rng: Rng, now: int = NOW
+) -> PseudonymCredential:
+    st, hello = start(world, user, rng, round_, now)
     ch = on_hello(rm, hello, now, rng)
     com = on_challenge(st, ch, now, rng)
     req = on_commitments(rm, com, now, rng)

@@ -34,7 +34,6 @@ from gridledger.identity.messages import (
     PseudonymBatch,
     Revocation,
     SignedCommitments,
-    SignedHello,
     SignedPseudonymCertificate,
     SignedRevocation,
     SignedTraceShare,
@@ -59,7 +58,6 @@ from gridledger.identity.registration import (
     create_candidate,
     on_hello,
     sign_commitments,
-    start_registration,
 )
 from gridledger.identity.tags import compute_handle, compute_handle_plaintext, decode_tag
 from gridledger.identity.trace_center import (
@@ -73,24 +71,7 @@ from gridledger.ledger.execution import Receipt, apply_block
 from gridledger.ledger.state import WorldState, compute_state_key
 from gridledger.ledger.tx import Transaction
 
-from .conftest import NOW, Member, World, register
-
-
-def start(
-    world: World, member: Member, rng: DeterministicRng, round_: int = 1, now: int = NOW
-) -> tuple[UserRegistration, SignedHello]:
-    """Step 1 for ``member`` towards the world's RM, pinning the genesis RM blind key."""
-    return start_registration(
-        member.key,
-        member.cert,
-        world.roots,
-        world.tc_key,
-        world.rm.cert,
-        round_,
-        now,
-        rng,
-        rm_blind_certificate=world.rm_blind.cert,
-    )
+from .conftest import NOW, Member, World, register, start
 
 
 def create_handle_cheat(
@@ -233,16 +214,8 @@ def make_evidence(
 
 def trace_read(chain: Chain, evidence_id: bytes) -> TraceRequestRead:
     """What a trustee reads from the chain before answering (here: one replica's state)."""
-    reader = Reader(chain.get)
-    record = reader.evidence(evidence_id)
-    if record is None:
-        return TraceRequestRead(None, None, None)
-    ev = record.evidence
-    return TraceRequestRead(
-        record,
-        reader.pseudonym_certificate(ev.accused),
-        reader.pseudonym_certificate(ev.accuser),
-        reader.trace(evidence_id),
+    return Reader(chain.get).trace_request(
+        evidence_id, lambda namespace, key: chain.state.get(compute_state_key(namespace, key))
     )
 
 

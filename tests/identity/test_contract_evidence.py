@@ -121,14 +121,11 @@ class SourcedChain(Chain):
 
     def read(self, evidence_id: bytes) -> TraceRequestRead:
         """What a trustee reads (here from one replica's state)."""
-        reader = Reader(self.get)
-        contract = reader.contract_evidence(evidence_id)
-        assert contract is not None
-        ns, sid = contract.evidence.namespace, contract.evidence.evidence_id
-        raw = self.state.get(compute_state_key(ns, compute_contract_default_key(sid)))
-        source = None if raw is None else decode_as(ContractDefault, raw)
-        cert = reader.pseudonym_certificate(contract.accused)
-        return TraceRequestRead(None, cert, None, reader.trace(evidence_id), contract, source)
+        read = Reader(self.get).trace_request(
+            evidence_id, lambda ns, key: self.state.get(compute_state_key(ns, key))
+        )
+        assert read.contract is not None
+        return read
 
 
 @dataclass

@@ -30,9 +30,6 @@ from gridledger.identity.contracts import (
     KIND_TRACE,
     Reader,
 )
-from gridledger.identity.contracts import (
-    get_contract_default as read_contract_default,
-)
 from gridledger.identity.genesis import GENESIS_EVIDENCE_SOURCES_KEY, EvidenceSources
 from gridledger.identity.messages import (
     CONSENT_TAG,
@@ -365,17 +362,9 @@ def point_at(chain: Chain, namespace: str, source_id: bytes) -> tuple[Receipt, b
 def trustee_read(chain: Chain, eid: bytes) -> TraceRequestRead:
     """What a trustee reads from the chain (f+1-agreed in deployment: client.get_trace_request)."""
     view = chain.view("identity")
-    reader = Reader(view.get)
-    contract = reader.contract_evidence(eid)
-    assert contract is not None
-    return TraceRequestRead(
-        None,
-        reader.pseudonym_certificate(contract.accused),
-        None,
-        reader.trace(eid),
-        contract,
-        read_contract_default(view.get_in, contract.evidence),
-    )
+    read = Reader(view.get).trace_request(eid, view.get_in)
+    assert read.contract is not None
+    return read
 
 
 def test_unpaid_trade_is_traced_on_chain_blacklisted_and_revoked(

@@ -111,6 +111,7 @@ from gridledger.identity.registration import (
 )
 from gridledger.identity.sweep import check_sweep_target, compute_sweep_matches
 from gridledger.identity.trace_center import (
+    TraceRequestRead,
     check_evidence_source,
     compute_accountable_member,
     compute_evidence_id,
@@ -193,6 +194,31 @@ class Reader:
     def trace(self, evidence_id: bytes) -> TraceResult | None:
         raw = self._get(_key(b"tr/", evidence_id))
         return None if raw is None else decode_as(TraceResult, raw)
+
+    def trace_request(
+        self, evidence_id: bytes, get_in: Callable[[str, bytes], bytes | None]
+    ) -> TraceRequestRead:
+        """Everything a trustee reads before answering a trace request for ``evidence_id``
+        (obligation or contract evidence; all ``None`` if neither is on chain), from one
+        state: the synchronous twin of ``IdentityChainView.get_trace_request``.
+        ``get_in(namespace, key)`` reads the source contract's default."""
+        trace = self.trace(evidence_id)
+        record = self.evidence(evidence_id)
+        if record is not None:
+            ev = record.evidence
+            accused = self.pseudonym_certificate(ev.accused)
+            return TraceRequestRead(record, accused, self.pseudonym_certificate(ev.accuser), trace)
+        contract = self.contract_evidence(evidence_id)
+        if contract is None:
+            return TraceRequestRead(None, None, None, trace)
+        return TraceRequestRead(
+            None,
+            self.pseudonym_certificate(contract.accused),
+            None,
+            trace,
+            contract,
+            get_contract_default(get_in, contract.evidence),
+        )
 
     def is_blacklisted(self, member: bytes) -> bool:
         """Whether the member key (:func:`ca.compute_member_key`) is blacklisted."""

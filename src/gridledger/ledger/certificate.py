@@ -9,6 +9,7 @@ header at that height can gather a quorum.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gridledger.crypto.encoding import encode, wire_type
@@ -79,12 +80,27 @@ def is_valid_vote(validator: Validator, vote: BlockVote, signature: bytes) -> bo
     return True
 
 
+SignatureCheck = Callable[[bytes, bytes, bytes], bool]
+"""``(public key, encoded BlockVote, signature) -> valid``: how a certificate's votes
+are checked (an engine may pass one that remembers what it verified)."""
+
+
+def is_valid_vote_signature(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """The :data:`SignatureCheck` of :func:`verify_certificate`: Ed25519 under the vote tag."""
+    try:
+        Ed25519PublicKey(public_key).verify(BLOCK_VOTE_TAG, message, signature)
+    except (InvalidSignature, KeyFormatError):
+        return False
+    return True
+
+
 def verify_certificate(
     cert: CommitCertificate,
     validators: tuple[Validator, ...],
     *,
     chain_id: str,
     threshold: int | None = None,
+    is_valid_signature: SignatureCheck = is_valid_vote_signature,
 ) -> None:
     """Raise :class:`CertificateError` unless ``cert`` holds ``threshold`` valid votes.
 
@@ -94,7 +110,7 @@ def verify_certificate(
     if cert.chain_id != chain_id:
         raise CertificateError(f"certificate is for chain {cert.chain_id!r}, not {chain_id!r}")
     by_id = {v.replica_id: v for v in validators}
-    vote = BlockVote(cert.chain_id, cert.height, cert.header_hash)
+    message = encode(BlockVote(cert.chain_id, cert.height, cert.header_hash))
     seen: set[int] = set()
     for vs in cert.signatures:
         if vs.replica_id in seen:
@@ -102,7 +118,7 @@ def verify_certificate(
         validator = by_id.get(vs.replica_id)
         if validator is None:
             raise CertificateError(f"replica {vs.replica_id} is not a validator")
-        if not is_valid_vote(validator, vote, vs.signature):
+        if not is_valid_signature(validator.public_key, message, vs.signature):
             raise CertificateError(f"bad signature from replica {vs.replica_id}")
         seen.add(vs.replica_id)
     need = quorum_size(len(validators)) if threshold is None else threshold

@@ -29,7 +29,9 @@ from gridledger.ledger.block import BlockHeader, GenesisConfig
 from gridledger.ledger.certificate import (
     CertificateError,
     CommitCertificate,
+    SignatureCheck,
     Validator,
+    is_valid_vote_signature,
     verify_certificate,
 )
 from gridledger.ledger.quorum import compute_quorum
@@ -47,16 +49,26 @@ class FinalityRule(Protocol):
 
 @dataclass(frozen=True)
 class QuorumCertificateRule:
-    """Final once ``threshold`` distinct ``validators`` signed the header hash."""
+    """Final once ``threshold`` distinct ``validators`` signed the header hash.
+
+    ``is_valid_signature`` checks each vote (an engine may pass one that remembers
+    what it verified already)."""
 
     chain_id: str
     validators: tuple[Validator, ...]
     threshold: int
+    is_valid_signature: SignatureCheck = is_valid_vote_signature
 
     def check(self, header: BlockHeader, proof: CommitCertificate) -> None:
         if proof.height != header.height or proof.header_hash != header.header_hash:
             raise CertificateError(f"certificate does not name the header at {header.height}")
-        verify_certificate(proof, self.validators, chain_id=self.chain_id, threshold=self.threshold)
+        verify_certificate(
+            proof,
+            self.validators,
+            chain_id=self.chain_id,
+            threshold=self.threshold,
+            is_valid_signature=self.is_valid_signature,
+        )
 
 
 RuleFactory = Callable[[GenesisConfig], FinalityRule]

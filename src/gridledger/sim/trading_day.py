@@ -650,7 +650,7 @@ class TradingDay:
         coins = choose_coins(home.wallet, amount)
         if coins is not None:
             return coins
-        spend = choose_refresh(home.wallet, amount)
+        spend = self._choose_refresh(home.wallet, amount)
         owner = self._one_time_key()
         self.chain.submit([build_refresh_tx(SIM_CHAIN, spend, owner)])
         process_remove_coins(home.wallet, spend)
@@ -660,6 +660,10 @@ class TradingDay:
         if coins is None:
             raise TradingDayError("no exact change after a refresh")
         return coins
+
+    def _choose_refresh(self, wallet: Wallet, amount: int) -> tuple[HeldCoin, ...]:
+        """The coins to refresh into change when no exact coins pay ``amount``."""
+        return choose_refresh(wallet, amount)
 
     def _reissue(self, owner: Ed25519PrivateKey, *amounts: int) -> tuple[HeldCoin, ...]:
         (coins,) = self._reissue_many([(owner, amounts)])
@@ -803,31 +807,17 @@ def trace_default(day: TradingDay, record: Accusation) -> tuple[str | None, int]
     from gridledger.identity.ca import compute_certificate_der
     from gridledger.identity.client import create_contract_evidence_tx
     from gridledger.identity.contracts import KIND_TRACE, Reader
-    from gridledger.identity.contracts import get_contract_default as read_contract_default
     from gridledger.identity.messages import TraceRecord, TraceResult
-    from gridledger.identity.trace_center import (
-        TraceRequestRead,
-        compute_trace,
-        on_trace_request,
-    )
+    from gridledger.identity.trace_center import compute_trace, on_trace_request
 
     tx, eid = create_contract_evidence_tx(
         SIM_CHAIN, "market", record.evidence_id, day._one_time_key(), 0
     )
     day.chain.submit([tx])
     view = day.chain.view("identity")
-    reader = Reader(view.get)
-    contract = reader.contract_evidence(eid)
-    if contract is None:
+    read = Reader(view.get).trace_request(eid, view.get_in)
+    if read.contract is None:
         raise TradingDayError("the contract evidence is not on chain")
-    read = TraceRequestRead(
-        None,
-        reader.pseudonym_certificate(contract.accused),
-        None,
-        reader.trace(eid),
-        contract,
-        read_contract_default(view.get_in, contract.evidence),
-    )
     material = day.material
     trustees = material.trustees[: material.tc_key.t]
     rng = day.rng.fork("trustees")

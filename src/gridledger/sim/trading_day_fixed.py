@@ -284,22 +284,10 @@ class PieceDay(TradingDay):
         for (home, _, _), coins in zip(owners, fresh, strict=True):
             home.wallet.coins.extend(coins)
 
-    def _coins_for(self, home: Home, amount: int) -> tuple[HeldCoin, ...]:
-        """Exact coins for ``amount``; if the change made for the hour went elsewhere,
-        refresh the largest coins into it now (rare: one more refresh and reissue)."""
-        coins = choose_coins(home.wallet, amount)
-        if coins is not None:
-            return coins
-        spend = _choose_large_coins(home.wallet, amount)
-        owner = self._one_time_key()
-        self.chain.submit([build_refresh_tx(SIM_CHAIN, spend, owner)])
-        process_remove_coins(home.wallet, spend)
-        change = sum(c.value for c in spend) - amount
-        home.wallet.coins.extend(self._reissue(owner, amount, change))
-        coins = choose_coins(home.wallet, amount)
-        if coins is None:
-            raise TradingDayError("no exact change after a refresh")
-        return coins
+    def _choose_refresh(self, wallet: Wallet, amount: int) -> tuple[HeldCoin, ...]:
+        """If the change made for the hour went elsewhere, refresh the largest coins
+        (rare: one more refresh and reissue)."""
+        return _choose_large_coins(wallet, amount)
 
     def _pay(self, dues: list[_Due]) -> list[TradeRecord]:
         """Requesters (or the DSO) pay; sellers (or the DSO) redeem; sellers reissue."""

@@ -51,7 +51,6 @@ from gridledger.consensus.dpos.config import (
 )
 from gridledger.consensus.dpos.contract import EVIDENCE_KIND
 from gridledger.consensus.dpos.finality import (
-    DposFinalityRule,
     check_confirmations,
     compute_confirm_threshold,
     is_valid_signature_cached,
@@ -130,7 +129,7 @@ class DposEngine:
         self.p = self.config.producers
         self.irreversible_after = 2 * self.p // 3 + 1
         self.confirm_threshold = compute_confirm_threshold(len(genesis.validators))
-        self.rule = DposFinalityRule(genesis.chain_id, genesis.validators, self.confirm_threshold)
+        self.validators = genesis.validators
         self.initial = compute_initial_schedule(genesis, self.config)
         self.max_pending = max(1, context.params.max_pending_requests)
         self.window = 4 * self.p + 16  # heights and slots kept around the anchor
@@ -545,9 +544,7 @@ class DposEngine:
                 self.announced.add(cert.height)
                 continue
             try:
-                check_confirmations(
-                    cert, self.rule.validators, self.chain_id, self.confirm_threshold
-                )
+                check_confirmations(cert, self.validators, self.chain_id, self.confirm_threshold)
             except CertificateError:
                 self.rejected["bad-certificate"] += 1
                 continue

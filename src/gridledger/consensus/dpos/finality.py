@@ -21,22 +21,23 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass
 
 from gridledger.consensus.dpos.config import ENGINE_NAME
-from gridledger.crypto.encoding import encode
 from gridledger.crypto.errors import InvalidSignature, KeyFormatError
 from gridledger.crypto.hashing import HashTag
 from gridledger.crypto.signatures import Ed25519PublicKey
-from gridledger.ledger.block import BlockHeader, GenesisConfig
+from gridledger.ledger.block import GenesisConfig
 from gridledger.ledger.certificate import (
     BLOCK_VOTE_TAG,
-    BlockVote,
-    CertificateError,
     CommitCertificate,
     Validator,
+    verify_certificate,
 )
-from gridledger.ledger.finality import FinalityRule, register_finality_rule
+from gridledger.ledger.finality import (
+    FinalityRule,
+    QuorumCertificateRule,
+    register_finality_rule,
+)
 
 CACHE_SIZE = 200_000
 _verified: OrderedDict[bytes, None] = OrderedDict()
@@ -70,55 +71,31 @@ def compute_confirm_threshold(n: int) -> int:
     return 2 * n // 3 + 1
 
 
+def is_valid_vote_cached(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """The :data:`~gridledger.ledger.certificate.SignatureCheck` of DPoS certificates:
+    a block vote's signature, verified once."""
+    return is_valid_signature_cached(public_key, BLOCK_VOTE_TAG, message, signature)
+
+
 def check_confirmations(
     cert: CommitCertificate, validators: tuple[Validator, ...], chain_id: str, threshold: int
 ) -> None:
-    """Raise :class:`CertificateError` unless ``cert`` holds ``threshold`` distinct valid votes."""
-    if cert.chain_id != chain_id:
-        raise CertificateError(f"certificate is for chain {cert.chain_id!r}, not {chain_id!r}")
-    h = hashlib.sha256(b"cert:%d:%d:" % (threshold, cert.height) + cert.header_hash)
-    h.update(chain_id.encode())
-    for vs in cert.signatures:
-        h.update(b"%d:" % vs.replica_id + vs.signature)
-    for v in validators:
-        h.update(b"%d:" % v.replica_id + v.public_key)
-    whole = h.digest()
-    if whole in _verified:
-        return
-    by_id = {v.replica_id: v.public_key for v in validators}
-    message = encode(BlockVote(cert.chain_id, cert.height, cert.header_hash))
-    seen: set[int] = set()
-    for vs in cert.signatures:
-        if vs.replica_id in seen:
-            raise CertificateError(f"replica {vs.replica_id} signed twice")
-        key = by_id.get(vs.replica_id)
-        if key is None:
-            raise CertificateError(f"replica {vs.replica_id} is not an accounting node")
-        if not is_valid_signature_cached(key, BLOCK_VOTE_TAG, message, vs.signature):
-            raise CertificateError(f"bad signature from replica {vs.replica_id}")
-        seen.add(vs.replica_id)
-    if len(seen) < threshold:
-        raise CertificateError(f"{len(seen)} confirmations, {threshold} needed")
-    _remember(whole)
-
-
-@dataclass(frozen=True)
-class DposFinalityRule:
-    """Final once 2/3+1 of the genesis accounting nodes signed the header hash."""
-
-    chain_id: str
-    validators: tuple[Validator, ...]
-    threshold: int
-
-    def check(self, header: BlockHeader, proof: CommitCertificate) -> None:
-        if proof.height != header.height or proof.header_hash != header.header_hash:
-            raise CertificateError(f"certificate does not name the header at {header.height}")
-        check_confirmations(proof, self.validators, self.chain_id, self.threshold)
+    """Raise :class:`CertificateError` unless ``cert`` holds ``threshold`` distinct valid votes
+    (:func:`~gridledger.ledger.certificate.verify_certificate`, signatures remembered)."""
+    verify_certificate(
+        cert,
+        validators,
+        chain_id=chain_id,
+        threshold=threshold,
+        is_valid_signature=is_valid_vote_cached,
+    )
 
 
 def build_dpos_rule(genesis: GenesisConfig) -> FinalityRule:
-    return DposFinalityRule(
-        genesis.chain_id, genesis.validators, compute_confirm_threshold(len(genesis.validators))
+    """Final once 2/3+1 of the genesis accounting nodes signed the header hash."""
+    n = len(genesis.validators)
+    return QuorumCertificateRule(
+        genesis.chain_id, genesis.validators, compute_confirm_threshold(n), is_valid_vote_cached
     )
 
 
