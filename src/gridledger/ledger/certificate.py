@@ -73,11 +73,7 @@ def sign_vote(key: Ed25519PrivateKey, vote: BlockVote) -> bytes:
 
 
 def is_valid_vote(validator: Validator, vote: BlockVote, signature: bytes) -> bool:
-    try:
-        Ed25519PublicKey(validator.public_key).verify(BLOCK_VOTE_TAG, encode(vote), signature)
-    except (InvalidSignature, KeyFormatError):
-        return False
-    return True
+    return is_valid_vote_signature(validator.public_key, encode(vote), signature)
 
 
 SignatureCheck = Callable[[bytes, bytes, bytes], bool]
