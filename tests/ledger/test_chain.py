@@ -47,7 +47,8 @@ def test_commit_attach_and_proofs() -> None:
     txs = [kv_tx(ALICE, 1, b"a", b"1"), kv_tx(BOB, 1, b"b", b"2"), kv_tx(BOB, 1, b"c", b"3")]
     block, outcome = ledger.commit(txs, 5_000, 1, 0)
     assert ledger.head == block.header and ledger.state_root == block.header.state_root
-    assert [r.ok for r in outcome.receipts] == [True, True, False]
+    assert [r.ok for r in outcome.receipts] == [True, True]
+    assert block.transactions == tuple(txs[:2])  # the nonce reuse is left out
     ledger.attach_certificate(1, certify(block.header))
     with pytest.raises(CertificateError):
         ledger.attach_certificate(1, certify(ledger.get_block(0).header))
@@ -182,10 +183,11 @@ def test_a_transaction_hash_has_one_receipt_on_the_whole_chain() -> None:
     assert [(r.ok, r.reason) for r in outcome.receipts] == [(True, "")]
     block2, outcome2 = ledger.commit([tx], 3_000, 0, 0)  # replayed in a later block
     assert block2.transactions == () and outcome2.receipts == ()
-    # A *different* transaction reusing the nonce still executes and is refused.
+    # A *different* transaction reusing the nonce is left out too: one receipt per nonce.
     other = kv_tx(ALICE, 1, b"k", b"other")
-    _, outcome3 = ledger.commit([other], 4_000, 0, 0)
-    assert [(r.ok, r.reason) for r in outcome3.receipts] == [(False, "replayed nonce")]
+    block3, outcome3 = ledger.commit([other], 4_000, 0, 0)
+    assert block3.transactions == () and outcome3.receipts == ()
+    assert [d.reason for d in outcome3.dropped] == ["replayed nonce"]
 
 
 def test_a_block_carrying_a_replayed_copy_is_refused_on_re_execution() -> None:

@@ -11,7 +11,19 @@ from gridledger.ledger.block import build_block, genesis_block, genesis_state
 from gridledger.ledger.contracts import BlockContext, ContractRegistry, StateView
 from gridledger.ledger.contracts_builtin import KvContract, KvReceipt
 from gridledger.ledger.errors import ContractRejection, RegistryError, UnknownTransactionKind
-from gridledger.ledger.execution import apply_block, compute_nonce_key, revert_block
+from gridledger.ledger.execution import (
+    DUPLICATE_IN_BATCH,
+    NONCE_TOO_OLD,
+    NONCE_WINDOW,
+    REPLAYED_NONCE,
+    Dropped,
+    apply_block,
+    compute_nonce_key,
+    find_nonce_problem,
+    is_nonce_used,
+    revert_block,
+    spend_nonce,
+)
 from gridledger.ledger.state import WorldState
 from gridledger.ledger.tx import Transaction
 
@@ -63,7 +75,7 @@ def test_rejected_tx_is_recorded_and_changes_no_contract_state(payload: bytes, r
     assert (receipt.ok, receipt.reason, receipt.tx_hash) == (False, reason, tx.tx_hash)
     assert state.get(b"wtf/touched") is None
     # Only the spent nonce is written (so that the signed tx cannot be replayed later).
-    assert list(out.write_set) == [compute_nonce_key(ALICE.public_key.raw, 1)]
+    assert list(out.write_set) == [compute_nonce_key(ALICE.public_key.raw)]
 
 
 def test_empty_key_is_rejected_by_the_kv_contract() -> None:
@@ -93,25 +105,103 @@ def test_unknown_kind_is_rejected() -> None:
     assert not receipt.ok and "nobody.handles" in receipt.reason
 
 
-def test_replayed_nonce_is_rejected_within_and_across_blocks() -> None:
+def test_a_replayed_nonce_is_left_out_within_and_across_blocks() -> None:
     state = WorldState()
     tx = kv_tx(ALICE, 5, b"k", b"v")
     same_nonce_other_tx = kv_tx(ALICE, 5, b"k", b"w")
     out = apply_block(state, make_registry(), [tx, same_nonce_other_tx], CTX)
-    assert [r.ok for r in out.receipts] == [True, False]
-    assert out.receipts[1].reason == "replayed nonce"
-    out2 = apply_block(state, make_registry(), [tx, kv_tx(BOB, 5, b"k", b"b")], CTX)
-    assert [r.reason for r in out2.receipts] == ["replayed nonce", ""]
+    assert out.transactions == (tx,) and [r.ok for r in out.receipts] == [True]
+    assert out.dropped == (Dropped(same_nonce_other_tx.tx_hash, REPLAYED_NONCE),)
+    bob = kv_tx(BOB, 5, b"k", b"b")
+    out2 = apply_block(state, make_registry(), [tx, bob], CTX)
+    assert out2.transactions == (bob,) and [r.reason for r in out2.receipts] == [""]
+    assert out2.dropped == (Dropped(tx.tx_hash, REPLAYED_NONCE),)
     assert state.get(b"test/k") == b"b"
-    assert state.get(compute_nonce_key(ALICE.public_key.raw, 5)) == tx.tx_hash
+    assert is_nonce_used(state, ALICE.public_key.raw, 5)
+    assert not is_nonce_used(state, ALICE.public_key.raw, 4)
 
 
 def test_rejected_tx_cannot_be_replayed() -> None:
     state = WorldState()
     tx = Transaction.create(CHAIN, "test.write-then-fail", b"fail", ALICE, 1)
     apply_block(state, _registry(), [tx], CTX)
-    (receipt,) = apply_block(state, _registry(), [tx], CTX).receipts
-    assert receipt.reason == "replayed nonce"
+    out = apply_block(state, _registry(), [tx], CTX)
+    assert out.receipts == () and out.dropped == (Dropped(tx.tx_hash, REPLAYED_NONCE),)
+
+
+def test_nonces_may_come_out_of_order_within_the_window() -> None:
+    state = WorldState()
+    sender = ALICE.public_key.raw
+    top = 2 * NONCE_WINDOW
+    late = [
+        kv_tx(ALICE, n, b"k%d" % n, b"v") for n in (top, top - 7, top - 3, top - NONCE_WINDOW + 1)
+    ]
+    out = apply_block(state, make_registry(), late, CTX)
+    assert [r.ok for r in out.receipts] == [True] * 4 and out.dropped == ()
+    too_old = kv_tx(ALICE, top - NONCE_WINDOW, b"old", b"v")
+    jump = kv_tx(ALICE, top + NONCE_WINDOW, b"far", b"v")
+    out2 = apply_block(state, make_registry(), [too_old, jump, late[1]], CTX)
+    assert out2.transactions == (jump,)
+    assert out2.dropped == (
+        Dropped(too_old.tx_hash, NONCE_TOO_OLD),
+        Dropped(late[1].tx_hash, NONCE_TOO_OLD),  # the window moved past it
+    )
+    assert is_nonce_used(state, sender, top) and not is_nonce_used(state, sender, top + 1)
+    assert not is_nonce_used(state, sender, top + NONCE_WINDOW + 1)
+
+
+def test_a_forged_transaction_spends_no_nonce() -> None:
+    """An attacker cannot burn a sender's nonce (and censor it) without its key."""
+    state = WorldState()
+    good = kv_tx(ALICE, 1, b"k", b"v")
+    forged = Transaction(CHAIN, good.kind, b"x", good.sender, 1, good.signature)
+    out = apply_block(state, make_registry(), [forged, good], CTX)
+    assert [(r.tx_hash, r.ok, r.reason) for r in out.receipts] == [
+        (forged.tx_hash, False, "bad signature"),
+        (good.tx_hash, True, ""),
+    ]
+
+
+def test_an_exact_copy_in_the_batch_gets_no_second_receipt() -> None:
+    state = WorldState()
+    forged = Transaction(CHAIN, "test.kv-set", b"x", BOB.public_key.raw, 1, bytes(64))
+    out = apply_block(state, make_registry(), [forged, forged], CTX)
+    assert out.transactions == (forged,) and [r.reason for r in out.receipts] == ["bad signature"]
+    assert out.dropped == (Dropped(forged.tx_hash, DUPLICATE_IN_BATCH),)
+
+
+def _model_window(used: set[int], nonce: int) -> str:
+    """The window's rule stated directly: the used set and its highest element."""
+    if not used:
+        return ""
+    highest = max(used)
+    if nonce > highest:
+        return ""
+    if highest - nonce >= NONCE_WINDOW:
+        return NONCE_TOO_OLD
+    return REPLAYED_NONCE if nonce in used else ""
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(0, 3 * NONCE_WINDOW),
+            st.integers(2**64 - 2 * NONCE_WINDOW, 2**64 - 1),
+        ),
+        max_size=60,
+    )
+)
+def test_the_nonce_window_matches_its_definition(nonces: list[int]) -> None:
+    record: bytes | None = None
+    used: set[int] = set()
+    for nonce in nonces:
+        expected = _model_window(used, nonce)
+        assert find_nonce_problem(record, nonce) == expected
+        if not expected:
+            record = spend_nonce(record, nonce)
+            used.add(nonce)
+    assert record is None or len(record) <= 8 + NONCE_WINDOW // 8
 
 
 def test_revert_block_restores_state() -> None:

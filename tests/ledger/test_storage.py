@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sqlite3
@@ -236,7 +237,60 @@ def test_sigkill_while_writing_leaves_only_whole_blocks(tmp_path: Path) -> None:
         assert store.get_receipts(block.height) == fresh.get_receipts(block.height)
     assert fresh.head == ledger.head
     assert dict(store.iter_state()) == dict(fresh.state.items())
+    # The transaction index of blocks not yet written in a batch is rebuilt on opening.
+    for block, _ in ledger.export_blocks(1, head):
+        for i, tx in enumerate(block.transactions):
+            assert store.find_tx(tx.tx_hash) == (block.height, i)
     store.close()
+
+
+@pytest.mark.parametrize("batch", [1, 3, 5, 1000])
+def test_the_transaction_index_is_written_in_batches_and_survives_a_crash(
+    tmp_path: Path, batch: int
+) -> None:
+    path = tmp_path / "index.db"
+    chain = _chain(6)
+    store = SqliteBlockStore(path, tx_index_batch=batch)
+    for block, receipts, writes in chain:
+        store.put_block(block, receipts, None, writes)
+    expected = {
+        tx.tx_hash: (block.height, i)
+        for block, _, _ in chain
+        for i, tx in enumerate(block.transactions)
+    }
+    assert all(store.find_tx(h) == at for h, at in expected.items())
+    # A crash: the file is reopened while the first store never closed (nothing flushed).
+    crashed = SqliteBlockStore(path, tx_index_batch=batch)
+    assert all(crashed.find_tx(h) == at for h, at in expected.items())
+    assert crashed.find_tx(bytes(32)) is None
+    crashed.close()
+    on_disk = sqlite3.connect(path).execute("SELECT COUNT(*) FROM txs").fetchone()[0]
+    assert on_disk == len(expected)  # a clean close writes what was pending
+    store.close()
+    reopened = SqliteBlockStore(path, tx_index_batch=batch)
+    assert all(reopened.find_tx(h) == at for h, at in expected.items())
+    reopened.close()
+
+
+def test_a_repeated_transaction_hash_keeps_its_first_position(tmp_path: Path) -> None:
+    """A transaction refused for its signature spends no nonce, so a copy can be
+    ordered again; its hash then stays found where it first was, as on disk."""
+    forged = dataclasses.replace(kv_tx(ALICE, 1, b"k", b"v"), signature=bytes(64))
+    state = genesis_state(GENESIS)
+    prev = genesis_block(GENESIS)
+    store = SqliteBlockStore(tmp_path / "dup.db", tx_index_batch=3)
+    store.put_block(prev, (), None, dict(GENESIS.state))
+    for h in range(1, 5):
+        txs = [kv_tx(ALICE, 10 + h, b"k", b"v"), forged]
+        block, outcome = build_block(prev.header, state, make_registry(), txs, 2_000 + h, 0, 0)
+        assert block.transactions[1] == forged and not outcome.receipts[1].ok
+        store.put_block(block, outcome.receipts, None, dict(outcome.write_set))
+        assert store.find_tx(forged.tx_hash) == (1, 1)
+        prev = block
+    store.close()
+    reopened = SqliteBlockStore(tmp_path / "dup.db", tx_index_batch=3)
+    assert reopened.find_tx(forged.tx_hash) == (1, 1)
+    reopened.close()
 
 
 def test_a_full_disk_is_a_typed_storage_error_and_loses_nothing(tmp_path: Path) -> None:

@@ -26,11 +26,18 @@ from gridledger.ledger.block import GenesisConfig
 from gridledger.ledger.certificate import Validator
 from gridledger.ledger.contracts import ContractRegistry
 from gridledger.ledger.contracts_builtin import KV_SET_KIND, KvContract, KvSet
-from gridledger.ledger.execution import compute_nonce_key
+from gridledger.ledger.execution import Dropped, is_nonce_used
 from gridledger.ledger.state import compute_state_key
 from gridledger.ledger.storage import MemoryBlockStore
 from gridledger.ledger.tx import Transaction
-from gridledger.node.core import BlockCommitted, NodeCore, NodeEffect, NodeLimits, Transmit
+from gridledger.node.core import (
+    BlockCommitted,
+    NodeCore,
+    NodeEffect,
+    NodeLimits,
+    Transmit,
+    compute_dropped_json,
+)
 
 CHAIN = "intake-chain"
 N = 4
@@ -124,7 +131,7 @@ def test_a_bad_signature_is_refused_by_every_replica() -> None:
         assert bad_r["reason"] == "bad signature"
         state = core.ledger.state
         assert state.get(compute_state_key("test", b"stolen")) is None
-        assert state.get(compute_nonce_key(forged.sender, forged.nonce)) is None
+        assert not is_nonce_used(state, forged.sender, forged.nonce)
     roots = {core.ledger.state_root for core in cluster.cores}
     assert len(roots) == 1
 
@@ -179,6 +186,35 @@ def test_a_resent_transaction_is_answered_not_reordered() -> None:
     assert all(a[0]["status"] == "committed" for a in final)
     cluster.run(300)
     assert all(core.executed_txs == 1 for core in cluster.cores)
+
+
+def test_a_used_nonce_is_refused_at_intake_and_its_own_copy_answered() -> None:
+    cluster = Cluster()
+    tx = _tx(1)
+    cluster.submit_all([encode(tx)])
+    cluster.run(300)
+    reuse = _tx(1, b"other value")
+    answers = cluster.submit_all([encode(reuse), encode(tx)])
+    for a in answers:
+        assert (a[0]["status"], a[0]["error"]) == ("invalid", "replayed-nonce")
+        assert a[1]["status"] == "committed" and a[1]["tx_hash"] == tx.tx_hash.hex()
+    assert all(core.get_status()["inflight_txs"] == 0 for core in cluster.cores)
+
+
+def test_a_nonce_reused_in_flight_is_dropped_and_reported() -> None:
+    """Two different transactions with one nonce, both accepted: one executes, the
+    other is left out of the block, and every replica says so (for its waiters)."""
+    cluster = Cluster()
+    first, second = _tx(7), _tx(7, b"second")
+    cluster.submit_all([encode(first), encode(second)])
+    cluster.run(500)
+    for i, core in enumerate(cluster.cores):
+        (event,) = [e for e in cluster.committed[i] if e.block.transactions]
+        assert event.block.transactions == (first,)
+        assert event.dropped == (Dropped(second.tx_hash, "replayed nonce"),)
+        assert core.get_receipt_json(second.tx_hash) is None
+        assert core.get_status()["inflight_txs"] == 0
+        assert compute_dropped_json(event.dropped[0], event.block.height)["status"] == "dropped"
 
 
 def test_garbage_and_foreign_chain_payloads_are_invalid_at_intake() -> None:

@@ -29,7 +29,6 @@ from gridledger.ledger.errors import ChainError
 from gridledger.ledger.execution import (
     BlockOutcome,
     apply_block,
-    compute_nonce_key,
     compute_receipts_root,
 )
 from gridledger.ledger.merkle import merkle_root
@@ -130,31 +129,6 @@ class GenesisConfig:
         return hash_bytes(GENESIS_TAG, encode(self))
 
 
-def select_fresh_transactions(
-    state: WorldState, txs: Sequence[Transaction]
-) -> tuple[Transaction, ...]:
-    """``txs`` without exact copies of a transaction already executed or earlier in the batch.
-
-    A signed transaction is public, so anyone can submit it again. Executing the
-    copy would record a second receipt for the same transaction hash ("replayed
-    nonce"), and a malicious replica could then show a light client that
-    verified rejection for a transaction that in fact succeeded. Copies are
-    therefore left out of the block altogether: a transaction hash has exactly
-    one receipt on the whole chain. The rule reads only the state and the
-    batch, so every replica drops the same ones. A *different* transaction
-    reusing a (sender, nonce) still executes and is rejected as a replay.
-    """
-    seen: set[bytes] = set()
-    fresh: list[Transaction] = []
-    for tx in txs:
-        h = tx.tx_hash
-        if h in seen or state.get(compute_nonce_key(tx.sender, tx.nonce)) == h:
-            continue
-        seen.add(h)
-        fresh.append(tx)
-    return tuple(fresh)
-
-
 def compute_tx_root(txs: Sequence[Transaction]) -> bytes:
     return merkle_root([tx.tx_hash for tx in txs])
 
@@ -201,8 +175,8 @@ def build_block(
     timestamp_ms = max(timestamp_ms, prev_header.timestamp_ms)
     height = prev_header.height + 1
     ctx = BlockContext(prev_header.chain_id, height, timestamp_ms, proposer)
-    txs = select_fresh_transactions(state, txs)
     outcome = apply_block(state, registry, txs, ctx)
+    txs = outcome.transactions  # without those left out (replays, copies)
     header = BlockHeader(
         chain_id=prev_header.chain_id,
         height=height,

@@ -3,18 +3,27 @@
 For each transaction, :func:`process_transaction` checks in this order:
 
 1. the chain id matches the block's;
-2. the sender's signature verifies;
-3. the pair (sender, nonce) has not been used (key ``sys/nonce/<sender><nonce>``);
+2. the sender's nonce is not used and not too old (its window, below);
+3. the sender's signature verifies;
 4. a contract handles the kind;
 5. the contract accepts it.
 
-A failure at 1-3 is recorded as a rejected :class:`Receipt` and changes nothing.
-From step 4 on, the (sender, nonce) pair is spent even if the transaction is
-rejected, because the sender did sign it: otherwise anyone could replay a
-refused transaction later, when it would succeed. The contract's own writes
-live in a per-transaction :class:`~gridledger.ledger.state.Overlay` and are
-discarded on rejection. The nonce key holds the transaction hash, so it also
-proves to a light client that a transaction was executed.
+A failure at 1 or 3 is recorded as a rejected :class:`Receipt` and changes
+nothing. A failure at 2 leaves the transaction out of the block altogether
+(:class:`Dropped`): a signed transaction is public, so anyone can submit it
+again, and its copy must not get a second, verifiable receipt. From step 4 on,
+the nonce is spent even if the transaction is rejected, because the sender did
+sign it: otherwise anyone could replay a refused transaction later, when it
+would succeed. The contract's own writes live in a per-transaction
+:class:`~gridledger.ledger.state.Overlay` and are discarded on rejection.
+
+Replay protection keeps one record per sender (``sys/nonce/<sender>``): the
+highest nonce used and a bitmap of which of the :data:`NONCE_WINDOW` nonces
+below it were used, as IPsec's anti-replay window (RFC 4303 §3.4.3). A sender
+may use its nonces in any order within the window; a nonce further below the
+highest is refused as too old. One record per sender instead of one per
+transaction keeps the state (and the Merkle tree over it) from growing with
+every transaction.
 
 Every replica applying the same transactions to the same state gets the same
 receipts, write set and state root.
@@ -30,7 +39,7 @@ from gridledger.crypto.encoding import encode, wire_type
 from gridledger.errors import GridledgerError
 from gridledger.ledger.contracts import BlockContext, ContractRegistry, StateView
 from gridledger.ledger.merkle import merkle_root
-from gridledger.ledger.state import SYSTEM_NAMESPACE, Overlay, WorldState, WriteSet
+from gridledger.ledger.state import SYSTEM_NAMESPACE, Overlay, StateReader, WorldState, WriteSet
 from gridledger.ledger.state import compute_state_key as _state_key
 from gridledger.ledger.tx import Transaction, is_valid_transaction_signature
 
@@ -52,18 +61,79 @@ class Receipt:
 
 
 @dataclass(frozen=True)
-class BlockOutcome:
-    """What applying a block produced; ``undo`` restores the state it was applied to."""
+class Dropped:
+    """A transaction left out of its block, with why (``"replayed nonce"``, ...)."""
 
+    tx_hash: bytes
+    reason: str
+
+
+@dataclass(frozen=True)
+class BlockOutcome:
+    """What applying a block produced; ``undo`` restores the state it was applied to.
+
+    ``transactions`` are those that got a receipt (the block's), in order;
+    ``dropped`` those left out.
+    """
+
+    transactions: tuple[Transaction, ...]
     receipts: tuple[Receipt, ...]
     state_root: bytes
     write_set: WriteSet
+    dropped: tuple[Dropped, ...] = ()
     undo: WriteSet = field(default_factory=dict, compare=False, repr=False)
 
 
-def compute_nonce_key(sender: bytes, nonce: int) -> bytes:
-    """The state key marking (sender, nonce) as used."""
-    return _state_key(SYSTEM_NAMESPACE, b"nonce/" + sender + nonce.to_bytes(8, "big"))
+NONCE_WINDOW = 1024  # nonces below a sender's highest that may still be used, out of order
+_WINDOW_MASK = (1 << NONCE_WINDOW) - 1
+REPLAYED_NONCE = "replayed nonce"
+NONCE_TOO_OLD = "nonce too old"
+DUPLICATE_IN_BATCH = "duplicate in batch"
+
+
+def compute_nonce_key(sender: bytes) -> bytes:
+    """The state key of ``sender``'s nonce window."""
+    return _state_key(SYSTEM_NAMESPACE, b"nonce/" + sender)
+
+
+def find_nonce_problem(record: bytes | None, nonce: int) -> str:
+    """Why ``nonce`` cannot be used against the window ``record`` (``""``: it can).
+
+    ``record`` is ``highest (8 bytes BE) || bitmap (BE, minimal)``, bit ``i`` of
+    the bitmap meaning nonce ``highest - i`` is used; ``None``: nothing used yet.
+    """
+    if record is None:
+        return ""
+    highest = int.from_bytes(record[:8], "big")
+    if nonce > highest:
+        return ""
+    age = highest - nonce
+    if age >= NONCE_WINDOW:
+        return NONCE_TOO_OLD
+    if (int.from_bytes(record[8:], "big") >> age) & 1:
+        return REPLAYED_NONCE
+    return ""
+
+
+def spend_nonce(record: bytes | None, nonce: int) -> bytes:
+    """``record`` with ``nonce`` marked used (check it with :func:`find_nonce_problem` first)."""
+    if record is None:
+        highest, used = nonce, 1
+    else:
+        highest = int.from_bytes(record[:8], "big")
+        used = int.from_bytes(record[8:], "big")
+        if nonce > highest:
+            shift = nonce - highest
+            used = 1 if shift >= NONCE_WINDOW else ((used << shift) | 1) & _WINDOW_MASK
+            highest = nonce
+        else:
+            used |= 1 << (highest - nonce)
+    return highest.to_bytes(8, "big") + used.to_bytes((used.bit_length() + 7) // 8, "big")
+
+
+def is_nonce_used(state: StateReader, sender: bytes, nonce: int) -> bool:
+    """Whether ``(sender, nonce)`` can no longer be used in ``state`` (spent or too old)."""
+    return find_nonce_problem(state.get(compute_nonce_key(sender)), nonce) != ""
 
 
 def compute_receipts_root(receipts: Sequence[Receipt]) -> bytes:
@@ -76,16 +146,18 @@ def _rejected(tx: Transaction, reason: str) -> Receipt:
 
 def process_transaction(
     block: Overlay, registry: ContractRegistry, tx: Transaction, ctx: BlockContext
-) -> Receipt:
-    """Apply one transaction to the block overlay; return its receipt."""
+) -> Receipt | Dropped:
+    """Apply one transaction to the block overlay: its receipt, or why it is left out."""
     if tx.chain_id != ctx.chain_id:
         return _rejected(tx, f"transaction is for chain {tx.chain_id!r}")
+    nonce_key = compute_nonce_key(tx.sender)
+    record = block.get(nonce_key)
+    problem = find_nonce_problem(record, tx.nonce)
+    if problem:  # before the signature: only a valid signature ever spends a nonce
+        return Dropped(tx.tx_hash, problem)
     if not is_valid_transaction_signature(tx):
         return _rejected(tx, "bad signature")
-    nonce_key = compute_nonce_key(tx.sender, tx.nonce)
-    if block.get(nonce_key) is not None:
-        return _rejected(tx, "replayed nonce")
-    block.put(nonce_key, tx.tx_hash)
+    block.put(nonce_key, spend_nonce(record, tx.nonce))
     try:
         contract = registry.get(tx.kind)
         overlay = Overlay(block)
@@ -126,12 +198,34 @@ def apply_block(
     txs: Sequence[Transaction],
     ctx: BlockContext,
 ) -> BlockOutcome:
-    """Apply ``txs`` in order to ``state`` (mutating it), then the end-of-block hooks."""
+    """Apply ``txs`` in order to ``state`` (mutating it), then the end-of-block hooks.
+
+    A transaction whose hash came earlier in ``txs`` is left out
+    (:data:`DUPLICATE_IN_BATCH`), so that no copy gets a second receipt even
+    where no nonce was spent (a bad signature).
+    """
     block = Overlay(state)
-    receipts = tuple(process_transaction(block, registry, tx, ctx) for tx in txs)
+    seen: set[bytes] = set()
+    included: list[Transaction] = []
+    receipts: list[Receipt] = []
+    dropped: list[Dropped] = []
+    for tx in txs:
+        h = tx.tx_hash
+        if h in seen:
+            dropped.append(Dropped(h, DUPLICATE_IN_BATCH))
+            continue
+        seen.add(h)
+        result = process_transaction(block, registry, tx, ctx)
+        if isinstance(result, Dropped):
+            dropped.append(result)
+            continue
+        included.append(tx)
+        receipts.append(result)
     process_end_block(block, registry, ctx)
     undo = state.apply_writes(block.writes)
-    return BlockOutcome(receipts, state.root, block.writes, undo)
+    return BlockOutcome(
+        tuple(included), tuple(receipts), state.root, block.writes, tuple(dropped), undo
+    )
 
 
 def revert_block(state: WorldState, outcome: BlockOutcome) -> None:

@@ -15,6 +15,15 @@ block, so durability wins. Pass ``synchronous="NORMAL"`` for throwaway runs.
 
 State is stored as plain entries; the sparse Merkle tree is rebuilt from them
 when a :class:`~gridledger.ledger.chain.Ledger` opens the store.
+
+The transaction index (hash → height, position) is written in batches of
+``tx_index_batch`` transactions, not with every block: its keys are random, so
+each insert dirties its own page of a large B-tree, and writing 300 of them per
+block cost about 10 µs per transaction at 100,000 indexed transactions, against
+about 3 µs in batches of 4,096. Until its batch is written, a block's index
+lives in memory, and the meta key ``store/txs-indexed-to`` names the last block
+whose index is on disk; opening the store indexes the blocks after it again
+from their stored transactions, so a crash loses nothing.
 """
 
 from __future__ import annotations
@@ -44,13 +53,19 @@ CREATE TABLE IF NOT EXISTS state (key BLOB PRIMARY KEY, value BLOB NOT NULL) WIT
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 """
 _MAX_BLOB = 256 * 1024 * 1024
+_INDEXED_TO = "store/txs-indexed-to"  # meta: the transaction index is on disk up to here
+TX_INDEX_BATCH = 4096
 
 
 class SqliteBlockStore:
     """A :class:`~gridledger.ledger.storage.BlockStore` in one SQLite file (WAL mode)."""
 
     def __init__(
-        self, path: str | Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL"
+        self,
+        path: str | Path,
+        *,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+        tx_index_batch: int = TX_INDEX_BATCH,
     ) -> None:
         try:
             self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
@@ -60,14 +75,56 @@ class SqliteBlockStore:
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open block store {path}: {exc}") from None
         self._lock = threading.Lock()
-        self._head = self._read_head()
+        self._tx_index_batch = max(1, tx_index_batch)
+        self._unindexed: dict[bytes, tuple[int, int]] = {}  # not yet in the txs table
         # every stored transaction hash, so that find_tx answers "absent" from memory
         self._tx_filter = HashFilter()
         try:
+            self._head = self._read_head()
+            indexed_to = self._read_indexed_to()
             for (tx_hash,) in self._db.execute("SELECT tx_hash FROM txs"):
                 self._tx_filter.add(_blob(tx_hash))
         except sqlite3.Error as exc:
             raise StorageError(f"cannot read block store {path}: {exc}") from None
+        head = -1 if self._head is None else self._head
+        for height in range(indexed_to + 1, head + 1):
+            block = self.get_block(height)
+            if block is None:
+                raise StorageError(f"block store {path} lacks block {height}")
+            self._remember_index(block)
+
+    def _read_indexed_to(self) -> int:
+        """The last block whose index is on disk; a store without the key has all of it."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (_INDEXED_TO,)).fetchone()
+        if row is not None:
+            return int.from_bytes(_blob(row[0]), "big", signed=True)
+        indexed_to = -1 if self._head is None else self._head
+        self._db.execute(
+            "INSERT INTO meta VALUES (?, ?)",
+            (_INDEXED_TO, indexed_to.to_bytes(8, "big", signed=True)),
+        )
+        return indexed_to
+
+    def _remember_index(self, block: Block) -> None:
+        """Index ``block`` in memory: the first position of a hash wins, as on disk."""
+        unindexed = self._unindexed
+        for index, tx in enumerate(block.transactions):
+            h = tx.tx_hash
+            if h in unindexed or (self._tx_filter.may_contain(h) and self._find_on_disk(h)):
+                continue
+            unindexed[h] = (block.height, index)
+            self._tx_filter.add(h)
+
+    def _find_on_disk(self, tx_hash: bytes) -> tuple[int, int] | None:
+        """The indexed position of ``tx_hash``; a failed read counts as absent, since it
+        runs after a block is committed (the batch write keeps the first position anyway)."""
+        try:
+            found = self._db.execute(
+                "SELECT height, idx FROM txs WHERE tx_hash = ?", (tx_hash,)
+            ).fetchone()
+        except sqlite3.Error:
+            return None
+        return None if found is None else (_int(found[0]), _int(found[1]))
 
     def _read_head(self) -> int | None:
         row = self._db.execute("SELECT MAX(height) FROM blocks").fetchone()
@@ -90,13 +147,19 @@ class SqliteBlockStore:
             expected = 0 if self._head is None else self._head + 1
             if block.height != expected:
                 raise StorageError(f"block {block.height} cannot be stored: next is {expected}")
-            self._in_transaction(
-                lambda db: self._write_block(
-                    db, block, header, txs, encoded_receipts, cert, state_writes
-                )
-            )
+            flush = len(self._unindexed) + len(block.transactions) >= self._tx_index_batch
+
+            def body(db: sqlite3.Connection) -> None:
+                self._write_block(db, block, header, txs, encoded_receipts, cert, state_writes)
+                if flush:
+                    self._write_index(db, block.height, block)
+
+            self._in_transaction(body)
             self._head = block.height
-            self._tx_filter.update(tx.tx_hash for tx in block.transactions)
+            if flush:
+                self._unindexed.clear()
+            else:
+                self._remember_index(block)
 
     @staticmethod
     def _write_block(
@@ -113,16 +176,26 @@ class SqliteBlockStore:
         if cert is not None:
             db.execute("INSERT OR REPLACE INTO certificates VALUES (?, ?)", (height, cert))
         db.executemany(
-            "INSERT OR IGNORE INTO txs VALUES (?, ?, ?)",
-            ((tx.tx_hash, height, i) for i, tx in enumerate(block.transactions)),
-        )
-        db.executemany(
             "INSERT OR REPLACE INTO state VALUES (?, ?)",
             ((k, v) for k, v in state_writes.items() if v is not None),
         )
         db.executemany(
             "DELETE FROM state WHERE key = ?",
             ((k,) for k, v in state_writes.items() if v is None),
+        )
+
+    def _write_index(self, db: sqlite3.Connection, upto: int, last: Block | None) -> None:
+        """The index of every block up to ``upto`` onto disk (``last``: that block, not
+        yet remembered), sorted so that neighbouring keys share their page visits."""
+        rows = [(h, height, index) for h, (height, index) in self._unindexed.items()]
+        if last is not None:
+            rows.extend((tx.tx_hash, last.height, i) for i, tx in enumerate(last.transactions))
+            self._tx_filter.update(tx.tx_hash for tx in last.transactions)
+        rows.sort()  # the first position of a hash comes first, and INSERT OR IGNORE keeps it
+        db.executemany("INSERT OR IGNORE INTO txs VALUES (?, ?, ?)", rows)
+        db.execute(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            (_INDEXED_TO, upto.to_bytes(8, "big", signed=True)),
         )
 
     def _in_transaction(self, body: Callable[[sqlite3.Connection], object]) -> None:
@@ -189,8 +262,9 @@ class SqliteBlockStore:
         return self._head
 
     def find_tx(self, tx_hash: bytes) -> tuple[int, int] | None:
-        if not self._tx_filter.may_contain(tx_hash):
-            return None
+        found = self._unindexed.get(tx_hash)
+        if found is not None or not self._tx_filter.may_contain(tx_hash):
+            return found
         row = self._one("SELECT height, idx FROM txs WHERE tx_hash = ?", (tx_hash,))
         return None if row is None else (_int(row[0]), _int(row[1]))
 
@@ -230,7 +304,13 @@ class SqliteBlockStore:
             self._in_transaction(body)
 
     def close(self) -> None:
+        """Write the pending transaction index (a clean stop needs no re-indexing), then close."""
         with self._lock:
+            if self._unindexed and self._head is not None:
+                head = self._head
+                with contextlib.suppress(StorageError):
+                    self._in_transaction(lambda db: self._write_index(db, head, None))
+                    self._unindexed.clear()
             self._db.close()
 
 

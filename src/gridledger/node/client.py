@@ -22,7 +22,7 @@ from gridledger.node.config import Address
 from gridledger.node.json_lines import decode_line, encode_line, encode_sorted
 
 MAX_BUSY_RETRIES = 5  # resends of a transaction a replica refused as busy
-_DECIDED = ("committed", "rejected")
+_DECIDED = ("committed", "rejected", "dropped")
 
 
 class ClientError(NodeError):

@@ -68,7 +68,7 @@ from gridledger.ledger.certificate import CommitCertificate
 from gridledger.ledger.chain import Ledger
 from gridledger.ledger.contracts import ContractRegistry
 from gridledger.ledger.errors import LedgerError
-from gridledger.ledger.execution import Receipt
+from gridledger.ledger.execution import Dropped, Receipt, compute_nonce_key, find_nonce_problem
 from gridledger.ledger.quorum import compute_f
 from gridledger.ledger.storage import BlockStore
 from gridledger.ledger.tx import (
@@ -140,10 +140,15 @@ class Transmit:
 
 @dataclass(frozen=True)
 class BlockCommitted:
-    """Block ``block`` was executed (or imported) and stored, with its receipts."""
+    """Block ``block`` was executed (or imported) and stored, with its receipts.
+
+    ``dropped``: transactions of the ordered batch left out of the block (a
+    nonce already used or too old), so that whoever waits for them is told.
+    """
 
     block: Block
     receipts: tuple[Receipt, ...]
+    dropped: tuple[Dropped, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,16 @@ def compute_receipt_json(
         "height": height,
         "index": index,
         "block_hash": block_hash.hex(),
+    }
+
+
+def compute_dropped_json(dropped: Dropped, height: int) -> dict[str, Any]:
+    """The API answer for a transaction ordered into block ``height`` but left out of it."""
+    return {
+        "tx_hash": dropped.tx_hash.hex(),
+        "status": "dropped",
+        "reason": dropped.reason,
+        "height": height,
     }
 
 
@@ -365,15 +380,17 @@ class NodeCore:
 
         A transaction already on chain is answered with its receipt at once (a
         retry after a lost answer is idempotent); one already accepted and not yet
-        committed is ``pending`` again without a second request; past the
-        admission bound the answer is ``busy`` with a retry delay, and nothing of
-        the transaction is kept.
+        committed is ``pending`` again without a second request; one whose nonce
+        the state shows used or too old is ``invalid`` (it would be left out of
+        any block); past the admission bound the answer is ``busy`` with a retry
+        delay, and nothing of the transaction is kept.
         """
         results: list[dict[str, Any]] = []
         out: list[NodeEffect] = []
         max_tx = self.max_tx_bytes
         capacity = self.admission_limit
         retry_after_ms: int | None = None  # computed once per call, when first needed
+        state = self.ledger.state
         for payload in payloads:
             if len(self._inflight) >= capacity and len(payload) <= max_tx:
                 if retry_after_ms is None:
@@ -398,13 +415,22 @@ class NodeCore:
             except GridledgerError as exc:
                 results.append({"status": "invalid", "reason": exc.reason})
                 continue
-            known = self.get_receipt_json(tx.tx_hash)
-            if known is not None:
-                results.append(known)
-                continue
             pending = {"tx_hash": tx.tx_hash.hex(), "status": "pending"}
             if tx.tx_hash in self._inflight:
                 results.append(pending)
+                continue
+            # A transaction on chain has spent its nonce: a fresh nonce spares the store read.
+            problem = find_nonce_problem(state.get(compute_nonce_key(tx.sender)), tx.nonce)
+            if problem:
+                results.append(
+                    self.get_receipt_json(tx.tx_hash)
+                    or {
+                        "tx_hash": tx.tx_hash.hex(),
+                        "status": "invalid",
+                        "error": problem.replace(" ", "-"),
+                        "reason": f"{problem} {tx.nonce} for sender {tx.sender.hex()[:16]}",
+                    }
+                )
                 continue
             if len(self._inflight) >= capacity:
                 self.busy_answers += 1
@@ -599,17 +625,26 @@ class NodeCore:
         block, outcome = self.ledger.commit(
             txs, effect.timestamp_ms, proposer=effect.proposer, view=0
         )
-        self._on_committed(block, outcome.receipts, out)
+        self._on_committed(block, outcome.receipts, out, outcome.dropped)
         return block.header.header_hash
 
     def _on_committed(
-        self, block: Block, receipts: tuple[Receipt, ...], out: list[NodeEffect]
+        self,
+        block: Block,
+        receipts: tuple[Receipt, ...],
+        out: list[NodeEffect],
+        dropped: tuple[Dropped, ...] = (),
     ) -> None:
         self.executed_txs += len(block.transactions)
         for tx in block.transactions:
             self._inflight.pop(tx.tx_hash, None)
+        if dropped:
+            included = {tx.tx_hash for tx in block.transactions}
+            dropped = tuple(d for d in dropped if d.tx_hash not in included)
+            for d in dropped:
+                self._inflight.pop(d.tx_hash, None)
         self._remember_receipts(block.height, (receipts, block.header.header_hash))
-        out.append(BlockCommitted(block, receipts))
+        out.append(BlockCommitted(block, receipts, dropped))
 
     def _on_finalized(self, effect: Finalized, out: list[NodeEffect]) -> None:
         try:

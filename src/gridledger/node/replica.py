@@ -58,6 +58,7 @@ from gridledger.node.core import (
     NodeEffect,
     NodeLimits,
     Transmit,
+    compute_dropped_json,
     compute_receipt_json,
 )
 from gridledger.node.http import Broadcaster, HttpServer, HttpSettings, create_app
@@ -396,6 +397,12 @@ class Replica:
             entries = self._waiters.pop(receipt.tx_hash, None)
             if entries:
                 answer = compute_receipt_json(receipt, block.height, index, block_hash)
+                for waiter, text in entries:
+                    waiter.deliver(text, answer)
+        for dropped in effect.dropped:
+            entries = self._waiters.pop(dropped.tx_hash, None)
+            if entries:
+                answer = compute_dropped_json(dropped, block.height)
                 for waiter, text in entries:
                     waiter.deliver(text, answer)
 
