@@ -65,7 +65,7 @@ SENDERS = 64
 ROUND_TIMEOUT_S = 30.0
 MAX_RETRIES = 5
 TARGET_TPS = 3_000  # issue 9
-DEFAULT_RATES = (500, 1000, 2000, 2500, 3000, 4000, 6000)
+DEFAULT_RATES = (500, 1000, 2000, 2500, 3000, 3250, 3500, 4000, 6000)
 
 # Seed 004, Table 1 (Hyperledger Fabric 1.1, 3 hosts + 1 Caliper host, i5-4590S):
 # send rate tps -> (max, min, avg latency in ms, throughput tps); 1000 txs per round.

@@ -10,6 +10,7 @@ from gridledger.consensus.messages import (
     MAX_ENVELOPE_BYTES,
     Checkpoint,
     ClientRequest,
+    ForwardedRequests,
     NewView,
     PrePrepare,
     compute_batch_digest,
@@ -22,6 +23,7 @@ from gridledger.consensus.pbft import (
     compute_new_view_bound,
     on_client_request,
     on_frame,
+    on_tick,
 )
 from gridledger.crypto.encoding import encode
 from gridledger.node.simnet import SimNetwork, make_config, make_keys
@@ -172,3 +174,29 @@ def test_a_forward_is_accepted_only_by_the_primary() -> None:
     assert states[1].rejected.get("forward-to-backup") == 1 and not states[1].pending
     on_frame(states[0], frame, 1)
     assert compute_request_digest(req) in states[0].pending
+
+
+def test_a_backup_forwards_its_waiting_requests_under_few_signatures() -> None:
+    """Past saturation many requests wait past the forward delay at once: one
+    envelope carries as many as a batch holds, not one signature per request."""
+    config, _keys, states = make_cluster()
+    backup = states[1]
+    reqs = [ClientRequest(b"c", i, b"x" * 200) for i in range(2 * config.batch_max + 5)]
+    for req in reqs:
+        on_client_request(backup, req, 10)
+    signed_before = backup.auth.signatures
+    effects = on_tick(backup, 10 + config.forward_delay_ms)
+    forwards = [e for e in effects if isinstance(e, Send) and e.to == 0]
+    messages = [decode_message(e.envelope.body) for e in forwards]
+    assert all(isinstance(m, ForwardedRequests) for m in messages)
+    assert len(forwards) == 3 and backup.auth.signatures - signed_before == 3
+    carried = [r for m in messages if isinstance(m, ForwardedRequests) for r in m.requests]
+    assert carried == reqs  # in arrival order, each once
+    assert all(len(encode(e.envelope)) <= MAX_ENVELOPE_BYTES for e in forwards)
+    # The primary takes them all; another backup refuses the forward.
+    for e in forwards:
+        on_frame(states[0], encode(e.envelope), 20 + config.forward_delay_ms)
+        on_frame(states[2], encode(e.envelope), 20 + config.forward_delay_ms)
+    primary_holds = set(states[0].pending) | set(states[0].inflight)
+    assert {compute_request_digest(r) for r in reqs} <= primary_holds
+    assert states[2].rejected.get("forward-to-backup") == 3 and not states[2].pending

@@ -16,9 +16,10 @@ from gridledger.ledger.block import (
 from gridledger.ledger.certificate import CommitCertificate, Validator
 from gridledger.ledger.chain import Ledger
 from gridledger.ledger.errors import CertificateError, ChainError, StorageError
-from gridledger.ledger.execution import Receipt, compute_receipts_root
+from gridledger.ledger.execution import Receipt, compute_nonce_key, compute_receipts_root
 from gridledger.ledger.light import LightClient
 from gridledger.ledger.merkle import verify_inclusion
+from gridledger.ledger.state import WorldState
 from gridledger.ledger.storage import MemoryBlockStore, SqliteBlockStore
 
 from .helpers import CHAIN, GENESIS, VALIDATORS, certify, key, kv_tx, make_registry
@@ -227,3 +228,24 @@ def test_genesis_refuses_one_key_under_several_ids_and_invalid_keys() -> None:
     small_order = bytes([1]) + bytes(31)
     with pytest.raises(ChainError, match="not a valid Ed25519"):
         GenesisConfig.create(CHAIN, [*VALIDATORS[:3], Validator(3, small_order)], 0)
+
+
+def test_a_chain_made_under_the_per_nonce_replay_rule_is_refused() -> None:
+    """Its spent nonces are invisible to the windows: every old transaction could
+    run again, so the store is refused rather than upgraded silently."""
+    store = MemoryBlockStore()
+    ledger = Ledger(store, make_registry(), GENESIS)
+    ledger.commit([kv_tx(ALICE, 1, b"k", b"v")], 2_000, 0, 0)
+    old_marker = compute_nonce_key(ALICE.public_key.raw) + (1).to_bytes(8, "big")
+    head = ledger.head
+    state = dict(ledger.state.items()) | {old_marker: b"h" * 32}
+    forged_head = dataclasses.replace(head, state_root=WorldState(state.items()).root)
+    legacy = MemoryBlockStore()
+    for height in range(head.height):
+        legacy.put_block(store.get_block(height), store.get_receipts(height), None, {})
+    block = store.get_block(head.height)
+    legacy.put_block(
+        Block(forged_head, block.transactions), store.get_receipts(head.height), None, state
+    )
+    with pytest.raises(StorageError, match="earlier replay rule"):
+        Ledger(legacy, make_registry(), GENESIS)

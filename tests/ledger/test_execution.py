@@ -90,10 +90,11 @@ def test_checks_before_the_contract_change_nothing() -> None:
     forged = Transaction(CHAIN, good.kind, good.payload, BOB.public_key.raw, 1, good.signature)
     other_chain = kv_tx(ALICE, 2, b"k", b"v", chain="other")
     out = apply_block(state, make_registry(), [forged, other_chain], CTX)
-    assert [r.reason for r in out.receipts] == [
-        "bad signature",
-        "transaction is for chain 'other'",
-    ]
+    assert out.transactions == () and out.receipts == ()  # no receipt: no nonce spent
+    assert out.dropped == (
+        Dropped(forged.tx_hash, "bad signature"),
+        Dropped(other_chain.tx_hash, "transaction is for chain 'other'"),
+    )
     assert out.write_set == {}
     assert len(state) == 0
 
@@ -156,18 +157,51 @@ def test_a_forged_transaction_spends_no_nonce() -> None:
     good = kv_tx(ALICE, 1, b"k", b"v")
     forged = Transaction(CHAIN, good.kind, b"x", good.sender, 1, good.signature)
     out = apply_block(state, make_registry(), [forged, good], CTX)
-    assert [(r.tx_hash, r.ok, r.reason) for r in out.receipts] == [
-        (forged.tx_hash, False, "bad signature"),
-        (good.tx_hash, True, ""),
-    ]
+    assert out.transactions == (good,) and [r.ok for r in out.receipts] == [True]
+    assert out.dropped == (Dropped(forged.tx_hash, "bad signature"),)
 
 
 def test_an_exact_copy_in_the_batch_gets_no_second_receipt() -> None:
     state = WorldState()
+    tx = kv_tx(ALICE, 1, b"k", b"v")
     forged = Transaction(CHAIN, "test.kv-set", b"x", BOB.public_key.raw, 1, bytes(64))
-    out = apply_block(state, make_registry(), [forged, forged], CTX)
-    assert out.transactions == (forged,) and [r.reason for r in out.receipts] == ["bad signature"]
-    assert out.dropped == (Dropped(forged.tx_hash, DUPLICATE_IN_BATCH),)
+    out = apply_block(state, make_registry(), [tx, forged, tx, forged], CTX)
+    assert out.transactions == (tx,) and [r.ok for r in out.receipts] == [True]
+    assert [d.reason for d in out.dropped] == [
+        "bad signature",
+        DUPLICATE_IN_BATCH,
+        DUPLICATE_IN_BATCH,  # not checked again
+    ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 5), st.booleans()), max_size=12))
+def test_a_transaction_hash_never_gets_two_receipts(
+    picks: list[tuple[int, int, bool]],
+) -> None:
+    """Whatever a proposer puts into its batches (copies, forgeries, reused nonces),
+    every receipt on the chain is for a different transaction hash."""
+    signers = [ALICE, BOB]
+    pool = []
+    for who in range(2):
+        for nonce in range(3):
+            tx = kv_tx(signers[who], nonce, b"k", b"%d" % nonce)
+            pool.append(tx)
+            pool.append(Transaction(CHAIN, tx.kind, b"forged", tx.sender, nonce, tx.signature))
+    state = WorldState()
+    seen: set[bytes] = set()
+    batches: list[list[Transaction]] = [[], [], [], []]
+    for batch, index, twice in picks:
+        batches[batch].append(pool[index])
+        if twice:
+            batches[batch].append(pool[index])
+    for batch in batches:
+        out = apply_block(state, make_registry(), batch, CTX)
+        hashes = [r.tx_hash for r in out.receipts]
+        assert hashes == [tx.tx_hash for tx in out.transactions]
+        assert not seen & set(hashes) and len(set(hashes)) == len(hashes)
+        seen.update(hashes)
+        assert all(r.reason != "bad signature" for r in out.receipts)
 
 
 def _model_window(used: set[int], nonce: int) -> str:

@@ -24,6 +24,7 @@ from gridledger.ledger.chain import Ledger
 from gridledger.ledger.errors import StorageError
 from gridledger.ledger.execution import Receipt
 from gridledger.ledger.storage import BlockStore, MemoryBlockStore, SqliteBlockStore
+from gridledger.ledger.storage_sqlite import TX_INDEX_MAX_BLOCKS
 
 from .helpers import GENESIS, certify, key, kv_tx, make_registry
 
@@ -272,24 +273,54 @@ def test_the_transaction_index_is_written_in_batches_and_survives_a_crash(
     reopened.close()
 
 
-def test_a_repeated_transaction_hash_keeps_its_first_position(tmp_path: Path) -> None:
-    """A transaction refused for its signature spends no nonce, so a copy can be
-    ordered again; its hash then stays found where it first was, as on disk."""
-    forged = dataclasses.replace(kv_tx(ALICE, 1, b"k", b"v"), signature=bytes(64))
-    state = genesis_state(GENESIS)
-    prev = genesis_block(GENESIS)
-    store = SqliteBlockStore(tmp_path / "dup.db", tx_index_batch=3)
-    store.put_block(prev, (), None, dict(GENESIS.state))
-    for h in range(1, 5):
-        txs = [kv_tx(ALICE, 10 + h, b"k", b"v"), forged]
-        block, outcome = build_block(prev.header, state, make_registry(), txs, 2_000 + h, 0, 0)
-        assert block.transactions[1] == forged and not outcome.receipts[1].ok
-        store.put_block(block, outcome.receipts, None, dict(outcome.write_set))
-        assert store.find_tx(forged.tx_hash) == (1, 1)
-        prev = block
+def test_opening_rereads_a_bounded_number_of_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Empty blocks after a batch (an idle chain) are re-read neither after a clean
+    close nor, beyond TX_INDEX_MAX_BLOCKS, after a crash."""
+    path = tmp_path / "idle.db"
+    chain = _chain(1)
+    store = SqliteBlockStore(path, tx_index_batch=1)
+    for block, receipts, writes in chain:
+        store.put_block(block, receipts, None, writes)
+    prev = chain[-1][0].header
+    for h in range(2, 2 + TX_INDEX_MAX_BLOCKS + 10):
+        empty = Block(dataclasses.replace(prev, height=h, prev_hash=prev.header_hash), ())
+        store.put_block(empty, (), None, {})
+        prev = empty.header
+    reads: list[int] = []
+    real = SqliteBlockStore.get_block
+
+    def counting(self: SqliteBlockStore, height: int) -> Block | None:
+        reads.append(height)
+        return real(self, height)
+
+    monkeypatch.setattr(SqliteBlockStore, "get_block", counting)
+    crashed = SqliteBlockStore(path)  # the first store never closed
+    assert len(reads) <= TX_INDEX_MAX_BLOCKS
+    crashed.close()
     store.close()
-    reopened = SqliteBlockStore(tmp_path / "dup.db", tx_index_batch=3)
-    assert reopened.find_tx(forged.tx_hash) == (1, 1)
+    reads.clear()
+    SqliteBlockStore(path).close()
+    assert reads == []
+
+
+def test_a_repeated_transaction_hash_keeps_its_first_position(tmp_path: Path) -> None:
+    """The ledger never stores a hash twice, but the index does not rely on it: a
+    hash stays found where it first was, in memory and on disk alike."""
+    chain = _chain(4)
+    copy = chain[1][0].transactions[1]
+    store = SqliteBlockStore(tmp_path / "dup.db", tx_index_batch=5)
+    for block, receipts, writes in chain:
+        if block.height >= 2:  # every later block carries the copy again
+            block = dataclasses.replace(block, transactions=(*block.transactions, copy))
+            receipts = (*receipts, chain[1][1][1])
+        store.put_block(block, receipts, None, writes)
+        if block.height >= 1:
+            assert store.find_tx(copy.tx_hash) == (1, 1)
+    store.close()
+    reopened = SqliteBlockStore(tmp_path / "dup.db", tx_index_batch=5)
+    assert reopened.find_tx(copy.tx_hash) == (1, 1)
     reopened.close()
 
 

@@ -127,8 +127,9 @@ def test_a_bad_signature_is_refused_by_every_replica() -> None:
         good_r = core.get_receipt_json(good.tx_hash)
         bad_r = core.get_receipt_json(forged.tx_hash)
         assert good_r is not None and good_r["status"] == "committed"
-        assert bad_r is not None and bad_r["status"] == "rejected"
+        assert bad_r is not None and bad_r["status"] == "dropped"  # left out of the block
         assert bad_r["reason"] == "bad signature"
+        assert forged not in core.ledger.get_block(bad_r["height"]).transactions
         state = core.ledger.state
         assert state.get(compute_state_key("test", b"stolen")) is None
         assert not is_nonce_used(state, forged.sender, forged.nonce)
@@ -212,9 +213,13 @@ def test_a_nonce_reused_in_flight_is_dropped_and_reported() -> None:
         (event,) = [e for e in cluster.committed[i] if e.block.transactions]
         assert event.block.transactions == (first,)
         assert event.dropped == (Dropped(second.tx_hash, "replayed nonce"),)
-        assert core.get_receipt_json(second.tx_hash) is None
+        answer = compute_dropped_json(event.dropped[0], event.block.height)
+        assert core.get_receipt_json(second.tx_hash) == answer  # also when asked later
+        assert answer["status"] == "dropped" and answer["height"] == event.block.height
         assert core.get_status()["inflight_txs"] == 0
-        assert compute_dropped_json(event.dropped[0], event.block.height)["status"] == "dropped"
+    # Sent again, it gets the same answer from every replica (f+1 can agree on it).
+    again = cluster.submit_all([encode(second)])
+    assert len({str(a[0]) for a in again}) == 1 and again[0][0]["status"] == "dropped"
 
 
 def test_garbage_and_foreign_chain_payloads_are_invalid_at_intake() -> None:

@@ -21,6 +21,8 @@ from gridledger.consensus.messages import (
 from gridledger.consensus.pbft import decode_vote_log
 from gridledger.consensus.pbft_engine import PbftEngine
 from gridledger.crypto.encoding import TYPE_KEY, decode, encode, from_value, wire_name
+from gridledger.crypto.signatures import Ed25519PrivateKey
+from gridledger.ledger.tx import Transaction
 from gridledger.node.client import ConsortiumClient
 from gridledger.node.config import load_config
 from gridledger.node.core import ENGINE_CHANNEL, NodeLimits
@@ -194,3 +196,33 @@ def test_the_client_sends_again_what_a_replica_refused_as_busy(tmp_path: Path) -
             assert sum(r.core.busy_answers for r in replicas) > 0  # the bound did bite
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_reused_nonce_gets_one_agreed_answer_on_every_path(tmp_path: Path) -> None:
+    """Two transactions with one (sender, nonce): the first ordered commits, the other
+    is ``dropped`` (both sent together) or ``invalid`` (sent after), and f+1 replicas
+    say so on the every-replica path, on the primary-only path and when asked later."""
+    layout = make_consortium(tmp_path / "c")
+
+    async def scenario() -> None:
+        async with running_consortium(layout) as (_replicas, client):
+            a, other = make_kv_txs(2, seed=7)
+            b = Transaction.create(a.chain_id, a.kind, other.payload, _key(7), a.nonce)
+            assert a.tx_hash != b.tx_hash and (a.sender, a.nonce) == (b.sender, b.nonce)
+            together = await client.submit([encode(a), encode(b)], timeout=15)
+            statuses = sorted(r["status"] for r in together)
+            assert statuses == ["committed", "dropped"]
+            late = next(r for r in together if r["status"] == "dropped")
+            assert late["reason"] == "replayed nonce"
+            for r in range(4):  # asked later, every replica gives the same answer
+                again = await client.call(r, "wait", {"hashes": [late["tx_hash"]]}, 5)
+                assert again["receipts"] == [late]
+            c = Transaction.create(a.chain_id, a.kind, b"\x00", _key(7), a.nonce)
+            (after,) = await client.submit_via_primary([encode(c)], [c.tx_hash], 0, timeout=15)
+            assert (after["status"], after["error"]) == ("invalid", "replayed-nonce")
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def _key(seed: int) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey(seed.to_bytes(32, "big"))

@@ -74,6 +74,20 @@ class ClientRequest:
         return hash_bytes(REQUEST_TAG, framed + self.payload)
 
 
+@wire_type("consensus.forwarded-requests/1")
+@dataclass(frozen=True)
+class ForwardedRequests:
+    """Requests a backup forwards to the primary, many under one signature.
+
+    One envelope per request cost the backup a signature and the primary a
+    verification per request (about 75 µs together): past saturation, when
+    requests wait in the queue about as long as the forward delay, that was
+    enough to halve the consortium's throughput.
+    """
+
+    requests: tuple[ClientRequest, ...]
+
+
 @wire_type("consensus.pre-prepare/1")
 @dataclass(frozen=True)
 class PrePrepare:
@@ -218,6 +232,7 @@ class SignedEnvelope:
 
 Message = (
     ClientRequest
+    | ForwardedRequests
     | PrePrepare
     | Prepare
     | Commit
@@ -231,6 +246,7 @@ Message = (
 
 MESSAGE_TYPES: dict[str, type[Any]] = {
     "consensus.client-request/1": ClientRequest,
+    "consensus.forwarded-requests/1": ForwardedRequests,
     "consensus.pre-prepare/1": PrePrepare,
     "consensus.prepare/1": Prepare,
     "consensus.commit/1": Commit,

@@ -82,6 +82,7 @@ from gridledger.consensus.messages import (
     CheckpointCertificate,
     ClientRequest,
     Commit,
+    ForwardedRequests,
     Message,
     NewView,
     Prepare,
@@ -278,8 +279,13 @@ class PbftConfig:
 
     @property
     def forward_delay_ms(self) -> int:
-        """How long a backup holds an unproposed request before forwarding it."""
-        return max(1, self.view_change_timeout_ms // 4)
+        """How long a backup holds an unproposed request before forwarding it.
+
+        Half the request timer: past saturation a request waits about a second
+        in the primary's queue (admission control's target), and forwarding it
+        then only repeats what the primary already holds.
+        """
+        return max(1, self.view_change_timeout_ms // 2)
 
     def get_primary(self, view: int) -> ReplicaId:
         return ReplicaId(self.validators[view % self.n].replica_id)
@@ -674,14 +680,25 @@ def _process_request(
 
 
 def _forward_requests(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
-    """A backup sends the primary the requests it still has not seen pre-prepared."""
-    limit = now_ms - state.config.forward_delay_ms
+    """A backup sends the primary the requests it still has not seen pre-prepared,
+    as few envelopes as a batch's limits allow (one signature each)."""
+    cfg = state.config
+    limit = now_ms - cfg.forward_delay_ms
+    batch: list[ClientRequest] = []
+    size = 0
     while state.to_forward and state.to_forward[0][0] <= limit:
         _, digest = state.to_forward.popleft()
         req = state.pending.get(digest)
         if req is None or digest in state.inflight or state.is_primary or state.in_view_change:
             continue
-        out.append(Send(state.primary, state.auth.seal(req)))
+        req_size = compute_request_size(req)
+        if batch and (len(batch) >= cfg.batch_max or size + req_size > cfg.batch_max_bytes):
+            out.append(Send(state.primary, state.auth.seal(ForwardedRequests(tuple(batch)))))
+            batch, size = [], 0
+        batch.append(req)
+        size += req_size
+    if batch:
+        out.append(Send(state.primary, state.auth.seal(ForwardedRequests(tuple(batch)))))
 
 
 def _maybe_propose(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
@@ -825,12 +842,13 @@ def _dispatch(state: ReplicaState, env: SignedEnvelope, msg: Message, now_ms: in
     if env.sender == state.replica_id:
         _reject(state, "from-self")
         return out
-    if isinstance(msg, ClientRequest):
+    if isinstance(msg, (ClientRequest, ForwardedRequests)):
         # Only a backup's forward to the primary; clients do not use replica envelopes.
         if not state.is_primary:
             _reject(state, "forward-to-backup")
             return out
-        _process_request(state, msg, now_ms, out, forwarded=True)
+        for req in msg.requests if isinstance(msg, ForwardedRequests) else (msg,):
+            _process_request(state, req, now_ms, out, forwarded=True)
         return out
     if isinstance(msg, (PrePrepare, Prepare, Commit)) and not _is_current_view(
         state, env.sender, msg.view, out, now_ms

@@ -34,7 +34,7 @@ from gridledger.ledger.block import (
 from gridledger.ledger.certificate import CommitCertificate
 from gridledger.ledger.contracts import ContractRegistry
 from gridledger.ledger.errors import ChainError, StorageError
-from gridledger.ledger.execution import BlockOutcome, Receipt, revert_block
+from gridledger.ledger.execution import BlockOutcome, Receipt, is_per_nonce_key, revert_block
 from gridledger.ledger.finality import FinalityRule, get_finality_rule
 from gridledger.ledger.merkle import MerkleProof, inclusion_proof
 from gridledger.ledger.smt import StateProof
@@ -79,6 +79,13 @@ class Ledger:
         self._state = WorldState(store.iter_state())
         if self._state.root != self._head.state_root:
             raise StorageError("stored state does not match the head block's state root")
+        if any(is_per_nonce_key(key) for key, _ in self._state.items()):
+            # Executed under the per-(sender, nonce) replay rule: the nonce windows
+            # would not see those spent nonces, and every old transaction could run again.
+            raise StorageError(
+                "the store holds a chain made under the earlier replay rule (one state "
+                "entry per sender and nonce); these ledger rules need a new chain"
+            )
 
     @property
     def chain_id(self) -> str:

@@ -8,14 +8,18 @@ For each transaction, :func:`process_transaction` checks in this order:
 4. a contract handles the kind;
 5. the contract accepts it.
 
-A failure at 1 or 3 is recorded as a rejected :class:`Receipt` and changes
-nothing. A failure at 2 leaves the transaction out of the block altogether
-(:class:`Dropped`): a signed transaction is public, so anyone can submit it
-again, and its copy must not get a second, verifiable receipt. From step 4 on,
-the nonce is spent even if the transaction is rejected, because the sender did
-sign it: otherwise anyone could replay a refused transaction later, when it
-would succeed. The contract's own writes live in a per-transaction
-:class:`~gridledger.ledger.state.Overlay` and are discarded on rejection.
+A failure at 1-3 leaves the transaction out of the block altogether
+(:class:`Dropped`): no receipt, no state change. From step 4 on, the nonce is
+spent even if the transaction is rejected (a receipt with the reason), because
+the sender did sign it: otherwise anyone could replay a refused transaction
+later, when it would succeed. So every receipt spends its sender's nonce, and
+since the hash fixes (sender, nonce), a transaction hash has at most one
+receipt on the whole chain, whatever a proposer puts into its batches: a
+signed transaction is public, and a second, verifiable receipt
+``"replayed nonce"`` for it would let a lying replica show a light client a
+proven "rejected" for a transaction that succeeded. The contract's own writes
+live in a per-transaction :class:`~gridledger.ledger.state.Overlay` and are
+discarded on rejection.
 
 Replay protection keeps one record per sender (``sys/nonce/<sender>``): the
 highest nonce used and a bitmap of which of the :data:`NONCE_WINDOW` nonces
@@ -89,11 +93,20 @@ _WINDOW_MASK = (1 << NONCE_WINDOW) - 1
 REPLAYED_NONCE = "replayed nonce"
 NONCE_TOO_OLD = "nonce too old"
 DUPLICATE_IN_BATCH = "duplicate in batch"
+BAD_SIGNATURE = "bad signature"
 
 
 def compute_nonce_key(sender: bytes) -> bytes:
     """The state key of ``sender``'s nonce window."""
     return _state_key(SYSTEM_NAMESPACE, b"nonce/" + sender)
+
+
+_NONCE_PREFIX = compute_nonce_key(b"")
+
+
+def is_per_nonce_key(key: bytes) -> bool:
+    """Whether ``key`` is a replay marker of the earlier rule (``sys/nonce/<sender><nonce>``)."""
+    return key.startswith(_NONCE_PREFIX) and len(key) == len(_NONCE_PREFIX) + 40
 
 
 def find_nonce_problem(record: bytes | None, nonce: int) -> str:
@@ -149,14 +162,14 @@ def process_transaction(
 ) -> Receipt | Dropped:
     """Apply one transaction to the block overlay: its receipt, or why it is left out."""
     if tx.chain_id != ctx.chain_id:
-        return _rejected(tx, f"transaction is for chain {tx.chain_id!r}")
+        return Dropped(tx.tx_hash, f"transaction is for chain {tx.chain_id[:64]!r}")
     nonce_key = compute_nonce_key(tx.sender)
     record = block.get(nonce_key)
     problem = find_nonce_problem(record, tx.nonce)
     if problem:  # before the signature: only a valid signature ever spends a nonce
         return Dropped(tx.tx_hash, problem)
     if not is_valid_transaction_signature(tx):
-        return _rejected(tx, "bad signature")
+        return Dropped(tx.tx_hash, BAD_SIGNATURE)
     block.put(nonce_key, spend_nonce(record, tx.nonce))
     try:
         contract = registry.get(tx.kind)
@@ -200,9 +213,9 @@ def apply_block(
 ) -> BlockOutcome:
     """Apply ``txs`` in order to ``state`` (mutating it), then the end-of-block hooks.
 
-    A transaction whose hash came earlier in ``txs`` is left out
-    (:data:`DUPLICATE_IN_BATCH`), so that no copy gets a second receipt even
-    where no nonce was spent (a bad signature).
+    A transaction whose hash came earlier in ``txs`` is left out at once
+    (:data:`DUPLICATE_IN_BATCH`): copies of a forged transaction would
+    otherwise cost a signature check each.
     """
     block = Overlay(state)
     seen: set[bytes] = set()

@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITH
 _MAX_BLOB = 256 * 1024 * 1024
 _INDEXED_TO = "store/txs-indexed-to"  # meta: the transaction index is on disk up to here
 TX_INDEX_BATCH = 4096
+TX_INDEX_MAX_BLOCKS = 256  # also write it this often, so that opening re-reads few blocks
 
 
 class SqliteBlockStore:
@@ -92,6 +93,7 @@ class SqliteBlockStore:
             if block is None:
                 raise StorageError(f"block store {path} lacks block {height}")
             self._remember_index(block)
+        self._indexed_to = indexed_to
 
     def _read_indexed_to(self) -> int:
         """The last block whose index is on disk; a store without the key has all of it."""
@@ -147,7 +149,10 @@ class SqliteBlockStore:
             expected = 0 if self._head is None else self._head + 1
             if block.height != expected:
                 raise StorageError(f"block {block.height} cannot be stored: next is {expected}")
-            flush = len(self._unindexed) + len(block.transactions) >= self._tx_index_batch
+            flush = (
+                len(self._unindexed) + len(block.transactions) >= self._tx_index_batch
+                or block.height - self._indexed_to >= TX_INDEX_MAX_BLOCKS
+            )
 
             def body(db: sqlite3.Connection) -> None:
                 self._write_block(db, block, header, txs, encoded_receipts, cert, state_writes)
@@ -158,6 +163,7 @@ class SqliteBlockStore:
             self._head = block.height
             if flush:
                 self._unindexed.clear()
+                self._indexed_to = block.height
             else:
                 self._remember_index(block)
 
@@ -306,11 +312,12 @@ class SqliteBlockStore:
     def close(self) -> None:
         """Write the pending transaction index (a clean stop needs no re-indexing), then close."""
         with self._lock:
-            if self._unindexed and self._head is not None:
+            if self._head is not None and self._indexed_to < self._head:
                 head = self._head
                 with contextlib.suppress(StorageError):
                     self._in_transaction(lambda db: self._write_index(db, head, None))
                     self._unindexed.clear()
+                    self._indexed_to = head
             self._db.close()
 
 

@@ -23,6 +23,8 @@ from gridledger.node.json_lines import decode_line, encode_line, encode_sorted
 
 MAX_BUSY_RETRIES = 5  # resends of a transaction a replica refused as busy
 _DECIDED = ("committed", "rejected", "dropped")
+# Refusals at intake that depend on the chain's state: a client cannot check them itself.
+_STATE_REFUSALS = ("replayed-nonce", "nonce-too-old")
 
 
 class ClientError(NodeError):
@@ -195,6 +197,9 @@ class ConsortiumClient:
                 left + 5.0,
             )
             receipts: list[dict[str, Any]] = answer["receipts"]
+            if any(r.get("error") in _STATE_REFUSALS for r in receipts):
+                # the primary alone says the chain refuses them: ask every replica
+                return await self._submit_once([txs[i] for i in batch], left)
             # the backups vouch for what the primary says was decided (not for refusals)
             decided = [k for k, r in enumerate(receipts) if r.get("status") in _DECIDED]
             hashes = [tx_hashes[batch[k]].hex() for k in decided]

@@ -88,6 +88,7 @@ from gridledger.node.sync import (
 ENGINE_CHANNEL = 0x01
 NODE_CHANNEL = 0x02
 _RECENT_RECEIPT_BLOCKS = 64  # decoded receipts kept for resent transactions
+_RECENT_DROPS = 100_000  # transactions left out of blocks, remembered for their askers
 _NODE_TYPES: dict[str, type[Any]] = {
     wire_name(SyncStatus): SyncStatus,
     wire_name(FetchBlocks): FetchBlocks,
@@ -277,6 +278,7 @@ class NodeCore:
         self._inflight: dict[bytes, int] = {}  # tx hash -> accepted at (ms)
         self._recent_receipts: dict[int, tuple[tuple[Receipt, ...], bytes]] = {}
         self._recent_index: dict[bytes, tuple[int, int]] = {}  # tx hash -> (height, index)
+        self._recent_drops: dict[bytes, tuple[Dropped, int]] = {}  # with the block height
         self._sync: _Sync | None = None
         self._gossip = _Gossip()
         self.failed = False
@@ -318,7 +320,8 @@ class NodeCore:
             return None
         found = self._recent_index.get(tx_hash) or self.store.find_tx(tx_hash)
         if found is None:
-            return None
+            drop = self._recent_drops.get(tx_hash)
+            return None if drop is None else compute_dropped_json(*drop)
         height, index = found
         cached = self._recent_receipts.get(height)
         if cached is None:
@@ -379,11 +382,12 @@ class NodeCore:
         """Take client transactions; one result per payload, plus the effects to carry out.
 
         A transaction already on chain is answered with its receipt at once (a
-        retry after a lost answer is idempotent); one already accepted and not yet
-        committed is ``pending`` again without a second request; one whose nonce
-        the state shows used or too old is ``invalid`` (it would be left out of
-        any block); past the admission bound the answer is ``busy`` with a retry
-        delay, and nothing of the transaction is kept.
+        retry after a lost answer is idempotent), one left out of a recent block
+        with ``dropped``; one already accepted and not yet committed is
+        ``pending`` again without a second request; one whose nonce the state
+        shows used or too old is ``invalid`` (it would be left out of any block);
+        past the admission bound the answer is ``busy`` with a retry delay, and
+        nothing of the transaction is kept.
         """
         results: list[dict[str, Any]] = []
         out: list[NodeEffect] = []
@@ -415,16 +419,23 @@ class NodeCore:
             except GridledgerError as exc:
                 results.append({"status": "invalid", "reason": exc.reason})
                 continue
-            pending = {"tx_hash": tx.tx_hash.hex(), "status": "pending"}
-            if tx.tx_hash in self._inflight:
-                results.append(pending)
+            known = self.get_receipt_json(tx.tx_hash)  # on chain, or left out lately
+            if known is not None:
+                results.append(known)
                 continue
-            # A transaction on chain has spent its nonce: a fresh nonce spares the store read.
+            pending = {"tx_hash": tx.tx_hash.hex(), "status": "pending"}
             problem = find_nonce_problem(state.get(compute_nonce_key(tx.sender)), tx.nonce)
+            if tx.tx_hash in self._inflight:
+                if problem:  # left out of a block this replica fetched (state transfer)
+                    del self._inflight[tx.tx_hash]
+                    drop = self._remember_drop(Dropped(tx.tx_hash, problem), self.ledger.height)
+                    results.append(compute_dropped_json(*drop))
+                else:
+                    results.append(pending)
+                continue
             if problem:
                 results.append(
-                    self.get_receipt_json(tx.tx_hash)
-                    or {
+                    {
                         "tx_hash": tx.tx_hash.hex(),
                         "status": "invalid",
                         "error": problem.replace(" ", "-"),
@@ -462,7 +473,7 @@ class NodeCore:
         tx_hash = hash_bytes(TX_HASH_TAG, payload)
         if tx_hash in self._inflight:
             return {"tx_hash": tx_hash.hex(), "status": "pending"}
-        if tx_hash in self._recent_index:
+        if tx_hash in self._recent_index or tx_hash in self._recent_drops:
             known = self.get_receipt_json(tx_hash)
             if known is not None:
                 return known
@@ -643,6 +654,7 @@ class NodeCore:
             dropped = tuple(d for d in dropped if d.tx_hash not in included)
             for d in dropped:
                 self._inflight.pop(d.tx_hash, None)
+                self._remember_drop(d, block.height)
         self._remember_receipts(block.height, (receipts, block.header.header_hash))
         out.append(BlockCommitted(block, receipts, dropped))
 
@@ -656,6 +668,18 @@ class NodeCore:
                     f"replica {self.replica_id}: proof for {effect.height} refused: {exc.reason}",
                 )
             )
+
+    def _remember_drop(self, dropped: Dropped, height: int) -> tuple[Dropped, int]:
+        """Remember a transaction left out of block ``height`` (bounded, oldest forgotten).
+
+        Every replica executes the same batches, so every one remembers the same
+        drops and answers the transaction alike (clients need f+1 equal answers),
+        however late they ask; the first drop of a hash is kept.
+        """
+        entry = self._recent_drops.setdefault(dropped.tx_hash, (dropped, height))
+        while len(self._recent_drops) > _RECENT_DROPS:
+            del self._recent_drops[next(iter(self._recent_drops))]
+        return entry
 
     def _remember_decoded(self, payload: bytes, tx: Transaction) -> None:
         """Keep the decoded form of a submitted transaction for its execution (bounded)."""
