@@ -22,6 +22,7 @@ from gridledger.consensus.pbft import (
     PbftConfig,
     compute_new_view_bound,
     on_client_request,
+    on_client_requests,
     on_frame,
     on_tick,
 )
@@ -200,3 +201,28 @@ def test_a_backup_forwards_its_waiting_requests_under_few_signatures() -> None:
     primary_holds = set(states[0].pending) | set(states[0].inflight)
     assert {compute_request_digest(r) for r in reqs} <= primary_holds
     assert states[2].rejected.get("forward-to-backup") == 3 and not states[2].pending
+
+
+def test_requests_taken_together_end_as_when_taken_one_by_one() -> None:
+    """A client's batch goes to the engine in one call: the primary proposes the same
+    batches, with one look at its queue instead of one per request."""
+    reqs = [ClientRequest(b"c", i, b"x%d" % i) for i in range(2 * 50 + 7)]
+    _config, _keys, one_by_one = make_cluster(batch_max=50)
+    _config2, _keys2, together = make_cluster(batch_max=50)
+    sent_one: list[Effect] = []
+    for req in reqs:
+        sent_one.extend(on_client_request(one_by_one[0], req, 10))
+    sent_together = on_client_requests(together[0], reqs, 10)
+
+    def batches(effects: list[Effect]) -> list[tuple[int, ...]]:
+        out = []
+        for e in effects:
+            if isinstance(e, Broadcast):
+                msg = decode_message(e.envelope.body)
+                if isinstance(msg, PrePrepare):
+                    out.append(tuple(r.request_id for r in msg.batch))
+        return out
+
+    assert batches(sent_together) == batches(sent_one) != []
+    assert set(together[0].pending) == set(one_by_one[0].pending)
+    assert set(together[0].unproposed) == set(one_by_one[0].unproposed)

@@ -24,6 +24,17 @@ def test_every_added_digest_may_be_contained(digests: list[bytes]) -> None:
     assert all(f.may_contain(d) for d in digests)
 
 
+@given(st.lists(st.binary(min_size=0, max_size=40), max_size=200))
+def test_add_new_answers_as_may_contain_did_before(digests: list[bytes]) -> None:
+    """``add_new`` is ``may_contain`` then ``add`` in one pass of probes."""
+    one, two = HashFilter(bits_log2=8), HashFilter(bits_log2=8)
+    for d in digests:
+        before = two.may_contain(d)
+        two.add(d)
+        assert one.add_new(d) == before
+    assert all(one.may_contain(d) for d in digests)
+
+
 def test_false_positives_are_rare_for_hashes() -> None:
     f = HashFilter(bits_log2=20)
     f.update(hashlib.sha256(b"in %d" % i).digest() for i in range(10_000))

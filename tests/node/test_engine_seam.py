@@ -10,6 +10,7 @@ engine plugs in through :mod:`gridledger.consensus.engine` and
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +97,9 @@ class SequencerEngine:
             return [SendFrame(0, encode(request))]
         self.pending.append(request)
         return []
+
+    def on_requests(self, requests: Sequence[ClientRequest], now_ms: int) -> list[EngineEffect]:
+        return [e for r in requests for e in self.on_request(r, now_ms)]
 
     def on_tick(self, now_ms: int) -> list[EngineEffect]:
         if self.me != 0 or not self.pending:

@@ -29,7 +29,7 @@ Engines are found by name (``GenesisConfig.engine``) through
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, NewType, Protocol, runtime_checkable
@@ -177,6 +177,11 @@ class ConsensusEngine(Protocol):
 
     def on_request(self, request: ClientRequest, now_ms: int) -> list[EngineEffect]:
         """A client request arrived at this replica."""
+        ...
+
+    def on_requests(self, requests: Sequence[ClientRequest], now_ms: int) -> list[EngineEffect]:
+        """Several arrived together (one client call): as ``on_request`` on each, in
+        order, but free to batch its work (one proposal check, one forward frame)."""
         ...
 
     def on_frame(self, sender: int, frame: bytes, now_ms: int) -> list[EngineEffect]:

@@ -654,8 +654,28 @@ def on_client_request(state: ReplicaState, req: ClientRequest, now_ms: int) -> l
     return out
 
 
+@_persisting_votes
+def on_client_requests(
+    state: ReplicaState, reqs: Sequence[ClientRequest], now_ms: int
+) -> list[Effect]:
+    """Several client requests at once: :func:`on_client_request` on each, in order,
+    with one look at whether to propose (not one per request)."""
+    out: list[Effect] = []
+    state.now_ms = max(state.now_ms, now_ms)
+    for req in reqs:
+        _process_request(state, req, now_ms, out, forwarded=False, propose=False)
+    _maybe_propose(state, now_ms, out)
+    return out
+
+
 def _process_request(
-    state: ReplicaState, req: ClientRequest, now_ms: int, out: list[Effect], *, forwarded: bool
+    state: ReplicaState,
+    req: ClientRequest,
+    now_ms: int,
+    out: list[Effect],
+    *,
+    forwarded: bool,
+    propose: bool = True,
 ) -> None:
     digest = compute_request_digest(req)
     if digest in state.pending or digest in state.executed_requests:
@@ -676,7 +696,8 @@ def _process_request(
         if not forwarded and not state.is_primary:
             state.to_forward.append((now_ms, digest))
     _start_request_timer(state, now_ms)
-    _maybe_propose(state, now_ms, out)
+    if propose:
+        _maybe_propose(state, now_ms, out)
 
 
 def _forward_requests(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:
@@ -848,7 +869,8 @@ def _dispatch(state: ReplicaState, env: SignedEnvelope, msg: Message, now_ms: in
             _reject(state, "forward-to-backup")
             return out
         for req in msg.requests if isinstance(msg, ForwardedRequests) else (msg,):
-            _process_request(state, req, now_ms, out, forwarded=True)
+            _process_request(state, req, now_ms, out, forwarded=True, propose=False)
+        _maybe_propose(state, now_ms, out)
         return out
     if isinstance(msg, (PrePrepare, Prepare, Commit)) and not _is_current_view(
         state, env.sender, msg.view, out, now_ms

@@ -15,7 +15,7 @@ vote log it persisted, so it never votes twice differently for one slot.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +123,9 @@ class PbftEngine:
 
     def on_request(self, request: ClientRequest, now_ms: int) -> list[EngineEffect]:
         return self._translate(pbft.on_client_request(self.state, request, now_ms))
+
+    def on_requests(self, requests: Sequence[ClientRequest], now_ms: int) -> list[EngineEffect]:
+        return self._translate(pbft.on_client_requests(self.state, requests, now_ms))
 
     def on_frame(self, sender: int, frame: bytes, now_ms: int) -> list[EngineEffect]:
         return self._translate(pbft.on_frame(self.state, frame, now_ms))

@@ -40,6 +40,21 @@ class HashFilter:
             word >>= 32
         self.count += 1
 
+    def add_new(self, digest: bytes) -> bool:
+        """Add ``digest``; False if it was certainly absent before (one pass of probes)."""
+        bits, mask = self._bits, self._mask
+        word = int.from_bytes(digest[: 4 * _PROBES].ljust(4 * _PROBES, b"\0"), "little")
+        present = True
+        for _ in range(_PROBES):
+            position = word & mask
+            byte, bit = position >> 3, 1 << (position & 7)
+            if not bits[byte] & bit:
+                present = False
+                bits[byte] |= bit
+            word >>= 32
+        self.count += 1
+        return present
+
     def update(self, digests: Iterable[bytes]) -> None:
         for digest in digests:
             self.add(digest)

@@ -112,10 +112,9 @@ class SqliteBlockStore:
         unindexed = self._unindexed
         for index, tx in enumerate(block.transactions):
             h = tx.tx_hash
-            if h in unindexed or (self._tx_filter.may_contain(h) and self._find_on_disk(h)):
+            if h in unindexed or (self._tx_filter.add_new(h) and self._find_on_disk(h)):
                 continue
             unindexed[h] = (block.height, index)
-            self._tx_filter.add(h)
 
     def _find_on_disk(self, tx_hash: bytes) -> tuple[int, int] | None:
         """The indexed position of ``tx_hash``; a failed read counts as absent, since it

@@ -395,6 +395,7 @@ class NodeCore:
         capacity = self.admission_limit
         retry_after_ms: int | None = None  # computed once per call, when first needed
         state = self.ledger.state
+        accepted: list[ClientRequest] = []  # handed to the engine together, at the end
         for payload in payloads:
             if len(self._inflight) >= capacity and len(payload) <= max_tx:
                 if retry_after_ms is None:
@@ -457,7 +458,9 @@ class NodeCore:
             self._inflight[tx.tx_hash] = now_ms
             self._remember_decoded(payload, tx)
             results.append(pending)
-            out.extend(self.on_request(ClientRequest(tx.sender, tx.nonce, payload), now_ms))
+            accepted.append(ClientRequest(tx.sender, tx.nonce, payload))
+        if accepted:
+            out.extend(self._run(self.engine.on_requests(accepted, now_ms), now_ms))
         return results, out
 
     def _answer_at_capacity(self, payload: bytes, retry_after_ms: int) -> dict[str, Any]:

@@ -23,13 +23,15 @@ from gridledger.consensus.dpos.engine import DposEngine
 from gridledger.consensus.dpos.errors import EvidenceInvalid
 from gridledger.consensus.dpos.messages import (
     DoubleProduction,
+    Forward,
     Proposal,
     sign_proposal,
     verify_double_production,
 )
-from gridledger.consensus.engine import BroadcastFrame, EngineContext, PersistState
+from gridledger.consensus.engine import BroadcastFrame, EngineContext, PersistState, SendFrame
+from gridledger.consensus.messages import ClientRequest
 from gridledger.consensus.params import ConsensusParams
-from gridledger.crypto.encoding import decode_as, encode
+from gridledger.crypto.encoding import decode, decode_as, encode, from_value
 from gridledger.crypto.rng import DeterministicRng
 from gridledger.crypto.signatures import Ed25519PrivateKey
 from gridledger.errors import ConfigError
@@ -244,3 +246,18 @@ def test_a_light_client_finds_the_rule_of_an_installed_engine_without_importing_
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_requests_arriving_together_are_forwarded_together_and_once() -> None:
+    engine, _, _ = _engine(replica=0)
+    reqs = [ClientRequest(b"c", i, b"tx %d" % i) for i in range(30)]
+    effects = engine.on_requests([*reqs, reqs[0]], 1_000)  # a duplicate in the call
+    frames = [e for e in effects if isinstance(e, SendFrame)]
+    targets = {e.to for e in frames}
+    assert frames and len(frames) == len(targets) and 0 not in targets  # one frame each
+    forward = from_value(Forward, decode(frames[0].frame))
+    assert list(forward.requests) == reqs
+    assert engine.on_requests(reqs[:5], 1_001) == []  # known: not forwarded again
+    big = [ClientRequest(b"c", 100 + i, i.to_bytes(2, "big") * 30_000) for i in range(150)]
+    chunks = [e for e in engine.on_requests(big, 1_002) if e.to == min(targets)]
+    assert len(chunks) == 3 and all(len(e.frame) <= 4 * 1024 * 1024 + 4096 for e in chunks)

@@ -36,6 +36,7 @@ wait (bounded) rather than being judged against a schedule not yet known.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 from gridledger.consensus.dpos.config import (
@@ -235,11 +236,27 @@ class DposEngine:
     # -- events -----------------------------------------------------------------------
 
     def on_request(self, request: ClientRequest, now_ms: int) -> list[EngineEffect]:
+        return self.on_requests((request,), now_ms)
+
+    def on_requests(self, requests: Sequence[ClientRequest], now_ms: int) -> list[EngineEffect]:
+        """New requests go to the next producers, as many in one ``Forward`` as fit
+        half a frame (one frame per request cost an encoding and a send each)."""
         self.now_ms = max(self.now_ms, now_ms)
-        if not self._add_request(request):
-            return []
-        frame = encode(Forward((request,)))
-        return [SendFrame(t, frame) for t in self._next_producers() if t != self.me]
+        fresh = [r for r in requests if self._add_request(r)]
+        targets = [t for t in self._next_producers() if t != self.me]
+        out: list[EngineEffect] = []
+        chunk: list[ClientRequest] = []
+        size = 0
+        for r in [*fresh, None]:
+            req_size = 0 if r is None else len(r.payload) + len(r.client) + 64
+            if chunk and (r is None or size + req_size > MAX_FRAME_BYTES // 2):
+                frame = encode(Forward(tuple(chunk)))
+                out.extend(SendFrame(t, frame) for t in targets)
+                chunk, size = [], 0
+            if r is not None:
+                chunk.append(r)
+                size += req_size
+        return out
 
     def on_frame(self, sender: int, frame: bytes, now_ms: int) -> list[EngineEffect]:
         self.now_ms = max(self.now_ms, now_ms)
