@@ -11,8 +11,9 @@ wrapping the function that does it; the table gives CPU microseconds per
 transaction per replica. A second table times what the asyncio shell adds per
 transaction: the JSON-lines ``submit`` request and its receipts answer.
 
-Then the sparse Merkle tree alone at larger states (``--smt-sizes``): the state
-of the load benchmark's later rounds, which this in-process run does not reach.
+Then the sparse Merkle tree alone at larger states (``--smt-sizes``): what a
+state of that many entries costs (the load benchmark's state stays near 5,000
+entries: its 5,000 keys and one nonce window per sender).
 
 Usage: ``python benchmarks/profile_ledger.py [--txs 6000] [--batch 300]
 [--smt-sizes 10000,100000,200000]`` (``--smt-sizes ""`` skips that table).
@@ -70,7 +71,7 @@ STAGES: list[tuple[str, str, Any, str]] = [
         core_mod,
         "decode_transaction",
     ),
-    ("engine: request to PBFT", "intake: NodeCore.submit", pbft_engine.PbftEngine, "on_request"),
+    ("engine: requests to PBFT", "intake: NodeCore.submit", pbft_engine.PbftEngine, "on_requests"),
     ("engine: peer frames (PBFT)", "", pbft_engine.PbftEngine, "on_frame"),
     ("engine: block vote (on_executed)", "", pbft_engine.PbftEngine, "on_executed"),
     ("engine: tick (timers, batching)", "", pbft_engine.PbftEngine, "on_tick"),
@@ -337,7 +338,8 @@ def main() -> int:
         print()
         print(
             "The sparse Merkle tree alone at larger states (blocks of 300 transactions, each "
-            "adding two entries; CPU µs per transaction, median of 10 blocks):"
+            "adding one entry and updating its sender's nonce window, 64 senders; CPU µs "
+            "per transaction, median of 10 blocks):"
         )
         print()
         print(markdown_table(["entries", "set", "root", "total"], smt_rows))
