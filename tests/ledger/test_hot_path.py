@@ -215,3 +215,21 @@ def test_inlined_hashes_equal_tagged_hashes(data: bytes, other: bytes) -> None:
     assert smt.compute_value_hash(data) == hash_bytes(smt.SMT_VALUE_TAG, data)
     assert smt.compute_leaf_hash(other, other) == hash_bytes(smt.SMT_LEAF_TAG, other + other)
     assert smt.compute_node_hash(other, other) == hash_bytes(smt.SMT_NODE_TAG, other + other)
+
+
+@pytest.mark.parametrize("payload_len", [0, 23, 24, 255, 256, 65_535, 65_536])
+@pytest.mark.parametrize("nonce", [0, 23, 24, 255, 256, 2**16, 2**32, 2**64 - 1])
+@pytest.mark.parametrize(("kind", "chain"), [("k", "c"), ("k" * 23, "c" * 23), ("k" * 24, "")])
+def test_decode_transaction_at_the_edges_of_every_length_form(
+    payload_len: int, nonce: int, kind: str, chain: str
+) -> None:
+    """Each CBOR length and integer form the reader inlines, on both sides of its
+    boundary, decodes exactly as ``decode_as``; a byte short or over is refused."""
+    tx = Transaction.create(chain, kind, b"\x07" * payload_len, SIGNER, nonce)
+    data = encode(tx)
+    fast = decode_transaction(data)
+    assert fast == decode_as(Transaction, data)
+    assert fast.signing_bytes == encode(fast.body) and fast.tx_hash == tx.tx_hash
+    for broken in (data[:-1], data + b"\x00", data[:40]):
+        with pytest.raises(EncodingError):
+            decode_transaction(broken)

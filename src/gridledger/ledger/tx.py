@@ -202,6 +202,9 @@ def decode_transaction(
         data = bytes(data)
     if len(data) > max_size:
         raise EncodingError(f"input of {len(data)} bytes exceeds the limit of {max_size}")
+    tx = _decode_common(data)
+    if tx is not None:
+        return tx
     if not data.startswith(_TX_HEAD):
         raise EncodingError(f"expected a {_TX_NAME}")
     i = _read_key(data, len(_TX_HEAD), _KEY_KIND)
@@ -223,6 +226,95 @@ def decode_transaction(
         tx = Transaction(chain_id, kind, payload, sender, nonce, signature)
     except ValueError as exc:
         raise EncodingError(f"{_TX_NAME}: ValueError: {str(exc)[:200]}") from None
+    cache = tx.__dict__
+    cache["encoded"] = data
+    cache["signing_bytes"] = _BODY_HEAD + data[len(_TX_HEAD) : body_end]
+    return tx
+
+
+_COMMON_HEAD = _TX_HEAD + _KEY_KIND
+_SENDER_ENTRY = _KEY_SENDER + b"\x58\x20"  # 32 bytes
+_SIGNATURE_ENTRY = _KEY_SIG + b"\x58\x40"  # 64 bytes
+_UINT_FORMS = {0x18: (1, 24), 0x19: (2, 256), 0x1A: (4, 1 << 16), 0x1B: (8, 1 << 32)}
+
+
+def _decode_common(data: bytes) -> Transaction | None:
+    """:func:`decode_transaction` for the usual shape, read inline; ``None`` otherwise.
+
+    The usual shape: kind and chain id shorter than 24 bytes, a payload shorter
+    than 64 KiB. This reads the same bytes as the general reader below, with its
+    steps inlined (a function call per field cost about a third of the decode),
+    and accepts only what that reader accepts: whatever is not exactly the
+    usual canonical shape (another form, a truncation, bad UTF-8, a value the
+    constructor refuses) returns ``None``, and the general reader then accepts
+    it or says precisely why not.
+    """
+    try:
+        if not data.startswith(_COMMON_HEAD):
+            return None
+        i = len(_COMMON_HEAD)
+        h = data[i]
+        if not 0x61 <= h <= 0x77:  # text of 1..23 bytes
+            return None
+        j = i + 1 + (h & 31)
+        kind_raw = data[i + 1 : j]
+        if data[j : j + 6] != _KEY_NONCE:
+            return None
+        i = j + 6
+        h = data[i]
+        if h < 24:
+            nonce, i = h, i + 1
+        else:
+            form = _UINT_FORMS.get(h)
+            if form is None:
+                return None
+            size, minimum = form
+            nonce = int.from_bytes(data[i + 1 : i + 1 + size], "big")
+            if nonce < minimum or i + 1 + size > len(data):
+                return None
+            i += 1 + size
+        if data[i : i + 9] != _SENDER_ENTRY:
+            return None
+        sender = data[i + 9 : i + 41]
+        i += 41
+        if data[i : i + 8] != _KEY_PAYLOAD:
+            return None
+        i += 8
+        h = data[i]
+        if 0x40 <= h <= 0x57:
+            length, i = h & 31, i + 1
+        elif h == 0x58:
+            length = data[i + 1]
+            if length < 24:
+                return None
+            i += 2
+        elif h == 0x59:
+            length = int.from_bytes(data[i + 1 : i + 3], "big")
+            if length < 256:
+                return None
+            i += 3
+        else:
+            return None
+        payload = data[i : i + length]
+        i += length
+        if data[i : i + 9] != _KEY_CHAIN:
+            return None
+        i += 9
+        h = data[i]
+        if not 0x60 <= h <= 0x77:
+            return None
+        body_end = i + 1 + (h & 31)
+        chain_raw = data[i + 1 : body_end]
+        if data[body_end : body_end + 12] != _SIGNATURE_ENTRY:
+            return None
+        if len(data) != body_end + 12 + 64:
+            return None
+        signature = data[body_end + 12 :]
+        tx = Transaction(
+            chain_raw.decode("utf-8"), kind_raw.decode("utf-8"), payload, sender, nonce, signature
+        )
+    except (IndexError, UnicodeDecodeError, ValueError):
+        return None
     cache = tx.__dict__
     cache["encoded"] = data
     cache["signing_bytes"] = _BODY_HEAD + data[len(_TX_HEAD) : body_end]
