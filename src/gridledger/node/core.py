@@ -420,12 +420,18 @@ class NodeCore:
             except GridledgerError as exc:
                 results.append({"status": "invalid", "reason": exc.reason})
                 continue
-            known = self.get_receipt_json(tx.tx_hash)  # on chain, or left out lately
+            # Every receipt spends its nonce: with a fresh nonce the transaction is not on
+            # chain, and only the drops need a look (a dict), not the store's index.
+            problem = find_nonce_problem(state.get(compute_nonce_key(tx.sender)), tx.nonce)
+            if problem:
+                known = self.get_receipt_json(tx.tx_hash)
+            else:
+                drop = self._recent_drops.get(tx.tx_hash)
+                known = None if drop is None else compute_dropped_json(*drop)
             if known is not None:
                 results.append(known)
                 continue
             pending = {"tx_hash": tx.tx_hash.hex(), "status": "pending"}
-            problem = find_nonce_problem(state.get(compute_nonce_key(tx.sender)), tx.nonce)
             if tx.tx_hash in self._inflight:
                 if problem:  # left out of a block this replica fetched (state transfer)
                     del self._inflight[tx.tx_hash]
