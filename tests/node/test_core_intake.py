@@ -74,6 +74,7 @@ class Cluster:
         ]
         self.queue: deque[tuple[int, int, bytes]] = deque()
         self.committed: list[list[BlockCommitted]] = [[] for _ in range(N)]
+        self.cut: set[int] = set()  # replicas whose frames are lost
 
     def carry(self, i: int, effects: Sequence[NodeEffect]) -> None:
         for e in effects:
@@ -98,6 +99,8 @@ class Cluster:
             if not self.queue:
                 return
             j, i, frame = self.queue.popleft()
+            if j in self.cut or i in self.cut:
+                continue  # a partition: lost, as over a broken link
             self.carry(j, self.cores[j].on_frame(i, frame, self.now))
         raise AssertionError("frames kept coming")
 
@@ -220,6 +223,29 @@ def test_a_nonce_reused_in_flight_is_dropped_and_reported() -> None:
     # Sent again, it gets the same answer from every replica (f+1 can agree on it).
     again = cluster.submit_all([encode(second)])
     assert len({str(a[0]) for a in again}) == 1 and again[0][0]["status"] == "dropped"
+
+
+def test_a_transaction_left_out_while_its_replica_was_away_is_dropped_there_too() -> None:
+    """Replica 3 accepted a transaction, then was cut off while the others ordered a
+    different one with the same nonce; it learns the block by state transfer (which
+    carries no drops). Asked again, it answers ``dropped`` and lets the transaction go."""
+    cluster = Cluster()
+    first, second = _tx(9), _tx(9, b"second")
+    cluster.cut = {3}
+    results, effects = cluster.cores[3].submit([encode(second)], cluster.now)
+    assert results[0]["status"] == "pending"
+    cluster.submit_all([encode(first)])  # replica 3's copy of this one is lost too
+    cluster.run(2_500)  # long enough that replica 3's forward of it is lost as well
+    assert all(core.get_receipt_json(first.tx_hash) for core in cluster.cores[:3])
+    cluster.cut = set()
+    cluster.run(6_000)  # height gossip, then state transfer
+    lagging = cluster.cores[3]
+    assert lagging.ledger.height == cluster.cores[0].ledger.height
+    assert lagging.get_status()["inflight_txs"] == 1  # the import did not say
+    (again,) = lagging.submit([encode(second)], cluster.now)[0]
+    assert (again["status"], again["reason"]) == ("dropped", "replayed nonce")
+    assert lagging.get_status()["inflight_txs"] == 0
+    assert lagging.submit([encode(second)], cluster.now)[0] == [again]  # and it stays so
 
 
 def test_garbage_and_foreign_chain_payloads_are_invalid_at_intake() -> None:
