@@ -233,6 +233,7 @@ def test_a_transaction_left_out_while_its_replica_was_away_is_dropped_there_too(
     first, second = _tx(9), _tx(9, b"second")
     cluster.cut = {3}
     results, effects = cluster.cores[3].submit([encode(second)], cluster.now)
+    cluster.carry(3, effects)  # its frames are lost: replica 3 is cut off
     assert results[0]["status"] == "pending"
     cluster.submit_all([encode(first)])  # replica 3's copy of this one is lost too
     cluster.run(2_500)  # long enough that replica 3's forward of it is lost as well
