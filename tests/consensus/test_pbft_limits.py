@@ -203,6 +203,23 @@ def test_a_backup_forwards_its_waiting_requests_under_few_signatures() -> None:
     assert states[2].rejected.get("forward-to-backup") == 3 and not states[2].pending
 
 
+def test_a_forward_larger_than_a_batch_is_refused_whole() -> None:
+    """A byzantine backup cannot fill the primary's pending pool under one signature."""
+    config, keys, states = make_cluster()
+    auth = make_auth(config, keys, 2)
+    too_many = ForwardedRequests(
+        tuple(ClientRequest(b"c", i, b"x") for i in range(config.batch_max + 1))
+    )
+    on_frame(states[0], encode(auth.seal(too_many)), 1)
+    per_request = config.batch_max_bytes // 2
+    too_big = ForwardedRequests(tuple(ClientRequest(b"c", i, bytes(per_request)) for i in range(3)))
+    on_frame(states[0], encode(auth.seal(too_big)), 2)
+    assert states[0].rejected.get("forward-too-large") == 2 and not states[0].pending
+    fits = ForwardedRequests(tuple(ClientRequest(b"c", i, b"x") for i in range(config.batch_max)))
+    on_frame(states[0], encode(auth.seal(fits)), 3)
+    assert len(states[0].pending) == config.batch_max
+
+
 def test_requests_taken_together_end_as_when_taken_one_by_one() -> None:
     """A client's batch goes to the engine in one call: the primary proposes the same
     batches, with one look at its queue instead of one per request."""

@@ -10,7 +10,6 @@ engine plugs in through :mod:`gridledger.consensus.engine` and
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +69,11 @@ class SequencerProof:
 
 
 class SequencerEngine:
-    """Replica 0 cuts a batch every tick and signs each block it executed."""
+    """Replica 0 cuts a batch every tick and signs each block it executed.
+
+    Written against the engine interface without the optional ``on_requests``
+    (``TakesRequestBatches``): the core hands it a call's requests one by one.
+    """
 
     def __init__(self, context: EngineContext) -> None:
         self.ctx = context
@@ -97,9 +100,6 @@ class SequencerEngine:
             return [SendFrame(0, encode(request))]
         self.pending.append(request)
         return []
-
-    def on_requests(self, requests: Sequence[ClientRequest], now_ms: int) -> list[EngineEffect]:
-        return [e for r in requests for e in self.on_request(r, now_ms)]
 
     def on_tick(self, now_ms: int) -> list[EngineEffect]:
         if self.me != 0 or not self.pending:
@@ -194,14 +194,15 @@ def _run_consortium(n: int = 4) -> tuple[list[NodeCore], GenesisConfig]:
             assert isinstance(payload, tuple)
             carry_out(target, core.on_frame(payload[0], payload[1], hub.now_ms))
         elif kind == "submit":
-            assert isinstance(payload, bytes)
-            _, effects = core.submit([payload], hub.now_ms)
+            assert isinstance(payload, list)
+            _, effects = core.submit(payload, hub.now_ms)
             carry_out(target, effects)
 
     for i in ids:
         hub.schedule(1 + i, "tick", i, None)
-    for j, tx in enumerate(make_kv_txs(30, chain_id=CHAIN)):
-        hub.schedule(5 * j, "submit", j % n, encode(tx))  # sent to followers too
+    txs = [encode(tx) for tx in make_kv_txs(30, chain_id=CHAIN)]
+    for j in range(0, 30, 3):  # three per call: the core hands them over one by one
+        hub.schedule(5 * j, "submit", j % n, txs[j : j + 3])  # sent to followers too
     hub.run_until(3_000, dispatch)
     return cores, genesis
 

@@ -179,11 +179,6 @@ class ConsensusEngine(Protocol):
         """A client request arrived at this replica."""
         ...
 
-    def on_requests(self, requests: Sequence[ClientRequest], now_ms: int) -> list[EngineEffect]:
-        """Several arrived together (one client call): as ``on_request`` on each, in
-        order, but free to batch its work (one proposal check, one forward frame)."""
-        ...
-
     def on_frame(self, sender: int, frame: bytes, now_ms: int) -> list[EngineEffect]:
         """An engine frame arrived from replica ``sender`` (authenticated by the transport)."""
         ...
@@ -203,6 +198,19 @@ class ConsensusEngine(Protocol):
     def get_status(self) -> dict[str, Any]:
         """Counters for the status API (JSON-ready)."""
         ...
+
+
+class TakesRequestBatches(Protocol):
+    """What an engine may add: the requests of one client call in one call.
+
+    Optional (engines written before it keep working): the node core hands a
+    call's accepted requests to ``on_requests`` when the engine has it, and to
+    ``on_request`` one by one otherwise. It must do what ``on_request`` on each,
+    in order, would do, and is free to batch the work (PBFT looks at its queue
+    once, DPoS forwards them in one frame).
+    """
+
+    def on_requests(self, requests: Sequence[ClientRequest], now_ms: int) -> list[EngineEffect]: ...
 
 
 @runtime_checkable

@@ -868,7 +868,16 @@ def _dispatch(state: ReplicaState, env: SignedEnvelope, msg: Message, now_ms: in
         if not state.is_primary:
             _reject(state, "forward-to-backup")
             return out
-        for req in msg.requests if isinstance(msg, ForwardedRequests) else (msg,):
+        reqs = msg.requests if isinstance(msg, ForwardedRequests) else (msg,)
+        cfg = state.config
+        if len(reqs) > cfg.batch_max or (
+            sum(compute_request_size(r) for r in reqs) > cfg.batch_max_bytes
+        ):
+            # An honest backup sends at most a batch's worth per envelope: more would let
+            # one signature fill the primary's pending pool.
+            _reject(state, "forward-too-large")
+            return out
+        for req in reqs:
             _process_request(state, req, now_ms, out, forwarded=True, propose=False)
         _maybe_propose(state, now_ms, out)
         return out

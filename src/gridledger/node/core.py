@@ -466,8 +466,17 @@ class NodeCore:
             results.append(pending)
             accepted.append(ClientRequest(tx.sender, tx.nonce, payload))
         if accepted:
-            out.extend(self._run(self.engine.on_requests(accepted, now_ms), now_ms))
+            out.extend(self._run(self._hand_over(accepted, now_ms), now_ms))
         return results, out
+
+    def _hand_over(self, requests: list[ClientRequest], now_ms: int) -> list[EngineEffect]:
+        """One call's requests to the engine: in one call if it takes batches
+        (:class:`~gridledger.consensus.engine.TakesRequestBatches`), else one by one."""
+        on_requests = getattr(self.engine, "on_requests", None)
+        if on_requests is not None:
+            effects: list[EngineEffect] = on_requests(requests, now_ms)
+            return effects
+        return [e for request in requests for e in self.engine.on_request(request, now_ms)]
 
     def _answer_at_capacity(self, payload: bytes, retry_after_ms: int) -> dict[str, Any]:
         """At the admission bound: answer from memory, without decoding or reading the store.

@@ -261,3 +261,20 @@ def test_requests_arriving_together_are_forwarded_together_and_once() -> None:
     big = [ClientRequest(b"c", 100 + i, i.to_bytes(2, "big") * 30_000) for i in range(150)]
     chunks = [e for e in engine.on_requests(big, 1_002) if e.to == min(targets)]
     assert len(chunks) == 3 and all(len(e.frame) <= 4 * 1024 * 1024 + 4096 for e in chunks)
+
+
+def test_a_call_of_more_requests_than_a_block_holds_is_forwarded_in_full() -> None:
+    """A producer keeps at most ``max_block_requests`` of one frame: a submit of 2,000
+    goes out in frames of at most that many, and the next producer keeps them all."""
+    sender, _, _ = _engine(replica=0)
+    limit = sender.config.max_block_requests
+    reqs = [ClientRequest(b"c", i, b"tx %d" % i) for i in range(2 * limit)]
+    frames = [e for e in sender.on_requests(reqs, 1_000) if isinstance(e, SendFrame)]
+    to = frames[0].to
+    mine = [e for e in frames if e.to == to]
+    assert len(mine) == 2
+    assert all(len(from_value(Forward, decode(e.frame)).requests) <= limit for e in mine)
+    receiver, _, _ = _engine(replica=to)
+    for e in mine:
+        receiver.on_frame(0, e.frame, 1_001)
+    assert all(r.payload in receiver.mempool for r in reqs)

@@ -240,7 +240,8 @@ class DposEngine:
 
     def on_requests(self, requests: Sequence[ClientRequest], now_ms: int) -> list[EngineEffect]:
         """New requests go to the next producers, as many in one ``Forward`` as fit
-        half a frame (one frame per request cost an encoding and a send each)."""
+        half a frame and a block (a producer keeps at most ``max_block_requests`` of
+        a frame); one frame per request cost an encoding and a send each."""
         self.now_ms = max(self.now_ms, now_ms)
         fresh = [r for r in requests if self._add_request(r)]
         targets = [t for t in self._next_producers() if t != self.me]
@@ -249,7 +250,11 @@ class DposEngine:
         size = 0
         for r in [*fresh, None]:
             req_size = 0 if r is None else len(r.payload) + len(r.client) + 64
-            if chunk and (r is None or size + req_size > MAX_FRAME_BYTES // 2):
+            if chunk and (
+                r is None
+                or size + req_size > MAX_FRAME_BYTES // 2
+                or len(chunk) >= self.config.max_block_requests
+            ):
                 frame = encode(Forward(tuple(chunk)))
                 out.extend(SendFrame(t, frame) for t in targets)
                 chunk, size = [], 0
