@@ -22,6 +22,9 @@ def test_a_loop_that_dies_is_restarted_and_shown_in_the_status(tmp_path: Path) -
         calls = {"n": 0}
 
         def flaky() -> list[int]:
+            task = asyncio.current_task()
+            if task is None or not task.get_name().endswith("-log"):
+                return real()  # another caller (the status API): not the loop under test
             calls["n"] += 1
             if calls["n"] == 1:
                 raise RuntimeError("a bug in the status loop")
