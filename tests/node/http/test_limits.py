@@ -10,7 +10,7 @@ import pytest
 
 from gridledger.node.http import Broadcaster, HttpServer, HttpSettings, create_app
 from gridledger.node.http.auth import SessionTable
-from gridledger.node.http.limits import RateLimit
+from gridledger.node.http.limits import RateLimit, drain_body
 from tests.node.http.helpers import CHAIN_ID, RunningConsortium
 from tests.node.http.test_api import assert_problem
 
@@ -102,3 +102,42 @@ def test_stopping_the_server_ends_open_streams(consortium: RunningConsortium) ->
         assert time.monotonic() - t0 < 8
     assert all(not line.startswith("event:") for line in rest)
     assert hub.count == 0
+
+
+def test_the_rest_of_a_refused_body_is_drained_within_bounds() -> None:
+    """After a 413 the server reads on (so the client sees the answer, not a reset),
+    but never more than its byte bound nor for longer than its time bound."""
+    import asyncio
+    import time as _time
+
+    async def scenario() -> tuple[int, int, float]:
+        endless = 0
+
+        async def flood() -> dict[str, Any]:
+            nonlocal endless
+            endless += 1
+            return {"type": "http.request", "body": b"x" * 1000, "more_body": True}
+
+        await drain_body(flood, 10_000)
+
+        async def stalled() -> dict[str, Any]:
+            await asyncio.sleep(60)
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        start = _time.monotonic()
+        await drain_body(stalled, 10_000, max_s=0.2)
+        stalled_for = _time.monotonic() - start
+        ended = 0
+
+        async def finite() -> dict[str, Any]:
+            nonlocal ended
+            ended += 1
+            return {"type": "http.request", "body": b"x", "more_body": ended < 3}
+
+        await drain_body(finite, 10_000)
+        return endless, ended, stalled_for
+
+    endless, ended, stalled_for = asyncio.run(scenario())
+    assert endless == 11  # 11,000 bytes read: just past the 10,000 bound
+    assert ended == 3  # stops at the body's end
+    assert stalled_for < 2.0

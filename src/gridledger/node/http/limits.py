@@ -4,7 +4,11 @@ Both answer with a problem document before the app sees the request:
 
 * :class:`BodyLimit`: a declared ``Content-Length`` above the limit is refused
   at once; a body streamed without one is counted and refused as soon as it
-  passes the limit (so no request is ever buffered past ``max_bytes``).
+  passes the limit (so no request is ever buffered past ``max_bytes``). After
+  the refusal the rest of the body is read and thrown away, up to a bound in
+  bytes and time (a "lingering close", as nginx does): closing on a client
+  still sending makes its TCP stack reset the connection, and the client then
+  sees a broken connection instead of the 413.
 * :class:`RateLimit`: a token bucket per client address (``rate`` requests per
   second, bursts up to ``burst``); an exhausted bucket answers 429 with
   ``Retry-After``. The table of buckets is bounded: the least recently seen
@@ -13,6 +17,7 @@ Both answer with a problem document before the app sees the request:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -48,6 +53,29 @@ async def send_problem(
     await send({"type": "http.response.body", "body": body})
 
 
+LINGER_S = 2.0  # how long a refused body is read and thrown away, at most
+LINGER_MIN_BYTES = 16 * 1024 * 1024  # and how much (or 4 x the limit if more)
+
+
+async def drain_body(receive: Receive, max_bytes: int, max_s: float = LINGER_S) -> None:
+    """Read and discard what is left of a request body, bounded in bytes and seconds."""
+
+    async def drain() -> None:
+        seen = 0
+        while seen <= max_bytes:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            seen += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+
+    try:
+        await asyncio.wait_for(drain(), max_s)
+    except (TimeoutError, OSError):
+        return
+
+
 class BodyLimit:
     """Refuse request bodies above ``max_bytes`` with 413 ``payload-too-large``."""
 
@@ -73,6 +101,7 @@ class BodyLimit:
                         ProblemCode.PAYLOAD_TOO_LARGE,
                         f"request body of {declared} bytes, at most {self.max_bytes}",
                     )
+                    await drain_body(receive, self._linger_bytes)
                     return
         seen = 0
         started = False
@@ -106,6 +135,12 @@ class BodyLimit:
             await send(message)
 
         await self.app(scope, counting_receive, tracking_send)
+        if refused:
+            await drain_body(receive, self._linger_bytes)
+
+    @property
+    def _linger_bytes(self) -> int:
+        return max(LINGER_MIN_BYTES, 4 * self.max_bytes)
 
 
 @dataclass
