@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import cbor2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gridledger.consensus.errors import BadEnvelope
 from gridledger.consensus.messages import (
@@ -22,8 +26,10 @@ from gridledger.consensus.messages import (
     ViewChange,
     compute_batch_digest,
     compute_request_digest,
+    compute_request_size,
     decode_envelope,
     decode_message,
+    split_requests,
 )
 from gridledger.consensus.pbft import on_frame, on_message
 from gridledger.crypto.encoding import encode
@@ -178,3 +184,23 @@ def test_request_digests_frame_their_fields() -> None:
 def test_a_request_id_outside_the_wire_range_gets_a_typed_error() -> None:
     with pytest.raises(EncodingError):
         compute_request_digest(ClientRequest(b"c", 2**80, b"p"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 300), max_size=40),
+    st.integers(1, 6),
+    st.integers(1, 1_500),
+)
+def test_split_requests_keeps_order_and_bounds(sizes: list[int], count: int, limit: int) -> None:
+    """Runs give back the requests in order, each within both bounds (a request
+    larger than the byte bound alone), and no two neighbouring runs could merge."""
+    reqs = [ClientRequest(b"c", i, bytes(n)) for i, n in enumerate(sizes)]
+    runs = split_requests(reqs, count, limit)
+    assert [r for run in runs for r in run] == reqs
+    for run in runs:
+        size = sum(compute_request_size(r) for r in run)
+        assert 1 <= len(run) <= count and (size <= limit or len(run) == 1)
+    for a, b in pairwise(runs):
+        merged = sum(compute_request_size(r) for r in a) + compute_request_size(b[0])
+        assert len(a) == count or merged > limit

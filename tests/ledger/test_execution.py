@@ -20,7 +20,7 @@ from gridledger.ledger.execution import (
     apply_block,
     compute_nonce_key,
     find_nonce_problem,
-    is_nonce_used,
+    get_nonce_problem,
     revert_block,
     spend_nonce,
 )
@@ -118,8 +118,8 @@ def test_a_replayed_nonce_is_left_out_within_and_across_blocks() -> None:
     assert out2.transactions == (bob,) and [r.reason for r in out2.receipts] == [""]
     assert out2.dropped == (Dropped(tx.tx_hash, REPLAYED_NONCE),)
     assert state.get(b"test/k") == b"b"
-    assert is_nonce_used(state, ALICE.public_key.raw, 5)
-    assert not is_nonce_used(state, ALICE.public_key.raw, 4)
+    assert get_nonce_problem(state, ALICE.public_key.raw, 5) == REPLAYED_NONCE
+    assert get_nonce_problem(state, ALICE.public_key.raw, 4) == ""
 
 
 def test_rejected_tx_cannot_be_replayed() -> None:
@@ -147,8 +147,9 @@ def test_nonces_may_come_out_of_order_within_the_window() -> None:
         Dropped(too_old.tx_hash, NONCE_TOO_OLD),
         Dropped(late[1].tx_hash, NONCE_TOO_OLD),  # the window moved past it
     )
-    assert is_nonce_used(state, sender, top) and not is_nonce_used(state, sender, top + 1)
-    assert not is_nonce_used(state, sender, top + NONCE_WINDOW + 1)
+    assert get_nonce_problem(state, sender, top) == NONCE_TOO_OLD
+    assert get_nonce_problem(state, sender, top + 1) == ""
+    assert not get_nonce_problem(state, sender, top + NONCE_WINDOW + 1)
 
 
 def test_a_forged_transaction_spends_no_nonce() -> None:

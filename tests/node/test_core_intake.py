@@ -26,7 +26,7 @@ from gridledger.ledger.block import GenesisConfig
 from gridledger.ledger.certificate import Validator
 from gridledger.ledger.contracts import ContractRegistry
 from gridledger.ledger.contracts_builtin import KV_SET_KIND, KvContract, KvSet
-from gridledger.ledger.execution import Dropped, is_nonce_used
+from gridledger.ledger.execution import Dropped, get_nonce_problem
 from gridledger.ledger.state import compute_state_key
 from gridledger.ledger.storage import MemoryBlockStore
 from gridledger.ledger.tx import Transaction
@@ -135,7 +135,7 @@ def test_a_bad_signature_is_refused_by_every_replica() -> None:
         assert forged not in core.ledger.get_block(bad_r["height"]).transactions
         state = core.ledger.state
         assert state.get(compute_state_key("test", b"stolen")) is None
-        assert not is_nonce_used(state, forged.sender, forged.nonce)
+        assert not get_nonce_problem(state, forged.sender, forged.nonce)
     roots = {core.ledger.state_root for core in cluster.cores}
     assert len(roots) == 1
 

@@ -21,6 +21,7 @@ with a short ``reason`` (counted by the replica, never a traceback).
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -287,6 +288,27 @@ def compute_request_digest(req: ClientRequest) -> bytes:
 def compute_request_size(req: ClientRequest) -> int:
     """An upper bound on ``len(encode(req))`` (cheap: no encoding)."""
     return len(req.payload) + len(req.client) + REQUEST_OVERHEAD_BYTES
+
+
+def split_requests(
+    reqs: Sequence[ClientRequest], max_count: int, max_bytes: int
+) -> list[tuple[ClientRequest, ...]]:
+    """``reqs`` in order, cut into runs of at most ``max_count`` requests and
+    ``max_bytes`` (by :func:`compute_request_size`; a larger request goes alone):
+    what one forwarding frame may carry."""
+    runs: list[tuple[ClientRequest, ...]] = []
+    run: list[ClientRequest] = []
+    size = 0
+    for req in reqs:
+        req_size = compute_request_size(req)
+        if run and (len(run) >= max_count or size + req_size > max_bytes):
+            runs.append(tuple(run))
+            run, size = [], 0
+        run.append(req)
+        size += req_size
+    if run:
+        runs.append(tuple(run))
+    return runs
 
 
 def compute_batch_digest(timestamp_ms: int, batch: tuple[ClientRequest, ...]) -> bytes:

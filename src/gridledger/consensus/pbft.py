@@ -97,6 +97,7 @@ from gridledger.consensus.messages import (
     compute_request_digest,
     compute_request_size,
     decode_envelope,
+    split_requests,
 )
 from gridledger.consensus.quorum import (
     compute_f,
@@ -705,21 +706,15 @@ def _forward_requests(state: ReplicaState, now_ms: int, out: list[Effect]) -> No
     as few envelopes as a batch's limits allow (one signature each)."""
     cfg = state.config
     limit = now_ms - cfg.forward_delay_ms
-    batch: list[ClientRequest] = []
-    size = 0
+    due: list[ClientRequest] = []
     while state.to_forward and state.to_forward[0][0] <= limit:
         _, digest = state.to_forward.popleft()
         req = state.pending.get(digest)
         if req is None or digest in state.inflight or state.is_primary or state.in_view_change:
             continue
-        req_size = compute_request_size(req)
-        if batch and (len(batch) >= cfg.batch_max or size + req_size > cfg.batch_max_bytes):
-            out.append(Send(state.primary, state.auth.seal(ForwardedRequests(tuple(batch)))))
-            batch, size = [], 0
-        batch.append(req)
-        size += req_size
-    if batch:
-        out.append(Send(state.primary, state.auth.seal(ForwardedRequests(tuple(batch)))))
+        due.append(req)
+    for run in split_requests(due, cfg.batch_max, cfg.batch_max_bytes):
+        out.append(Send(state.primary, state.auth.seal(ForwardedRequests(run))))
 
 
 def _maybe_propose(state: ReplicaState, now_ms: int, out: list[Effect]) -> None:

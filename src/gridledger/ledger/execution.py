@@ -144,9 +144,9 @@ def spend_nonce(record: bytes | None, nonce: int) -> bytes:
     return highest.to_bytes(8, "big") + used.to_bytes((used.bit_length() + 7) // 8, "big")
 
 
-def is_nonce_used(state: StateReader, sender: bytes, nonce: int) -> bool:
-    """Whether ``(sender, nonce)`` can no longer be used in ``state`` (spent or too old)."""
-    return find_nonce_problem(state.get(compute_nonce_key(sender)), nonce) != ""
+def get_nonce_problem(state: StateReader, sender: bytes, nonce: int) -> str:
+    """Why ``(sender, nonce)`` can no longer be used in ``state`` (``""``: it can)."""
+    return find_nonce_problem(state.get(compute_nonce_key(sender)), nonce)
 
 
 def compute_receipts_root(receipts: Sequence[Receipt]) -> bytes:

@@ -68,7 +68,7 @@ from gridledger.ledger.certificate import CommitCertificate
 from gridledger.ledger.chain import Ledger
 from gridledger.ledger.contracts import ContractRegistry
 from gridledger.ledger.errors import LedgerError
-from gridledger.ledger.execution import Dropped, Receipt, compute_nonce_key, find_nonce_problem
+from gridledger.ledger.execution import Dropped, Receipt, get_nonce_problem
 from gridledger.ledger.quorum import compute_f
 from gridledger.ledger.storage import BlockStore
 from gridledger.ledger.tx import (
@@ -320,8 +320,7 @@ class NodeCore:
             return None
         found = self._recent_index.get(tx_hash) or self.store.find_tx(tx_hash)
         if found is None:
-            drop = self._recent_drops.get(tx_hash)
-            return None if drop is None else compute_dropped_json(*drop)
+            return self._get_drop_json(tx_hash)
         height, index = found
         cached = self._recent_receipts.get(height)
         if cached is None:
@@ -422,12 +421,11 @@ class NodeCore:
                 continue
             # Every receipt spends its nonce: with a fresh nonce the transaction is not on
             # chain, and only the drops need a look (a dict), not the store's index.
-            problem = find_nonce_problem(state.get(compute_nonce_key(tx.sender)), tx.nonce)
+            problem = get_nonce_problem(state, tx.sender, tx.nonce)
             if problem:
                 known = self.get_receipt_json(tx.tx_hash)
             else:
-                drop = self._recent_drops.get(tx.tx_hash)
-                known = None if drop is None else compute_dropped_json(*drop)
+                known = self._get_drop_json(tx.tx_hash)
             if known is not None:
                 results.append(known)
                 continue
@@ -686,6 +684,11 @@ class NodeCore:
                     f"replica {self.replica_id}: proof for {effect.height} refused: {exc.reason}",
                 )
             )
+
+    def _get_drop_json(self, tx_hash: bytes) -> dict[str, Any] | None:
+        """The ``dropped`` answer of a transaction left out of a recent block, if it was."""
+        drop = self._recent_drops.get(tx_hash)
+        return None if drop is None else compute_dropped_json(*drop)
 
     def _remember_drop(self, dropped: Dropped, height: int) -> tuple[Dropped, int]:
         """Remember a transaction left out of block ``height`` (bounded, oldest forgotten).

@@ -81,7 +81,7 @@ from gridledger.consensus.engine import (
     SendFrame,
     register_engine,
 )
-from gridledger.consensus.messages import ClientRequest
+from gridledger.consensus.messages import ClientRequest, split_requests
 from gridledger.crypto.encoding import (
     decode,
     decode_as,
@@ -246,21 +246,9 @@ class DposEngine:
         fresh = [r for r in requests if self._add_request(r)]
         targets = [t for t in self._next_producers() if t != self.me]
         out: list[EngineEffect] = []
-        chunk: list[ClientRequest] = []
-        size = 0
-        for r in [*fresh, None]:
-            req_size = 0 if r is None else len(r.payload) + len(r.client) + 64
-            if chunk and (
-                r is None
-                or size + req_size > MAX_FRAME_BYTES // 2
-                or len(chunk) >= self.config.max_block_requests
-            ):
-                frame = encode(Forward(tuple(chunk)))
-                out.extend(SendFrame(t, frame) for t in targets)
-                chunk, size = [], 0
-            if r is not None:
-                chunk.append(r)
-                size += req_size
+        for run in split_requests(fresh, self.config.max_block_requests, MAX_FRAME_BYTES // 2):
+            frame = encode(Forward(run))
+            out.extend(SendFrame(t, frame) for t in targets)
         return out
 
     def on_frame(self, sender: int, frame: bytes, now_ms: int) -> list[EngineEffect]:
