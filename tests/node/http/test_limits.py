@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import httpx
@@ -141,3 +141,58 @@ def test_the_rest_of_a_refused_body_is_drained_within_bounds() -> None:
     assert endless == 11  # 11,000 bytes read: just past the 10,000 bound
     assert ended == 3  # stops at the body's end
     assert stalled_for < 2.0
+
+
+class _UvicornLikeCycle:
+    """One request as uvicorn's httptools protocol serves it: once the response is
+    complete, ``receive`` only answers disconnect and the socket is closed, so whatever
+    the client still sends is unread and the kernel would reset the connection."""
+
+    def __init__(self, parts: int, part_bytes: int) -> None:
+        self.left = parts
+        self.part_bytes = part_bytes
+        self.read_after_answer = 0
+        self.events: list[str] = []
+        self.complete = False
+        self.answered = False
+
+    async def receive(self) -> dict[str, Any]:
+        if self.complete:
+            return {"type": "http.disconnect"}
+        self.left -= 1
+        if self.answered:
+            self.read_after_answer += 1
+        return {"type": "http.request", "body": b"x" * self.part_bytes, "more_body": self.left > 0}
+
+    async def send(self, message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.events.append(f"start {message['status']}")
+        else:
+            self.answered = True
+            if message.get("body"):
+                self.events.append("body")
+            if not message.get("more_body", False):
+                self.complete = True
+                self.events.append(f"complete with {self.left} parts unread")
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_refused_body_is_read_to_its_end_before_the_answer_completes(declared: bool) -> None:
+    """The 413 goes out at once, but the connection stays open until the body is read:
+    closing with 6 MB unread made the client see a reset instead of the 413 (seen in CI)."""
+    import asyncio
+
+    from gridledger.node.http.limits import BodyLimit
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        while (await receive())["type"] == "http.request":
+            pass  # reads until the limit turns its receive into a disconnect
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"too late"})
+
+    cycle = _UvicornLikeCycle(parts=100, part_bytes=64 * 1024)
+    headers = [(b"content-length", str(100 * 64 * 1024).encode())] if declared else []
+    scope = {"type": "http", "path": "/v1/transactions", "headers": headers}
+    asyncio.run(BodyLimit(app, max_bytes=1024 * 1024)(scope, cycle.receive, cycle.send))
+    assert cycle.events == ["start 413", "body", "complete with 0 parts unread"]
+    assert cycle.read_after_answer > 0  # the answer went out before the drain, not after

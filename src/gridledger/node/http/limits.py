@@ -38,8 +38,15 @@ MAX_CLIENTS = 10_000
 
 
 async def send_problem(
-    send: Send, scope: Scope, code: ProblemCode, detail: str, headers: dict[str, str] | None = None
+    send: Send,
+    scope: Scope,
+    code: ProblemCode,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    *,
+    complete: bool = True,
 ) -> None:
+    """Send a problem document; with ``complete=False`` the server waits for an empty last part."""
     body = json.dumps(compute_problem(code, detail, str(scope.get("path", "")))).encode()
     raw_headers = [
         (b"content-type", PROBLEM_JSON.encode()),
@@ -50,7 +57,12 @@ async def send_problem(
         raw_headers.append((name.lower().encode(), value.encode()))
     status = compute_problem(code, detail, "")["status"]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": body, "more_body": not complete})
+
+
+async def complete_response(send: Send) -> None:
+    """The empty last part of a response sent with ``complete=False``."""
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 LINGER_S = 2.0  # how long a refused body is read and thrown away, at most
@@ -100,43 +112,53 @@ class BodyLimit:
                         scope,
                         ProblemCode.PAYLOAD_TOO_LARGE,
                         f"request body of {declared} bytes, at most {self.max_bytes}",
+                        complete=False,
                     )
-                    await drain_body(receive, self._linger_bytes)
+                    try:
+                        await drain_body(receive, self._linger_bytes)
+                    finally:
+                        await complete_response(send)
                     return
         seen = 0
-        started = False
-        refused = False
+        started = False  # the app has begun its own response
+        answered = False  # we have sent the 413 (not yet completed)
 
         async def counting_receive() -> Message:
-            nonlocal seen, refused
-            if refused:
+            nonlocal seen, answered
+            if seen > self.max_bytes:
                 return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    refused = True
                     if not started:
+                        answered = True
                         await send_problem(
                             send,
                             scope,
                             ProblemCode.PAYLOAD_TOO_LARGE,
                             f"request body above {self.max_bytes} bytes",
+                            complete=False,
                         )
                     return {"type": "http.disconnect"}
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
-            if refused:
-                return  # the 413 went out already; whatever the app says is dropped
+            if answered:
+                return  # the 413 is the answer; whatever the app says is dropped
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
-        await self.app(scope, counting_receive, tracking_send)
-        if refused:
-            await drain_body(receive, self._linger_bytes)
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        finally:
+            if answered:
+                try:
+                    await drain_body(receive, self._linger_bytes)
+                finally:
+                    await complete_response(send)
 
     @property
     def _linger_bytes(self) -> int:
