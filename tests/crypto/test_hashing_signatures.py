@@ -7,6 +7,8 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gridledger.crypto.encryption import EncryptionPublicKey, seal
 from gridledger.crypto.errors import InvalidSignature, KeyFormatError
@@ -17,6 +19,7 @@ from gridledger.crypto.signatures import (
     Ed25519PublicKey,
     RsaPrivateKey,
     RsaPublicKey,
+    verify_ed25519,
 )
 
 TAG_A = register_tag("gridledger/test/a/1")
@@ -53,6 +56,40 @@ RFC8032_SIG = bytes.fromhex(
     "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"
     "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"
 )
+
+
+# RFC 8032 §7.1 TEST 1 (empty message) and TEST 3 (two bytes): (public key, message, signature).
+RFC8032_VERIFY = [
+    (
+        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+        "",
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155"
+        "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+    ),
+    (
+        "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+        "72",
+        "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"
+        "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+    ),
+    (
+        "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
+        "af82",
+        "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac"
+        "18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a",
+    ),
+]
+
+
+@pytest.mark.parametrize(("pk", "msg", "sig"), RFC8032_VERIFY)
+def test_rfc8032_vectors_verify_and_refuse_any_flipped_bit(pk: str, msg: str, sig: str) -> None:
+    public, message, signature = bytes.fromhex(pk), bytes.fromhex(msg), bytes.fromhex(sig)
+    assert verify_ed25519(public, message, signature)
+    for i in range(0, 64 * 8, 7):  # a bit of R or S, all through the signature
+        flipped = bytearray(signature)
+        flipped[i // 8] ^= 1 << (i % 8)
+        assert not verify_ed25519(public, message, bytes(flipped))
+    assert not verify_ed25519(public, message + b"\x00", signature)
 
 
 def test_rfc8032_vector_through_our_key_type() -> None:
@@ -140,3 +177,124 @@ def test_bad_public_keys_are_typed_errors() -> None:
         seal(EncryptionPublicKey(bytes(32)), b"m", b"c")
     with pytest.raises(KeyFormatError):
         RsaPublicKey(n=(1 << 2047) + 1, e=(1 << 2047) + 3)
+
+
+# -- the verification rule against libsodium's, and against crafted inputs ----------------
+
+L_ORDER = 2**252 + 27742317777372353535851937790883648493
+FIELD = 2**255 - 19
+ORDER_8 = bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")
+
+
+def _libsodium_accepts(public: bytes, message: bytes, signature: bytes) -> bool:
+    import nacl.bindings as sodium
+    from nacl.exceptions import CryptoError
+
+    try:
+        sodium.crypto_sign_open(signature + message, public)
+    except (CryptoError, ValueError, TypeError):
+        return False
+    return True
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    seed=st.binary(min_size=32, max_size=32),
+    message=st.binary(max_size=200),
+    flip=st.one_of(st.none(), st.integers(0, 64 * 8 - 1)),
+    other_message=st.booleans(),
+)
+def test_the_rule_agrees_with_libsodium_on_signatures_made_the_usual_way(
+    seed: bytes, message: bytes, flip: int | None, other_message: bool
+) -> None:
+    """Honest signatures, with a bit flipped or under another message: both verifiers
+    decide alike (they differ only on torsion components a signer puts in on purpose)."""
+    key = Ed25519PrivateKey(seed)
+    signature = bytearray(key._key.sign(message))
+    if flip is not None:
+        signature[flip // 8] ^= 1 << (flip % 8)
+    checked = message + b"x" if other_message else message
+    ours = verify_ed25519(key.public_key.raw, checked, bytes(signature))
+    assert ours == _libsodium_accepts(key.public_key.raw, checked, bytes(signature))
+    assert ours == (flip is None and not other_message)
+
+
+def _torsion_points() -> list[bytes]:
+    import nacl.bindings as sodium
+
+    points, acc = [], bytes([1]) + bytes(31)
+    for _ in range(8):
+        points.append(acc)
+        acc = sodium.crypto_core_ed25519_add(acc, ORDER_8)
+    return points
+
+
+def test_every_small_order_key_and_r_is_refused_in_every_encoding() -> None:
+    """Under a small-order key A, [8][k]A = 0, so (R = identity, S = 0) passes the
+    cofactored equation for every message: the pre-checks must catch every spelling."""
+    torsion = _torsion_points()
+    spellings = set()
+    for point in torsion:
+        y = int.from_bytes(point, "little") & ((1 << 255) - 1)
+        for value in {y, y + FIELD} - {v for v in (y + FIELD,) if v >= 1 << 255}:
+            for sign in (0, 1 << 255):
+                spellings.add((value | sign).to_bytes(32, "little"))
+    assert len(spellings) == 14  # 5 distinct y, 2 of them also non-canonical, 2 signs
+    identity_sig = bytes([1]) + bytes(31) + bytes(32)
+    honest = Ed25519PrivateKey.generate(DeterministicRng(5))
+    good = honest._key.sign(b"m")
+    for spelling in spellings:
+        assert not verify_ed25519(spelling, b"anything", identity_sig)
+        assert not verify_ed25519(spelling, b"anything", spelling + bytes(32))
+        # a small-order R under an honest key
+        assert not verify_ed25519(honest.public_key.raw, b"m", spelling + good[32:])
+    assert verify_ed25519(honest.public_key.raw, b"m", good)
+
+
+def test_non_canonical_encodings_of_r_and_of_the_key_are_refused() -> None:
+    key = Ed25519PrivateKey.generate(DeterministicRng(6))
+    sig = key._key.sign(b"m")
+    for y in range(FIELD, 1 << 255):  # the 19 non-canonical y, both signs
+        for sign in (0, 1 << 255):
+            spelled = (y | sign).to_bytes(32, "little")
+            assert not verify_ed25519(key.public_key.raw, b"m", spelled + sig[32:])
+            assert not verify_ed25519(spelled, b"m", sig)
+
+
+def test_wrong_lengths_and_types_are_refused_not_raised() -> None:
+    key = Ed25519PrivateKey.generate(DeterministicRng(7))
+    sig = key._key.sign(b"m")
+    assert not verify_ed25519(key.public_key.raw, b"m", sig + b"\x00")
+    assert not verify_ed25519(key.public_key.raw[:31], b"m", sig)
+    assert verify_ed25519(bytearray(key.public_key.raw), bytearray(b"m"), bytearray(sig))
+
+
+def test_a_signer_can_add_a_torsion_component_to_its_own_r_only() -> None:
+    """The documented difference from libsodium: R' = rB + T8 with S = r + H(R'||A||M)a
+    passes [8]SB = [8]R' + [8]kA but not SB = R' + kA. Only the key's owner can make it
+    (it needs a), and every replica runs this rule, so they agree on it."""
+    import hashlib
+
+    import nacl.bindings as sodium
+
+    seed = bytes(range(32))
+    h = hashlib.sha512(seed).digest()
+    a = bytearray(h[:32])
+    a[0] &= 248
+    a[31] &= 127
+    a[31] |= 64
+    a_int = int.from_bytes(a, "little")
+    public = Ed25519PrivateKey(seed).public_key.raw
+    r_int = 123456789
+    r_point = sodium.crypto_scalarmult_ed25519_base_noclamp(r_int.to_bytes(32, "little"))
+    r_twisted = sodium.crypto_core_ed25519_add(r_point, ORDER_8)
+    message = b"own key"
+    k = int.from_bytes(hashlib.sha512(r_twisted + public + message).digest(), "little") % L_ORDER
+    s = (r_int + k * a_int) % L_ORDER
+    crafted = r_twisted + s.to_bytes(32, "little")
+    assert verify_ed25519(public, message, crafted)
+    assert not _libsodium_accepts(public, message, crafted)
+    # and nobody without a can move an honest signature's R by a torsion point
+    honest = Ed25519PrivateKey(seed)._key.sign(message)
+    moved = sodium.crypto_core_ed25519_add(honest[:32], ORDER_8) + honest[32:]
+    assert not verify_ed25519(public, message, moved)

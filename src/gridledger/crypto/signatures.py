@@ -1,6 +1,10 @@
 """Signatures: Ed25519 for pseudonyms, transactions and replicas; RSA-PSS for long-term keys.
 
-Both come from ``cryptography`` (OpenSSL). Every signature covers a domain tag
+Keys and signing come from ``cryptography`` (OpenSSL); Ed25519 verification,
+the one operation every replica runs for every transaction, from the
+ed25519-zebra crate (Zcash Foundation, Rust, bound by
+``py-ed25519-zebra-bindings``) behind strict pre-checks: see
+:func:`verify_ed25519`. Every signature covers a domain tag
 (a :class:`~gridledger.crypto.hashing.HashTag`) prepended to the message, so a
 signature made for one protocol step can never be replayed as another.
 
@@ -14,13 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import ed25519_zebra as _zebra
 import nacl.bindings as _sodium
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
-from nacl.exceptions import BadSignatureError as _SodiumBadSignature
-from nacl.exceptions import TypeError as _SodiumTypeError
-from nacl.exceptions import ValueError as _SodiumValueError
 
 from gridledger.crypto.errors import InvalidSignature, KeyFormatError
 from gridledger.crypto.hashing import HashTag, tagged_message
@@ -51,20 +53,10 @@ class Ed25519PublicKey:
             raise KeyFormatError("not a valid Ed25519 public key")
 
     def verify(self, tag: HashTag, message: bytes, signature: bytes) -> None:
-        """Raise :class:`InvalidSignature` unless ``signature`` signs ``tag || message``.
-
-        Verification uses libsodium (PyNaCl), twice as fast as OpenSSL's here
-        (~56 µs against ~117 µs), which matters because every replica checks
-        every transaction. libsodium is also the stricter verifier: it refuses
-        non-canonical ``S``, small-order keys and small-order ``R``, so every
-        replica, all running this same code, agrees on which signatures count.
-        """
-        if len(signature) != ED25519_SIGNATURE_SIZE:
-            raise InvalidSignature("an Ed25519 signature is 64 bytes")
-        try:
-            _sodium.crypto_sign_open(signature + tagged_message(tag, message), self.raw)
-        except (_SodiumBadSignature, _SodiumValueError, _SodiumTypeError):
-            raise InvalidSignature(f"Ed25519 signature does not verify ({tag.name})") from None
+        """Raise :class:`InvalidSignature` unless ``signature`` signs ``tag || message``
+        under the rule of :func:`verify_ed25519`."""
+        if not verify_ed25519(self.raw, tagged_message(tag, message), signature):
+            raise InvalidSignature(f"Ed25519 signature does not verify ({tag.name})")
 
     def is_valid(self, tag: HashTag, message: bytes, signature: bytes) -> bool:
         try:
@@ -83,6 +75,80 @@ def is_valid_ed25519_public_key(raw: bytes) -> bool:
     if len(raw) != ED25519_PUBLIC_KEY_SIZE:
         return False
     return bool(_sodium.crypto_core_ed25519_is_valid_point(raw))
+
+
+def _field_p() -> int:
+    return 2**255 - 19
+
+
+def _small_order_encodings() -> frozenset[bytes]:
+    """Every 32-byte string that decodes to a point of order 1, 2, 4 or 8.
+
+    The eight torsion points are the multiples of one point of order 8; their
+    y-coordinates are 1, p - 1, 0 and two others. Each y is listed with both
+    sign bits, and y = 0 and y = 1 also in their non-canonical forms p and p + 1
+    (the only y < 19, whose y + p still fits in 255 bits). This is libsodium's
+    blocklist (``ge25519_has_small_order``), built here from the curve.
+    """
+    p = _field_p()
+    order_8 = bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")
+    points, acc = [], bytes([1]) + bytes(31)  # the identity
+    for _ in range(8):
+        points.append(acc)
+        acc = _sodium.crypto_core_ed25519_add(acc, order_8)
+    ys = {int.from_bytes(pt, "little") & ((1 << 255) - 1) for pt in points}
+    ys |= {y + p for y in ys if y + p < 1 << 255}
+    return frozenset((y | sign).to_bytes(32, "little") for y in ys for sign in (0, 1 << 255))
+
+
+_SMALL_ORDER = _small_order_encodings()
+
+
+def _is_canonical_point_encoding(encoded: bytes) -> bool:
+    """True unless the y-coordinate (the low 255 bits) is p or more.
+
+    Only 19 values of y are that large, so the first test nearly always decides.
+    """
+    if encoded[31] & 0x7F != 0x7F or encoded[1:31] != b"\xff" * 30:
+        return True
+    return encoded[0] < 0xED
+
+
+def verify_ed25519(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """True if ``signature`` is an Ed25519 signature of ``message`` under ``public_key``.
+
+    The rule (the same on every replica, which is what consensus needs):
+
+    * ``S`` must be below the group order ``L`` (no malleated copy ``S + L``);
+    * ``R`` and the key must be canonical encodings (y < p), and neither may be
+      one of the 8 small-order points (under a small-order key, ``R`` = identity
+      and ``S`` = 0 would "sign" every message);
+    * then the cofactored equation ``[8][S]B = [8]R + [8][k]A``, as RFC 8032
+      §5.1.7 allows and ZIP 215 fixes for consensus (ed25519-zebra; CometBFT
+      uses the same rule).
+
+    The pre-checks are libsodium's (``crypto_sign_verify_detached``); the only
+    signatures libsodium refuses and this accepts are those whose ``R`` or key
+    carries a torsion component, which only the key's owner can make (the
+    equations differ only by a point of order at most 8, and ``k`` hashes the
+    exact bytes of ``R``). Nobody else can forge, and nobody can malleate an
+    honest signature. Why not libsodium: ed25519-zebra verifies in about 35 µs
+    here against libsodium's 53 µs, and this check is a third of a replica's
+    CPU under load (`docs/benchmarks.md`). Changing the rule is a protocol
+    change: a consortium upgrades all its replicas at once.
+    """
+    if len(signature) != ED25519_SIGNATURE_SIZE or len(public_key) != ED25519_PUBLIC_KEY_SIZE:
+        return False
+    signature, public_key, message = bytes(signature), bytes(public_key), bytes(message)
+    r = signature[:32]
+    if r in _SMALL_ORDER or public_key in _SMALL_ORDER:
+        return False
+    if not (_is_canonical_point_encoding(r) and _is_canonical_point_encoding(public_key)):
+        return False
+    try:
+        return bool(_zebra.ed_verify(signature, message, public_key))
+    except (TypeError, ValueError):
+        return False
 
 
 class Ed25519PrivateKey:
