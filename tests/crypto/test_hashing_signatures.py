@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import hashlib
 
+import nacl.bindings as sodium
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nacl.exceptions import CryptoError
 
 from gridledger.crypto.encryption import EncryptionPublicKey, seal
 from gridledger.crypto.errors import InvalidSignature, KeyFormatError
 from gridledger.crypto.hashing import hash_bytes, hash_value, register_tag, tagged_message
 from gridledger.crypto.rng import DeterministicRng
 from gridledger.crypto.signatures import (
+    _SMALL_ORDER,
     Ed25519PrivateKey,
     Ed25519PublicKey,
     RsaPrivateKey,
@@ -186,17 +189,6 @@ FIELD = 2**255 - 19
 ORDER_8 = bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")
 
 
-def _libsodium_accepts(public: bytes, message: bytes, signature: bytes) -> bool:
-    import nacl.bindings as sodium
-    from nacl.exceptions import CryptoError
-
-    try:
-        sodium.crypto_sign_open(signature + message, public)
-    except (CryptoError, ValueError, TypeError):
-        return False
-    return True
-
-
 @settings(max_examples=150, deadline=None)
 @given(
     seed=st.binary(min_size=32, max_size=32),
@@ -219,20 +211,10 @@ def test_the_rule_agrees_with_libsodium_on_signatures_made_the_usual_way(
     assert ours == (flip is None and not other_message)
 
 
-def _torsion_points() -> list[bytes]:
-    import nacl.bindings as sodium
-
-    points, acc = [], bytes([1]) + bytes(31)
-    for _ in range(8):
-        points.append(acc)
-        acc = sodium.crypto_core_ed25519_add(acc, ORDER_8)
-    return points
-
-
 def test_every_small_order_key_and_r_is_refused_in_every_encoding() -> None:
     """Under a small-order key A, [8][k]A = 0, so (R = identity, S = 0) passes the
     cofactored equation for every message: the pre-checks must catch every spelling."""
-    torsion = _torsion_points()
+    torsion = _torsion()
     spellings = set()
     for point in torsion:
         y = int.from_bytes(point, "little") & ((1 << 255) - 1)
@@ -269,32 +251,126 @@ def test_wrong_lengths_and_types_are_refused_not_raised() -> None:
     assert verify_ed25519(bytearray(key.public_key.raw), bytearray(b"m"), bytearray(sig))
 
 
-def test_a_signer_can_add_a_torsion_component_to_its_own_r_only() -> None:
-    """The documented difference from libsodium: R' = rB + T8 with S = r + H(R'||A||M)a
-    passes [8]SB = [8]R' + [8]kA but not SB = R' + kA. Only the key's owner can make it
-    (it needs a), and every replica runs this rule, so they agree on it."""
-    import hashlib
+IDENTITY = bytes([1]) + bytes(31)
+SEED = bytes(range(32))
+MESSAGE = b"gridledger review message"
 
-    import nacl.bindings as sodium
+# libsodium's ge25519_has_small_order blocklist (compared with the sign bit ignored).
+LIBSODIUM_BLOCKLIST_Y = (
+    0,
+    1,
+    2707385501144840649318225287225658788936804267575313519463743609750303402022,
+    55188659117513257062467267217118295137698188065244968500265048394206261417927,
+    FIELD - 1,
+    FIELD,
+    FIELD + 1,
+)
 
-    seed = bytes(range(32))
-    h = hashlib.sha512(seed).digest()
-    a = bytearray(h[:32])
-    a[0] &= 248
-    a[31] &= 127
-    a[31] |= 64
-    a_int = int.from_bytes(a, "little")
-    public = Ed25519PrivateKey(seed).public_key.raw
-    r_int = 123456789
-    r_point = sodium.crypto_scalarmult_ed25519_base_noclamp(r_int.to_bytes(32, "little"))
-    r_twisted = sodium.crypto_core_ed25519_add(r_point, ORDER_8)
-    message = b"own key"
-    k = int.from_bytes(hashlib.sha512(r_twisted + public + message).digest(), "little") % L_ORDER
-    s = (r_int + k * a_int) % L_ORDER
-    crafted = r_twisted + s.to_bytes(32, "little")
-    assert verify_ed25519(public, message, crafted)
-    assert not _libsodium_accepts(public, message, crafted)
-    # and nobody without a can move an honest signature's R by a torsion point
-    honest = Ed25519PrivateKey(seed)._key.sign(message)
-    moved = sodium.crypto_core_ed25519_add(honest[:32], ORDER_8) + honest[32:]
-    assert not verify_ed25519(public, message, moved)
+
+def _libsodium_accepts(public: bytes, message: bytes, signature: bytes) -> bool:
+    try:
+        sodium.crypto_sign_open(signature + message, public)
+    except (CryptoError, ValueError, TypeError):
+        return False
+    return True
+
+
+def _torsion() -> list[bytes]:  # the 8 points of order dividing 8
+    points, acc = [], IDENTITY
+    for _ in range(8):
+        points.append(acc)
+        acc = sodium.crypto_core_ed25519_add(acc, ORDER_8)
+    return points
+
+
+def _secret_scalar(seed: bytes) -> int:
+    h = bytearray(hashlib.sha512(seed).digest()[:32])
+    h[0] &= 248
+    h[31] &= 127
+    h[31] |= 64
+    return int.from_bytes(h, "little")
+
+
+def _sign_raw(r_bytes: bytes, r: int, public: bytes, a: int, message: bytes) -> bytes:
+    k = int.from_bytes(hashlib.sha512(r_bytes + public + message).digest(), "little") % L_ORDER
+    return r_bytes + ((r + k * a) % L_ORDER).to_bytes(32, "little")
+
+
+def test_small_order_set_is_exactly_libsodiums_blocklist() -> None:
+    expected = {
+        (y | sign).to_bytes(32, "little") for y in LIBSODIUM_BLOCKLIST_Y for sign in (0, 1 << 255)
+    }
+    assert set(_SMALL_ORDER) == expected
+
+
+def test_non_canonical_s_is_refused_in_every_form() -> None:
+    key = Ed25519PrivateKey(SEED)
+    public = key.public_key.raw
+    signature = key._key.sign(MESSAGE)
+    assert verify_ed25519(public, MESSAGE, signature)
+    s = int.from_bytes(signature[32:], "little")
+    variants = [s + k * L_ORDER for k in range(1, 16) if s + k * L_ORDER < 1 << 256]
+    variants += [s | bits for bits in (1 << 253, 1 << 254, 1 << 255, 7 << 253)]
+    variants += [L_ORDER, (1 << 256) - 1]
+    assert len(variants) >= 10
+    for value in variants:
+        forged = signature[:32] + value.to_bytes(32, "little")
+        assert not verify_ed25519(public, MESSAGE, forged), hex(value)
+        assert not _libsodium_accepts(public, MESSAGE, forged)
+
+
+def test_a_third_party_cannot_move_an_honest_signature_by_torsion() -> None:
+    key = Ed25519PrivateKey(SEED)
+    public = key.public_key.raw
+    signature = key._key.sign(MESSAGE)
+    for t in _torsion()[1:]:
+        moved_r = sodium.crypto_core_ed25519_add(signature[:32], t) + signature[32:]
+        assert not verify_ed25519(public, MESSAGE, moved_r)
+        moved_key = sodium.crypto_core_ed25519_add(public, t)
+        assert not verify_ed25519(moved_key, MESSAGE, signature)
+
+
+def test_differs_from_libsodium_only_on_signer_made_torsion() -> None:
+    """All (A, R, S) with A honest or A + T, R honest, R + T or small-order (every
+    encoding), S canonical or S + L, each signed with the secret where the equation can
+    hold: the rule accepts a superset of libsodium, and the extra ones all carry torsion."""
+    a = _secret_scalar(SEED)
+    public = Ed25519PrivateKey(SEED).public_key.raw
+    torsion = _torsion()
+    r = 0xDEADBEEF1234567
+    r_point = sodium.crypto_scalarmult_ed25519_base_noclamp(r.to_bytes(32, "little"))
+    keys = [(public, False)] + [
+        (sodium.crypto_core_ed25519_add(public, t), True) for t in torsion[1:]
+    ]
+    nonces = [(r_point, r, False)]
+    nonces += [(sodium.crypto_core_ed25519_add(r_point, t), r, True) for t in torsion[1:]]
+    nonces += [(encoding, 0, True) for encoding in sorted(_SMALL_ORDER)]
+    extra = 0
+    for key_bytes, key_twisted in keys:
+        for r_bytes, nonce, r_twisted in nonces:
+            signature = _sign_raw(r_bytes, nonce, key_bytes, a, MESSAGE)
+            s = int.from_bytes(signature[32:], "little")
+            for s_value in (s, s + L_ORDER):
+                candidate = r_bytes + s_value.to_bytes(32, "little")
+                ours = verify_ed25519(key_bytes, MESSAGE, candidate)
+                theirs = _libsodium_accepts(key_bytes, MESSAGE, candidate)
+                assert ours or not theirs  # libsodium's accepted set is a subset
+                if ours:
+                    assert s_value < L_ORDER and r_bytes not in _SMALL_ORDER
+                if ours and not theirs:
+                    assert key_twisted or r_twisted
+                    extra += 1
+    assert extra > 40  # the documented difference is real, and exercised here
+
+
+def test_a_non_bytes_message_is_not_coerced() -> None:
+    """bytes(3) is three zero bytes: an int must not stand for a message, nor raise."""
+    key = Ed25519PrivateKey(SEED)
+    public = key.public_key.raw
+    assert not verify_ed25519(public, 0, key._key.sign(b""))  # type: ignore[arg-type]
+    assert not verify_ed25519(public, 3, key._key.sign(bytes(3)))  # type: ignore[arg-type]
+    assert not verify_ed25519(public, True, key._key.sign(b"\x00"))  # type: ignore[arg-type]
+    for bad in (None, "m", -1, [300]):
+        assert not verify_ed25519(public, bad, key._key.sign(b"m"))  # type: ignore[arg-type]
+        assert not verify_ed25519(bad, b"m", key._key.sign(b"m"))  # type: ignore[arg-type]
+        assert not verify_ed25519(public, b"m", bad)  # type: ignore[arg-type]

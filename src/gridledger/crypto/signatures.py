@@ -104,6 +104,13 @@ def _small_order_encodings() -> frozenset[bytes]:
 _SMALL_ORDER = _small_order_encodings()
 
 
+def _exact_bytes(value: object) -> bytes | None:
+    """``value`` as bytes if it is bytes-like, else ``None``."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    return None
+
+
 def _is_canonical_point_encoding(encoded: bytes) -> bool:
     """True unless the y-coordinate (the low 255 bits) is p or more.
 
@@ -135,18 +142,24 @@ def verify_ed25519(public_key: bytes, message: bytes, signature: bytes) -> bool:
     honest signature. Why not libsodium: ed25519-zebra verifies in about 35 µs
     here against libsodium's 53 µs, and this check is a third of a replica's
     CPU under load (`docs/benchmarks.md`). Changing the rule is a protocol
-    change: a consortium upgrades all its replicas at once.
+    change: replicas on the old rule could refuse a block that the new accept,
+    so a consortium upgrades all its replicas at once (the same release changed
+    the replay rule and the store, which already requires it), and anyone who
+    checks these signatures outside gridledger must apply this rule, not
+    libsodium's (`docs/protocols/crypto.md`).
     """
-    if len(signature) != ED25519_SIGNATURE_SIZE or len(public_key) != ED25519_PUBLIC_KEY_SIZE:
+    key, msg, sig = _exact_bytes(public_key), _exact_bytes(message), _exact_bytes(signature)
+    if key is None or msg is None or sig is None:
+        return False  # never coerce: bytes(3) would be three zero bytes
+    if len(sig) != ED25519_SIGNATURE_SIZE or len(key) != ED25519_PUBLIC_KEY_SIZE:
         return False
-    signature, public_key, message = bytes(signature), bytes(public_key), bytes(message)
-    r = signature[:32]
-    if r in _SMALL_ORDER or public_key in _SMALL_ORDER:
+    r = sig[:32]
+    if r in _SMALL_ORDER or key in _SMALL_ORDER:
         return False
-    if not (_is_canonical_point_encoding(r) and _is_canonical_point_encoding(public_key)):
+    if not (_is_canonical_point_encoding(r) and _is_canonical_point_encoding(key)):
         return False
     try:
-        return bool(_zebra.ed_verify(signature, message, public_key))
+        return bool(_zebra.ed_verify(sig, msg, key))
     except (TypeError, ValueError):
         return False
 

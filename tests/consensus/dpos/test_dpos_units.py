@@ -278,3 +278,20 @@ def test_a_call_of_more_requests_than_a_block_holds_is_forwarded_in_full() -> No
     for e in mine:
         receiver.on_frame(0, e.frame, 1_001)
     assert all(r.payload in receiver.mempool for r in reqs)
+
+
+def test_the_signature_cache_cannot_be_hit_by_shifting_bytes_between_signature_and_message() -> (
+    None
+):
+    """A remembered success must not vouch for ``(sig || m[0], m[1:])``: the cache key
+    frames the signature's length, so a 65-byte "signature" is checked, and refused."""
+    from gridledger.consensus.dpos.finality import is_valid_signature_cached
+    from gridledger.crypto.hashing import register_tag
+
+    tag = register_tag("gridledger/test/dpos-cache/1")
+    key = Ed25519PrivateKey.generate(DeterministicRng(41))
+    message = b"vote for block 7"
+    signature = key.sign(tag, message)
+    assert is_valid_signature_cached(key.public_key.raw, tag, message, signature)
+    shifted = signature + message[:1]
+    assert not is_valid_signature_cached(key.public_key.raw, tag, message[1:], shifted)

@@ -47,8 +47,12 @@ def is_valid_signature_cached(
     public_key: bytes, tag: HashTag, message: bytes, signature: bytes
 ) -> bool:
     """Ed25519 verification that remembers successes (failures are checked every time)."""
-    digest = hashlib.sha256(
-        b"%d:" % len(public_key) + public_key + tag.prefix + signature + message
+    digest = hashlib.sha256(  # every variable-length part framed: no two inputs share bytes
+        b"%d:%d:" % (len(public_key), len(signature))
+        + public_key
+        + tag.prefix
+        + signature
+        + message
     ).digest()
     if digest in _verified:
         return True
