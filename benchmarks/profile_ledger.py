@@ -78,7 +78,7 @@ STAGES: list[tuple[str, str, Any, str]] = [
     ("store: vote log (update_meta, fsync)", "", storage_sqlite.SqliteBlockStore, "update_meta"),
     ("execute: Ledger.commit", "", chain_mod.Ledger, "commit"),
     (
-        "signature check (libsodium)",
+        "signature check (ed25519-zebra)",
         "execute: Ledger.commit",
         exec_mod,
         "is_valid_transaction_signature",
@@ -100,7 +100,7 @@ STAGES: list[tuple[str, str, Any, str]] = [
 ]
 
 
-_SIG = "signature check (libsodium)"
+_SIG = "signature check (ed25519-zebra)"
 _CONTRACT = "contract (kv-set: decode payload, receipt)"
 
 
