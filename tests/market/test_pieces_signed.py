@@ -10,12 +10,12 @@ from dataclasses import replace
 
 import pytest
 
-from gridledger.crypto.encoding import decode_as
+from gridledger.crypto.encoding import decode_as, encode
 from gridledger.crypto.signatures import Ed25519PrivateKey, RsaPrivateKey
 from gridledger.market import client, keys
 from gridledger.market.messages import (
     LEG_MONEY,
-    BoundPieceRequest,
+    PIECE_REQUEST_TAG,
     Pairing,
     SignedPieceRequest,
     compute_evidence_id,
@@ -44,9 +44,23 @@ def world() -> World:
     return make_world([RsaPrivateKey.generate(2048) for _ in range(3 + len(DENOMINATIONS))])
 
 
-def signed_request(chain: Chain, who: Pseudonym, round_: int = ROUND) -> SignedPieceRequest:
+def signed_request(
+    chain: Chain,
+    who: Pseudonym,
+    round_: int = ROUND,
+    *,
+    max_amount: int | None = None,
+    window_ms: int = 60_000,
+) -> SignedPieceRequest:
+    """Signed to accept the DSO's fallback price, within the next minute of block time."""
     request = client.create_piece_request(chain.slot, chain.rng)
-    return client.sign_piece_request(request, who.key, round_)
+    return client.sign_piece_request(
+        request,
+        who.key,
+        round_,
+        max_amount=chain.config.dso_import_price if max_amount is None else max_amount,
+        not_after_ms=chain.now_ms + window_ms,
+    )
 
 
 def pair(chain: Chain, signed: SignedPieceRequest) -> Pairing:
@@ -104,9 +118,8 @@ def test_forged_foreign_revoked_and_replayed_requests_are_refused(world: World) 
     honest = signed_request(chain, victim)
     # an attacker names the victim's pseudonym but cannot sign for it
     thief = Ed25519PrivateKey.generate(chain.rng)
-    forged_body = BoundPieceRequest(honest.body.request, victim.raw, ROUND)
-    forged = client.sign_piece_request(honest.body.request, thief, ROUND)
-    forged = SignedPieceRequest(forged_body, forged.signature)
+    forged_body = replace(honest.body, pseudonym=victim.raw)
+    forged = SignedPieceRequest(forged_body, thief.sign(PIECE_REQUEST_TAG, encode(forged_body)))
     cases = [
         (forged, "does not verify"),
         (signed_request(chain, world.other_round), "round"),
@@ -173,3 +186,45 @@ def test_a_lifted_inner_request_neither_burns_nor_collides_with_the_signed_one(
     assert get_bound_request(chain.view(), pairing.pairing_id) == signed
     (again,) = chain.commit(chain.tx(KIND, signed))
     assert not again.ok and "replay" in again.reason
+
+
+def test_a_request_pairs_only_up_to_the_cost_it_signed_and_leaves_nothing_when_refused(
+    world: World,
+) -> None:
+    """Signed for a peer's piece only: with no offer open the DSO's pairing would cost
+    more, so the request is refused and leaves no pairing, no invoice, no debt; the same
+    signed request pairs once an offer is there (its nonce was not burnt)."""
+    chain = make_chain(world)
+    assert chain.config.dso_import_price > chain.config.piece_price
+    who = world.pseudonyms[1]
+    peers_only = signed_request(chain, who, max_amount=chain.config.piece_price)
+    before = len(list(chain.view().scan(keys.PAIRING)))
+    (refused,) = chain.commit(chain.tx(KIND, peers_only))
+    assert not refused.ok and "at most" in refused.reason
+    assert len(list(chain.view().scan(keys.PAIRING))) == before
+    offer, secrets = client.create_piece_offer(chain.slot, chain.rng)
+    chain.commit_ok(chain.tx("market.piece-offer", offer))
+    pairing = pair(chain, peers_only)
+    assert client.is_our_pairing(pairing, secrets) and pairing.amount == chain.config.piece_price
+
+
+def test_a_request_held_back_past_its_window_cannot_pair_nor_get_its_signer_accused(
+    world: World,
+) -> None:
+    """A relay that holds a signed request and submits it after the requester stopped
+    watching (or after it asked again) gets a refusal: no pairing, so no default."""
+    chain = make_chain(world)
+    who = world.pseudonyms[2]
+    held = signed_request(chain, who, window_ms=5_000)
+    chain.commit_ok(at_ms=chain.now_ms + 10_000)  # time passes: the requester gave up
+    before = len(list(chain.view().scan(keys.PAIRING)))
+    (late,) = chain.commit(chain.tx(KIND, held))
+    assert not late.ok and "expired" in late.reason
+    assert len(list(chain.view().scan(keys.PAIRING))) == before
+    # the bounds are signed: raising them breaks the signature
+    for raised in (
+        replace(held.body, not_after_ms=held.body.not_after_ms + 60_000),
+        replace(held.body, max_amount=held.body.max_amount + 1),
+    ):
+        (forged,) = chain.commit(chain.tx(KIND, SignedPieceRequest(raised, held.signature)))
+        assert not forged.ok and "does not verify" in forged.reason

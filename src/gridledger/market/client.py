@@ -152,10 +152,22 @@ def create_piece_request(slot: int, rng: Rng) -> PieceRequest:
 
 
 def sign_piece_request(
-    request: PieceRequest, pseudonym_key: Ed25519PrivateKey, round_: int
+    request: PieceRequest,
+    pseudonym_key: Ed25519PrivateKey,
+    round_: int,
+    *,
+    max_amount: int,
+    not_after_ms: int,
 ) -> SignedPieceRequest:
-    """An accountable request: bound to the round's pseudonym, which then owes its pairing."""
-    body = BoundPieceRequest(request, pseudonym_key.public_key.raw, round_)
+    """An accountable request: bound to the round's pseudonym, which then owes its pairing.
+
+    It pairs only in a block no later than ``not_after_ms`` and only at a cost of
+    at most ``max_amount``: pass ``config.piece_price`` to accept peers' pieces
+    only, or ``config.dso_import_price`` to accept the DSO's fallback too.
+    """
+    body = BoundPieceRequest(
+        request, pseudonym_key.public_key.raw, round_, max_amount, not_after_ms
+    )
     return SignedPieceRequest(body, pseudonym_key.sign(PIECE_REQUEST_TAG, encode(body)))
 
 

@@ -295,7 +295,7 @@ class PieceRequest:
     nonce: bytes
 
 
-@wire_type("market.bound-piece-request/1")
+@wire_type("market.bound-piece-request/2")
 @dataclass(frozen=True)
 class BoundPieceRequest:
     """A ``Request_j`` bound to the requester's round pseudonym (an accountable request).
@@ -307,11 +307,23 @@ class BoundPieceRequest:
     :class:`~gridledger.identity.messages.ContractDefault` naming that pseudonym,
     which t of n trustees can trace. The price: one round's requests are linkable
     to each other (like one round's orders), not to a household.
+
+    Because a signed request creates a debt, the requester also signs what it
+    agrees to owe: at most ``max_amount`` (a pairing that would cost more, such
+    as the DSO's when the requester only wants a peer's piece, is refused) and
+    only in a block no later than ``not_after_ms``. Without the time bound,
+    whoever holds the signed request (a relay, a replica) could submit it long
+    after the requester stopped watching, or after the requester, seeing no
+    answer, asked again: the requester would then owe a pairing it never
+    learned of, and be accused of a default. With it, once ``not_after_ms`` has
+    passed in a committed block the requester knows the request can never pair.
     """
 
     request: PieceRequest
     pseudonym: bytes
     round: int
+    max_amount: int
+    not_after_ms: int
 
 
 @wire_type("market.signed-piece-request/1")

@@ -22,9 +22,10 @@ names only one-time keys, a request only a random nonce.
   offer, if still valid, goes back to the pool in its old place.
 * :func:`process_signed_request` - an accountable request
   (:class:`~gridledger.market.messages.SignedPieceRequest`): the same pairing, but
-  signed under a certified round pseudonym (checked as an order's is); unpaid at
-  its deadline it also leaves a ``ContractDefault`` naming that pseudonym, the
-  evidence identity's trustees trace (seed 003's anonymous request cannot be).
+  signed under a certified round pseudonym (checked as an order's is), and only
+  up to the cost and the block time the requester signed; unpaid at its deadline
+  it also leaves a ``ContractDefault`` naming that pseudonym, the evidence
+  identity's trustees trace (seed 003's anonymous request cannot be).
 """
 
 from __future__ import annotations
@@ -189,12 +190,21 @@ def process_signed_request(
     except (InvalidSignature, KeyFormatError):
         raise BadSignature("the pseudonym key's signature on the request does not verify") from None
     check_pseudonym(get_identity_reader(view), body.pseudonym, body.round, ctx.timestamp_ms)
+    if ctx.timestamp_ms > body.not_after_ms:
+        raise PieceRejected(
+            f"request expired: block time {ctx.timestamp_ms} ms is past its "
+            f"not_after_ms {body.not_after_ms}"
+        )
     # Its own nonce and id space: whoever lifts the inner request and sends it
     # anonymously first gets an anonymous pairing, and neither burns this one's nonce
     # nor collides with its pairing.
     signed_id = hash_bytes(PIECE_ID_TAG, b"signed-request" + encode(body))
     raw = _pair_request(view, config, body.request, ctx, signed_id, signed_id)
     pairing = decode_as(Pairing, raw)
+    if pairing.amount > body.max_amount:  # the rejection discards the pairing's writes
+        raise PieceRejected(
+            f"the pairing would cost {pairing.amount}, the request allows at most {body.max_amount}"
+        )
     view.put(keys.BOUND_REQUEST + pairing.pairing_id, encode(signed))
     return raw
 

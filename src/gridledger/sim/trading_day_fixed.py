@@ -87,6 +87,7 @@ from gridledger.sim.trading_day import (
 )
 
 PAY_WINDOW_MS = 10 * 60_000  # a pairing must be paid within 10 minutes of block time
+REQUEST_WINDOW_MS = 60_000  # a signed request pairs in a block within a minute, or never
 OFFER_VALIDITY_MS = 30 * 60_000  # an hour's offers wait out its requests, not its gate
 DSO = "DSO"
 
@@ -215,7 +216,14 @@ class PieceDay(TradingDay):
         if not self.accountable:
             return build_piece_tx(SIM_CHAIN, request, self._one_time_key())
         assert home.credential is not None
-        signed = sign_piece_request(request, home.credential.pseudonym, self.round)
+        # the household accepts the DSO's fallback price, and only in the next blocks
+        signed = sign_piece_request(
+            request,
+            home.credential.pseudonym,
+            self.round,
+            max_amount=self.dso_sell_price,
+            not_after_ms=self.chain.now_ms + REQUEST_WINDOW_MS,
+        )
         return build_signed_piece_tx(SIM_CHAIN, signed, self._one_time_key())
 
     def _new_pairings(self) -> list[Pairing]:
