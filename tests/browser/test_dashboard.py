@@ -3,14 +3,19 @@
 Each page loads from the node, a block and a trade committed while the page is
 open show up within seconds (from the event stream, not a reload), a household
 signs in with its key in the browser (WebCrypto Ed25519) without the key ever
-leaving the page, and a screenshot of every page is kept under docs/screenshots/.
+leaving the page, and a screenshot of every page is taken: into a temporary
+directory, or into docs/screenshots/ when GRIDLEDGER_UPDATE_SCREENSHOTS=1 (so that
+a test run never changes tracked files unless asked to).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from gridledger.crypto.encoding import encode
 from tests.browser.cdp import Browser
@@ -18,7 +23,17 @@ from tests.market.helpers import World
 from tests.node.helpers import make_kv_txs
 from tests.node.http.helpers import CHAIN_ID, RunningConsortium, make_crossing_orders
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: docs/screenshots/ only when asked to update them."""
+    if os.environ.get("GRIDLEDGER_UPDATE_SCREENSHOTS") == "1":
+        return DOCS_SHOTS
+    return tmp_path_factory.mktemp("screenshots")
+
+
 LIVE_S = 5.0  # a committed block or trade must be on the page within this many seconds
 
 
@@ -31,7 +46,7 @@ def open_page(browser: Browser, consortium: RunningConsortium, page: str) -> Non
 
 
 def test_chain_page_shows_a_new_block_live(
-    browser: Browser, consortium: RunningConsortium, traded: list[dict[str, Any]]
+    browser: Browser, consortium: RunningConsortium, traded: list[dict[str, Any]], shots: Path
 ) -> None:
     open_page(browser, consortium, "chain")
     browser.wait_for("document.querySelectorAll('#blocks tr.block').length > 0", 10, "blocks")
@@ -52,11 +67,15 @@ def test_chain_page_shows_a_new_block_live(
         10,
         "every replica connected",
     )
-    browser.screenshot(SHOTS / "chain.png")
+    browser.screenshot(shots / "chain.png")
 
 
 def test_market_page_shows_a_new_trade_live(
-    browser: Browser, consortium: RunningConsortium, live_world: World, traded: list[dict[str, Any]]
+    browser: Browser,
+    consortium: RunningConsortium,
+    live_world: World,
+    traded: list[dict[str, Any]],
+    shots: Path,
 ) -> None:
     open_page(browser, consortium, "market")
     browser.wait_for("document.querySelectorAll('#trades tr.trade').length > 0", 10, "trades")
@@ -75,11 +94,11 @@ def test_market_page_shows_a_new_trade_live(
     browser.wait_for(
         "document.querySelector('#depth-chart path, #depth-chart text') !== null", 5, "depth chart"
     )
-    browser.screenshot(SHOTS / "market.png")
+    browser.screenshot(shots / "market.png")
 
 
 def test_identity_page_lists_the_revoked_pseudonym(
-    browser: Browser, consortium: RunningConsortium, live_world: World
+    browser: Browser, consortium: RunningConsortium, live_world: World, shots: Path
 ) -> None:
     open_page(browser, consortium, "identity")
     revoked = live_world.revoked.raw.hex()
@@ -96,11 +115,15 @@ def test_identity_page_lists_the_revoked_pseudonym(
     browser.wait_for(
         f"document.querySelector('#pc-out').textContent.includes({good!r})", 10, "the certificate"
     )
-    browser.screenshot(SHOTS / "identity.png")
+    browser.screenshot(shots / "identity.png")
 
 
 def test_a_household_signs_in_in_its_browser(
-    browser: Browser, consortium: RunningConsortium, live_world: World, traded: list[dict[str, Any]]
+    browser: Browser,
+    consortium: RunningConsortium,
+    live_world: World,
+    traded: list[dict[str, Any]],
+    shots: Path,
 ) -> None:
     me = live_world.pseudonyms[0]
     seed = me.key._key.private_bytes_raw().hex()
@@ -118,7 +141,7 @@ def test_a_household_signs_in_in_its_browser(
     sent = encode(browser.requests)  # every URL, header and body the page sent
     assert seed.encode() not in sent and seed.upper().encode() not in sent
     assert any(r.get("url", "").endswith("/v1/auth/session") for r in browser.requests)
-    browser.screenshot(SHOTS / "household.png")
+    browser.screenshot(shots / "household.png")
 
 
 def test_a_wrong_key_is_refused_in_the_page(
