@@ -87,7 +87,7 @@ from gridledger.sim.trading_day import (
 )
 
 PAY_WINDOW_MS = 10 * 60_000  # a pairing must be paid within 10 minutes of block time
-REQUEST_WINDOW_MS = 60_000  # a signed request pairs in a block within a minute, or never
+REQUEST_WINDOW_MS = 10 * 60_000  # a signed request pairs within 10 minutes of asking, or never
 OFFER_VALIDITY_MS = 30 * 60_000  # an hour's offers wait out its requests, not its gate
 DSO = "DSO"
 
@@ -176,7 +176,8 @@ class PieceDay(TradingDay):
     def trade_hour(self, hour: int) -> list[TradeRecord]:
         """Offers, then requests, for ``hour``; then every new pairing is paid."""
         slot = (self.day_start_ms + hour * HOUR_MS) // HOUR_MS
-        self.chain.at(self.day_start_ms + hour * HOUR_MS - ORDER_LEAD_MS)
+        asked_at_ms = self.day_start_ms + hour * HOUR_MS - ORDER_LEAD_MS
+        self.chain.at(asked_at_ms)
         offers: list[Transaction] = []
         pending: list[tuple[Home, OrderSecrets]] = []
         for home in self.homes:
@@ -198,7 +199,7 @@ class PieceDay(TradingDay):
                 self.refused_orders += pieces
                 continue
             for _ in range(pieces):
-                requests.append(self._request_tx(home, slot))
+                requests.append(self._request_tx(home, slot, asked_at_ms))
                 askers.append(home)
         if requests:
             # a traced household's pseudonym is revoked: its requests are refused, with reason
@@ -211,18 +212,20 @@ class PieceDay(TradingDay):
                 self.requesters[pairing.pairing_id] = home
         return self._settle_pairings()
 
-    def _request_tx(self, home: Home, slot: int) -> Transaction:
+    def _request_tx(self, home: Home, slot: int, asked_at_ms: int) -> Transaction:
         request = create_piece_request(slot, self.rng)
         if not self.accountable:
             return build_piece_tx(SIM_CHAIN, request, self._one_time_key())
         assert home.credential is not None
-        # the household accepts the DSO's fallback price, and only in the next blocks
+        # the household accepts the DSO's fallback price, and only in the next blocks; the
+        # bound is counted from the schedule, not the clock, so that a day over replica
+        # processes (wall clock) signs the same requests as one in simulated time
         signed = sign_piece_request(
             request,
             home.credential.pseudonym,
             self.round,
             max_amount=self.dso_sell_price,
-            not_after_ms=self.chain.now_ms + REQUEST_WINDOW_MS,
+            not_after_ms=asked_at_ms + REQUEST_WINDOW_MS,
         )
         return build_signed_piece_tx(SIM_CHAIN, signed, self._one_time_key())
 
