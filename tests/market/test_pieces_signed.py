@@ -12,6 +12,7 @@ import pytest
 
 from gridledger.crypto.encoding import decode_as, encode
 from gridledger.crypto.signatures import Ed25519PrivateKey, RsaPrivateKey
+from gridledger.ledger.execution import compute_nonce_key
 from gridledger.market import client, keys
 from gridledger.market.messages import (
     LEG_MONEY,
@@ -228,3 +229,109 @@ def test_a_request_held_back_past_its_window_cannot_pair_nor_get_its_signer_accu
     ):
         (forged,) = chain.commit(chain.tx(KIND, SignedPieceRequest(raised, held.signature)))
         assert not forged.ok and "does not verify" in forged.reason
+
+
+def _all_but_nonces(chain: Chain) -> dict[bytes, bytes]:
+    nonce_prefix = compute_nonce_key(b"")
+    return {k: v for k, v in chain.ledger.state.items() if not k.startswith(nonce_prefix)}
+
+
+def test_a_refused_request_writes_no_state_key_but_its_senders_nonce(world: World) -> None:
+    """Refused for its cost or its time, a signed request leaves the whole state as an
+    empty block at the same time would (only the transaction's sender nonce moves): no
+    pairing, invoice, due entry, bound request or burnt nonce; an offer past its
+    validity that the refused pairing scanned over is dropped by end of block alone."""
+    for bounds in ({"max_amount": 0}, {"window_ms": -1}):
+        refused, empty = make_chain(world), make_chain(world)
+        for chain in (refused, empty):
+            stale, _ = client.create_piece_offer(chain.slot, chain.rng)
+            chain.commit_ok(chain.tx("market.piece-offer", stale))
+        at_ms = refused.now_ms + refused.config.offer_validity_ms + 1_000
+        refused.now_ms = at_ms - 1_000
+        held = signed_request(refused, world.pseudonyms[1], **bounds)  # type: ignore[arg-type]
+        (receipt,) = refused.commit(refused.tx(KIND, held), at_ms=at_ms)
+        empty.commit_ok(at_ms=at_ms)
+        assert not receipt.ok, bounds
+        assert _all_but_nonces(refused) == _all_but_nonces(empty), bounds
+
+
+def test_extreme_bounds_are_the_signers_own_choice(world: World) -> None:
+    """Negative bounds can never pair; the largest encodable ones pair like any other
+    (the amount is the contract's, never the request's); block time equal to
+    ``not_after_ms`` still pairs; a far-future ``not_after_ms`` does not outlive the
+    slot's gate, so no cap is needed."""
+    chain = make_chain(world)
+    who = world.pseudonyms[3]
+    top = 2**64 - 1
+    for signed, reason in (
+        (signed_request(chain, who, max_amount=-(2**64)), "at most"),
+        (signed_request(chain, who, max_amount=-1), "at most"),
+        (signed_request(chain, who, window_ms=-chain.now_ms - 2**64), "expired"),
+    ):
+        assert signed.body.max_amount < 0 or signed.body.not_after_ms == -(2**64)
+        (receipt,) = chain.commit(chain.tx(KIND, signed))
+        assert not receipt.ok and reason in receipt.reason
+    huge = signed_request(chain, who, max_amount=top, window_ms=top - chain.now_ms)
+    assert pair(chain, huge).amount == chain.config.dso_import_price
+    exact = signed_request(chain, who, window_ms=1_000)  # the next block is at +1 s
+    assert pair(chain, exact).amount == chain.config.dso_import_price
+    late = signed_request(chain, who, window_ms=top - chain.now_ms)
+    gate = (chain.slot + 1) * chain.config.slot_ms - chain.config.gate_lead_ms
+    chain.commit_ok(at_ms=gate)
+    (closed,) = chain.commit(chain.tx(KIND, late))
+    assert not closed.ok and "closed" in closed.reason
+
+
+def test_max_amount_bounds_cost_and_is_no_peers_only_flag(world: World) -> None:
+    """When the grid's import price is not above a peer's piece price, a request signed
+    for ``piece_price`` pairs with the DSO too: ``max_amount`` caps what the signer owes,
+    it cannot say who sells."""
+    config = world.market_config(piece_price=2, dso_import_price=2)
+    chain = make_chain(world, config)
+    signed = signed_request(chain, world.pseudonyms[2], max_amount=config.piece_price)
+    dso = pair(chain, signed)
+    assert dso.offer_id == b"" and dso.amount == config.dso_import_price
+
+
+def test_a_refused_request_is_public_and_anyone_may_pair_it_within_its_window(
+    world: World,
+) -> None:
+    """A refusal is not final: the refused transaction (and so the signed body) is in a
+    block, and any relay may send it again before ``not_after_ms``, for instance right
+    after pooling an offer of its own, so that it is the seller. The signer owes that
+    pairing: it can count a request dead only once a committed block is past its
+    ``not_after_ms``."""
+    chain = make_chain(world)
+    who = world.pseudonyms[1]
+    peers_only = signed_request(chain, who, max_amount=chain.config.piece_price)
+    (refused,) = chain.commit(chain.tx(KIND, peers_only))
+    assert not refused.ok
+    stranger = Ed25519PrivateKey.generate(chain.rng)
+    offer, secrets = client.create_piece_offer(chain.slot, chain.rng)
+    (_, paired) = chain.commit_ok(
+        chain.tx("market.piece-offer", offer, stranger), chain.tx(KIND, peers_only, stranger)
+    )
+    pairing = decode_as(Pairing, paired.data)
+    assert client.is_our_pairing(pairing, secrets)
+    assert get_bound_request(chain.view(), pairing.pairing_id) == peers_only
+
+
+def test_a_void_pairing_re_pools_its_offer_but_never_re_pairs_its_request(
+    world: World,
+) -> None:
+    """Only offers go back to the pool; a request pairs at submission or never: its
+    voided pairing leaves its nonce spent, so within its window it is a replay."""
+    chain = make_chain(world)
+    offer, secrets = client.create_piece_offer(chain.slot, chain.rng)
+    chain.commit_ok(chain.tx("market.piece-offer", offer))
+    who = world.pseudonyms[0]
+    signed = signed_request(chain, who, window_ms=chain.config.pay_window_ms * 2)
+    pairing = pair(chain, signed)
+    past_deadline(chain, pairing)
+    assert chain.get(keys.VOID + pairing.pairing_id) is not None
+    (again,) = chain.commit(chain.tx(KIND, signed))
+    assert not again.ok and "replay" in again.reason
+    (anonymous,) = chain.commit_ok(
+        chain.tx("market.piece-request", client.create_piece_request(chain.slot, chain.rng))
+    )
+    assert client.is_our_pairing(decode_as(Pairing, anonymous.data), secrets)
