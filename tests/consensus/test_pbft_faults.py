@@ -164,6 +164,24 @@ def test_bad_pre_prepares_are_refused() -> None:
     assert [type(e).__name__ for e in effects] == ["PersistVotes", "Broadcast"]
 
 
+def test_a_pre_prepare_stamped_far_in_the_past_is_refused() -> None:
+    """A faulty primary must not backdate a fresh batch (block time drives deadlines):
+    a backup whose clock reads 10 h refuses a batch stamped at 5 ms, accepts one
+    stamped just inside the tolerance."""
+    config, keys, states = make_cluster()
+    auth0 = make_auth(config, keys, 0)
+    batch = (ClientRequest(b"c", 1, b"x"),)
+    now_ms = 10 * 3_600_000
+    old = PrePrepare(0, 1, compute_batch_digest(5, batch), batch, 5)
+    assert on_message(states[1], auth0.seal(old), now_ms) == []
+    assert states[1].rejected.get("timestamp-behind") == 1
+    assert states[1].log.get(1) is None or states[1].log[1].pre_prepare is None
+    ts = now_ms - config.timestamp_tolerance_ms
+    recent = PrePrepare(0, 1, compute_batch_digest(ts, batch), batch, ts)
+    effects = on_message(states[2], auth0.seal(recent), now_ms)
+    assert [type(e).__name__ for e in effects] == ["PersistVotes", "Broadcast"]
+
+
 def test_new_view_o_set_reproposes_prepared_batches_and_fills_gaps() -> None:
     config, keys, _ = make_cluster()
     auths = [make_auth(config, keys, i) for i in range(4)]

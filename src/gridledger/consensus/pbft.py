@@ -989,6 +989,11 @@ def _is_acceptable_batch(state: ReplicaState, pp: PrePrepare, now_ms: int) -> st
             return "replayed-request"
     if pp.timestamp_ms > now_ms + cfg.timestamp_tolerance_ms:
         return "timestamp-ahead"
+    if pp.timestamp_ms < now_ms - cfg.timestamp_tolerance_ms:
+        # A block's time drives deadlines (payments, gates, signed requests' windows):
+        # a faulty primary must not stamp a fresh batch hours in the past. Batches a
+        # new view re-proposes keep their old time and do not come through here.
+        return "timestamp-behind"
     prev = state.log.get(pp.seq - 1)
     if prev is not None and prev.pre_prepare is not None and prev.pre_prepare.batch:
         previous_ts = prev.pre_prepare.timestamp_ms

@@ -162,8 +162,12 @@ def sign_piece_request(
     """An accountable request: bound to the round's pseudonym, which then owes its pairing.
 
     It pairs only in a block no later than ``not_after_ms`` and only at a cost of
-    at most ``max_amount``: pass ``config.piece_price`` to accept peers' pieces
-    only, or ``config.dso_import_price`` to accept the DSO's fallback too.
+    at most ``max_amount``, a cap on the cost and nothing else: with
+    ``config.dso_import_price`` the DSO's fallback is accepted too; with
+    ``config.piece_price`` only a peer's piece, provided the DSO sells dearer than
+    peers (with equal prices the cap cannot tell them apart). A refused request
+    is on chain: anyone may send it again until ``not_after_ms``, so the
+    requester watches for a pairing until a committed block is past that time.
     """
     body = BoundPieceRequest(
         request, pseudonym_key.public_key.raw, round_, max_amount, not_after_ms

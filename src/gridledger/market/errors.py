@@ -18,7 +18,9 @@
                                (a ``ConfigError``, as the plugin loader expects)
 
 Every error carries ``reason``; the contract copies it into the rejected
-receipt and writes nothing (all checks run before the first write).
+receipt and writes nothing: the ledger discards a rejected transaction's
+writes (most checks run before the first write anyway; an accountable piece
+request's cost bound is checked on the pairing it would make).
 """
 
 from __future__ import annotations

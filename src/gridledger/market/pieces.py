@@ -203,7 +203,9 @@ def process_signed_request(
     pairing = decode_as(Pairing, raw)
     if pairing.amount > body.max_amount:  # the rejection discards the pairing's writes
         raise PieceRejected(
-            f"the pairing would cost {pairing.amount}, the request allows at most {body.max_amount}"
+            f"the pairing would cost {pairing.amount}, the request allows at most "
+            f"{body.max_amount} (not final: anyone may send it again until "
+            f"not_after_ms {body.not_after_ms})"
         )
     view.put(keys.BOUND_REQUEST + pairing.pairing_id, encode(signed))
     return raw

@@ -206,6 +206,8 @@ class PieceDay(TradingDay):
             receipts = self.chain.submit(requests, must_commit=False)
             for receipt, home in zip(receipts, askers, strict=True):
                 if receipt["status"] != "committed":
+                    if "revoked" not in receipt.get("reason", ""):  # only a traced household's
+                        raise TradingDayError(f"a piece request was refused: {receipt}")
                     self.refused_orders += 1
                     continue
                 pairing = decode_as(Pairing, bytes.fromhex(receipt["data"]))
