@@ -77,8 +77,7 @@ def is_valid_ed25519_public_key(raw: bytes) -> bool:
     return bool(_sodium.crypto_core_ed25519_is_valid_point(raw))
 
 
-def _field_p() -> int:
-    return 2**255 - 19
+_FIELD_P = 2**255 - 19  # edwards25519's base field
 
 
 def _small_order_encodings() -> frozenset[bytes]:
@@ -90,7 +89,7 @@ def _small_order_encodings() -> frozenset[bytes]:
     (the only y < 19, whose y + p still fits in 255 bits). This is libsodium's
     blocklist (``ge25519_has_small_order``), built here from the curve.
     """
-    p = _field_p()
+    p = _FIELD_P
     order_8 = bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")
     points, acc = [], bytes([1]) + bytes(31)  # the identity
     for _ in range(8):
