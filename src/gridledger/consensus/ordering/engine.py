@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
 from gridledger.consensus.engine import (
@@ -159,9 +158,6 @@ class JetStreamEngine:
         key = "tx/" + hashlib.sha256(request.payload).hexdigest()
         entry = LogEntry(TX, 0, now_ms, encode(request))
         return [AppendToLog(key, encode(entry))]
-
-    def on_requests(self, requests: Sequence[ClientRequest], now_ms: int) -> list[EngineEffect]:
-        return [e for request in requests for e in self.on_request(request, now_ms)]
 
     def on_log(self, seq: int, payload: bytes, now_ms: int) -> list[EngineEffect]:
         self.now_ms = max(self.now_ms, now_ms)

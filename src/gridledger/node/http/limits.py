@@ -4,11 +4,15 @@ Both answer with a problem document before the app sees the request:
 
 * :class:`BodyLimit`: a declared ``Content-Length`` above the limit is refused
   at once; a body streamed without one is counted and refused as soon as it
-  passes the limit (so no request is ever buffered past ``max_bytes``). After
-  the refusal the rest of the body is read and thrown away, up to a bound in
-  bytes and time (a "lingering close", as nginx does): closing on a client
-  still sending makes its TCP stack reset the connection, and the client then
-  sees a broken connection instead of the 413.
+  passes the limit (so no request is ever buffered past ``max_bytes``). The
+  413's headers and body go out at once, but the response is completed (and
+  the connection closed) only after the rest of the request body has been read
+  and thrown away, up to a bound in bytes and time (a "lingering close", as
+  nginx does): a socket closed with unread input makes the kernel send a
+  reset, which can destroy the 413 still in flight, and the client then sees a
+  broken connection instead of the answer. The drain must come before the
+  completion: once uvicorn has a complete response it answers every
+  ``receive`` with a disconnect and closes the socket.
 * :class:`RateLimit`: a token bucket per client address (``rate`` requests per
   second, bursts up to ``burst``); an exhausted bucket answers 429 with
   ``Retry-After``. The table of buckets is bounded: the least recently seen
